@@ -1,0 +1,7 @@
+{
+  "targets": [{
+    "target_name": "tern_netns",
+    "sources": ["netns.c"],
+    "cflags": ["-Wall", "-Wextra", "-O2"]
+  }]
+}

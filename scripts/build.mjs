@@ -1,0 +1,23 @@
+// Build: compile TypeScript to dist/src, then write the executables into
+// dist/bin (CNI_PATH can point there). Each binary is a tiny launcher.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+
+const bins = {
+  tern: 'cni-plugin/main.js',
+  'tern-ipam': 'ipam/plugin-main.js',
+  ternctl: 'cli/main.js',
+};
+const binDir = path.join(root, 'dist/bin');
+fs.mkdirSync(binDir, { recursive: true });
+for (const [name, entry] of Object.entries(bins)) {
+  if (!fs.existsSync(path.join(root, 'dist/src', entry))) continue;
+  const file = path.join(binDir, name);
+  fs.writeFileSync(file, `#!/usr/bin/env node\nrequire('../src/${entry}');\n`);
+  fs.chmodSync(file, 0o755);
+}

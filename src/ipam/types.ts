@@ -1,0 +1,57 @@
+/**
+ * The IPAM seam between the CNI plugin and whichever allocator backs it.
+ * The interim local allocator and the block allocator both implement `Ipam`.
+ */
+
+/** Who an allocation belongs to. The handle is `<network>.<containerID>.<ifname>`. */
+export interface AllocationKey {
+  network: string;
+  containerId: string;
+  ifname: string;
+}
+
+export function handleId(k: AllocationKey): string {
+  return `${k.network}.${k.containerId}.${k.ifname}`;
+}
+
+export interface AllocationAttrs {
+  namespace?: string;
+  pod?: string;
+  node?: string;
+  tenant?: string;
+}
+
+export interface AllocateRequest {
+  key: AllocationKey;
+  /** Pool CIDRs from the config, v4 and/or v6; one address per family is handed out. */
+  pools: string[];
+  /** Specific addresses asked for (CNI_ARGS IP= or the `ips` capability), without prefix length. */
+  requested?: string[];
+  attrs?: AllocationAttrs;
+}
+
+export interface AllocatedIp {
+  /** Address without prefix length. */
+  address: string;
+  family: 4 | 6;
+  /** The pool it came from. */
+  pool: string;
+}
+
+export interface Allocation {
+  key: AllocationKey;
+  ips: AllocatedIp[];
+  attrs?: AllocationAttrs;
+}
+
+export interface Ipam {
+  /** Idempotent: a repeated ADD of the same key returns the same addresses. */
+  allocate(req: AllocateRequest): Promise<AllocatedIp[]>;
+  /** Idempotent: releasing an unknown key is a no-op. */
+  release(key: AllocationKey): Promise<void>;
+  get(key: AllocationKey): Promise<Allocation | undefined>;
+  list(network?: string): Promise<Allocation[]>;
+  /** Whether an allocation could be made now (CNI STATUS). Throws a TernError otherwise. */
+  status(pools: string[]): Promise<void>;
+  close(): Promise<void>;
+}

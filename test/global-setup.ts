@@ -1,0 +1,27 @@
+/**
+ * Backstop for the per-file sandboxes: after the whole run, remove every
+ * namespace under this run's prefix and kill every tracked PID still alive.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PID_DIR, killTracked, killNetnsPids, listNetns, runPrefix, sh } from './sandbox';
+
+export function setup(): void {
+  runPrefix();
+}
+
+export function teardown(): void {
+  const prefix = runPrefix();
+  let pids: string[] = [];
+  try {
+    pids = fs.readdirSync(PID_DIR);
+  } catch {
+    /* none */
+  }
+  for (const p of pids) killTracked(Number(p), 'SIGKILL');
+  for (const ns of listNetns().filter((n) => n.startsWith(`${prefix}-`))) {
+    killNetnsPids(ns);
+    sh('ip', ['netns', 'del', ns]);
+  }
+  fs.rmSync(path.join(PID_DIR), { recursive: true, force: true });
+}
