@@ -13,7 +13,7 @@ bash scripts/root-snapshot.sh > .test-state/root-before.txt
 vitest=node_modules/vitest/vitest.mjs
 node "$vitest" run --reporter=default --reporter=json --outputFile.json=.test-state/main.json "$@"
 main_rc=$?
-node "$vitest" run --config vitest.final.config.ts --reporter=default --reporter=json --outputFile.json=.test-state/final.json
+node "$vitest" run --config vitest.final.config.mts --reporter=default --reporter=json --outputFile.json=.test-state/final.json
 final_rc=$?
 
 node scripts/summarize.mjs .test-state/main.json .test-state/final.json > .test-state/summary
