@@ -1,5 +1,6 @@
 // Build: compile TypeScript to dist/src, then write the executables into
-// dist/bin (CNI_PATH can point there). Each binary is a tiny launcher.
+// dist/bin (CNI_PATH can point there). Each binary is a tiny launcher that
+// calls the entry module's exported run().
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -18,6 +19,6 @@ fs.mkdirSync(binDir, { recursive: true });
 for (const [name, entry] of Object.entries(bins)) {
   if (!fs.existsSync(path.join(root, 'dist/src', entry))) continue;
   const file = path.join(binDir, name);
-  fs.writeFileSync(file, `#!/usr/bin/env node\nrequire('../src/${entry}');\n`);
+  fs.writeFileSync(file, `#!/usr/bin/env node\nrequire('../src/${entry}').run();\n`);
   fs.chmodSync(file, 0o755);
 }

@@ -54,6 +54,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (require.main === module) {
+/** Entry for dist/bin/ternctl. */
+export function run(): void {
   void main(process.argv).then((code) => process.exit(code));
 }
