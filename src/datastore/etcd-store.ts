@@ -1,0 +1,199 @@
+/**
+ * EtcdStore: the cluster backend. Store revisions are etcd revisions, CAS is
+ * an etcd transaction comparing mod_revision (create compares it with 0), and
+ * a failed transaction reads the touched keys in its else branch, so a retry
+ * needs no extra round trip. Any transport failure (unreachable, no quorum,
+ * deadline) is TRY_AGAIN_LATER: the caller may retry, nothing was half-applied
+ * because every write is one etcd transaction.
+ */
+import * as fs from 'node:fs';
+import { Etcd3, type IOptions } from 'etcd3';
+import type * as RPC from 'etcd3/lib/rpc';
+import { TernError, messageOf } from '../lib/errors';
+import { TxnStore } from './txn-store';
+import type { KeyValue, Snapshot, TxnOp, TxnResult, WatchEvent, Watcher } from './types';
+
+export interface EtcdStoreOptions {
+  endpoints: string[];
+  /** PEM file paths for TLS; `ca` alone gives server-verified TLS, cert+key add client auth. */
+  ca?: string;
+  cert?: string;
+  key?: string;
+  /** Every key is stored under this prefix (lets tests and tenants share one etcd). */
+  prefix?: string;
+  /** Per-request deadline (ms). */
+  timeoutMs?: number;
+}
+
+const enc = (s: string): Buffer => Buffer.from(s, 'utf8');
+
+/** etcd's prefix range end: the prefix with its last byte incremented. */
+export function etcdPrefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i] < 0xff) {
+      end[i]++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}
+
+function toStoreError(e: unknown, what: string): TernError {
+  if (e instanceof TernError) return e;
+  return new TernError('TRY_AGAIN_LATER', `etcd ${what}: ${messageOf(e)}`, { cause: e });
+}
+
+export class EtcdStore extends TxnStore {
+  private readonly client: Etcd3;
+  private readonly prefix: string;
+  private readonly timeoutMs: number;
+  private readonly watchers = new Set<Watcher>();
+
+  constructor(opts: EtcdStoreOptions) {
+    super();
+    if (opts.endpoints.length === 0) throw new TernError('INVALID_CONFIG', 'etcd: no endpoints');
+    const o: IOptions = { hosts: opts.endpoints, dialTimeout: opts.timeoutMs ?? 5000 };
+    if (opts.ca || opts.cert || opts.key) {
+      if (!opts.ca) throw new TernError('INVALID_CONFIG', 'etcd TLS needs a CA');
+      if (!!opts.cert !== !!opts.key) throw new TernError('INVALID_CONFIG', 'etcd client TLS needs both cert and key');
+      try {
+        o.credentials = {
+          rootCertificate: fs.readFileSync(opts.ca),
+          certChain: opts.cert ? fs.readFileSync(opts.cert) : undefined,
+          privateKey: opts.key ? fs.readFileSync(opts.key) : undefined,
+        };
+      } catch (e) {
+        throw new TernError('INVALID_CONFIG', `etcd TLS files: ${messageOf(e)}`, { cause: e });
+      }
+    }
+    this.client = new Etcd3(o);
+    this.prefix = opts.prefix ?? '';
+    this.timeoutMs = opts.timeoutMs ?? 5000;
+  }
+
+  private call() {
+    return { deadline: Date.now() + this.timeoutMs };
+  }
+
+  private k(key: string): Buffer {
+    return enc(this.prefix + key);
+  }
+
+  private toKv(kv: RPC.IKeyValue): KeyValue {
+    return {
+      key: kv.key.toString('utf8').slice(this.prefix.length),
+      value: kv.value.toString('utf8'),
+      modRevision: Number(kv.mod_revision),
+      createRevision: Number(kv.create_revision),
+    };
+  }
+
+  private rangeOp(key: string, prefix: boolean): RPC.IRequestOp {
+    const k = this.k(key);
+    return { request_range: prefix ? { key: k, range_end: etcdPrefixEnd(k) } : { key: k } };
+  }
+
+
+
+  async read(keys: string[], prefixes: string[] = []): Promise<Snapshot> {
+    // A compare-less transaction of ranges: every read at one revision, one round trip.
+    const success = [...keys.map((k) => this.rangeOp(k, false)), ...prefixes.map((p) => this.rangeOp(p, true))];
+    let res: RPC.ITxnResponse;
+    try {
+      res = await this.client.kv.txn({ compare: [], success, failure: [] }, this.call());
+    } catch (e) {
+      throw toStoreError(e, 'read');
+    }
+    const values = new Map<string, KeyValue>();
+    const lists = new Map<string, KeyValue[]>();
+    keys.forEach((k, i) => {
+      const kv = res.responses[i].response_range.kvs[0];
+      if (kv) values.set(k, this.toKv(kv));
+    });
+    prefixes.forEach((p, i) => {
+      lists.set(p, res.responses[keys.length + i].response_range.kvs.map((kv) => this.toKv(kv)));
+    });
+    return { revision: Number(res.header.revision), values, lists };
+  }
+
+
+
+
+  async txn(ops: TxnOp[]): Promise<TxnResult> {
+    const compare: RPC.ICompare[] = [];
+    const success: RPC.IRequestOp[] = [];
+    for (const o of ops) {
+      const key = this.k(o.key);
+      const mod = (rev: number): RPC.ICompare => ({ key, target: 'Mod', result: 'Equal', mod_revision: String(rev) });
+      switch (o.op) {
+        case 'create':
+          compare.push(mod(0));
+          success.push({ request_put: { key, value: enc(o.value) } });
+          break;
+        case 'update':
+          compare.push(mod(o.revision));
+          success.push({ request_put: { key, value: enc(o.value) } });
+          break;
+        case 'put':
+          success.push({ request_put: { key, value: enc(o.value) } });
+          break;
+        case 'delete':
+          if (o.revision !== undefined) compare.push(mod(o.revision));
+          success.push({ request_delete_range: { key } });
+          break;
+        case 'check':
+          compare.push(mod(o.revision));
+          break;
+      }
+    }
+    const touched = [...new Set(ops.map((o) => o.key))];
+    let res: RPC.ITxnResponse;
+    try {
+      res = await this.client.kv.txn({ compare, success, failure: touched.map((k) => this.rangeOp(k, false)) }, this.call());
+    } catch (e) {
+      throw toStoreError(e, 'txn');
+    }
+    const revision = Number(res.header.revision);
+    if (res.succeeded) return { ok: true, revision };
+    const current = new Map<string, KeyValue>();
+    touched.forEach((k, i) => {
+      const kv = res.responses[i].response_range.kvs[0];
+      if (kv) current.set(k, this.toKv(kv));
+    });
+    return { ok: false, revision, current };
+  }
+
+  async watch(prefix: string, fromRevision: number, onEvent: (e: WatchEvent) => void, onError?: (e: Error) => void): Promise<Watcher> {
+    let w;
+    try {
+      w = await this.client
+        .watch()
+        .prefix(this.prefix + prefix)
+        .startRevision(String(fromRevision + 1))
+        .create();
+    } catch (e) {
+      throw toStoreError(e, 'watch');
+    }
+    w.on('put', (kv) => {
+      const v = this.toKv(kv);
+      onEvent({ type: 'put', key: v.key, value: v.value, revision: v.modRevision });
+    });
+    w.on('delete', (kv) => onEvent({ type: 'delete', key: kv.key.toString('utf8').slice(this.prefix.length), revision: Number(kv.mod_revision) }));
+    w.on('error', (e) => onError?.(e));
+    const watcher: Watcher = {
+      close: async () => {
+        this.watchers.delete(watcher);
+        await w.cancel().catch(() => undefined);
+      },
+    };
+    this.watchers.add(watcher);
+    return watcher;
+  }
+
+
+  async close(): Promise<void> {
+    for (const w of [...this.watchers]) await w.close();
+    this.client.close();
+  }
+}

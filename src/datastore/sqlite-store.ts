@@ -1,0 +1,223 @@
+/**
+ * SqliteStore: the embedded default. One file shared by every CNI process on
+ * the node: WAL so readers never block the writer, BEGIN IMMEDIATE so a write
+ * transaction takes the lock before reading what it compares (no lost
+ * updates between processes), busy_timeout so concurrent writers queue
+ * instead of failing, synchronous=FULL so a committed allocation survives a
+ * crash. kill -9 mid-transaction leaves the previous state: SQLite rolls the
+ * uncommitted WAL frames back on the next open.
+ */
+import Database from 'better-sqlite3';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { TernError } from '../lib/errors';
+import { TxnStore } from './txn-store';
+import type { KeyValue, Snapshot, TxnOp, TxnResult, WatchEvent, Watcher } from './types';
+
+export const DEFAULT_SQLITE_PATH = '/var/lib/tern/tern.db';
+
+export interface SqliteStoreOptions {
+  path?: string;
+  /** How long a writer waits for the lock before TRY_AGAIN_LATER (ms). */
+  busyTimeoutMs?: number;
+  /** Watch poll interval (ms): other processes' writes are seen by polling the event log. */
+  pollMs?: number;
+  /** Events kept for watchers; older ones are compacted away. */
+  eventRetention?: number;
+}
+
+interface Row {
+  key: string;
+  value: string;
+  mod_rev: number;
+  create_rev: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, create_rev INTEGER NOT NULL, mod_rev INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (id INTEGER PRIMARY KEY CHECK (id = 1), rev INTEGER NOT NULL, compacted INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (id, rev, compacted) VALUES (1, 0, 0);
+CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, rev INTEGER NOT NULL, key TEXT NOT NULL, value TEXT, type INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS events_rev ON events (rev);
+`;
+
+function toKv(r: Row): KeyValue {
+  return { key: r.key, value: r.value, modRevision: r.mod_rev, createRevision: r.create_rev };
+}
+
+/** Upper bound of a prefix range: keys k with prefix <= k < prefixEnd(prefix). */
+export function prefixEnd(prefix: string): string {
+  return prefix + '\uffff';
+}
+
+/** SQLite errors as TernErrors: lock contention past busy_timeout is retryable (CNI 11). */
+function toStoreError(e: unknown): TernError {
+  if (e instanceof TernError) return e;
+  const code = (e as { code?: string }).code ?? '';
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+    return new TernError('TRY_AGAIN_LATER', 'datastore busy', { cause: e });
+  }
+  return new TernError('IO_FAILURE', `sqlite: ${(e as Error).message}`, { cause: e });
+}
+
+export class SqliteStore extends TxnStore {
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly pollMs: number;
+  private readonly retention: number;
+  private readonly watchers = new Set<() => void>();
+  private closed = false;
+  private readonly st: {
+    get: Database.Statement<[string], Row>;
+    range: Database.Statement<[string, string], Row>;
+    rev: Database.Statement<[], { rev: number; compacted: number }>;
+    bump: Database.Statement<[], unknown>;
+    upsert: Database.Statement<[string, string, number, number], unknown>;
+    del: Database.Statement<[string], unknown>;
+    event: Database.Statement<[number, string, string | null, number], unknown>;
+    events: Database.Statement<[number, string, string], { rev: number; key: string; value: string | null; type: number }>;
+  };
+
+  constructor(opts: SqliteStoreOptions = {}) {
+    super();
+    this.path = opts.path ?? DEFAULT_SQLITE_PATH;
+    this.pollMs = opts.pollMs ?? 100;
+    this.retention = opts.eventRetention ?? 10_000;
+    try {
+      fs.mkdirSync(path.dirname(this.path), { recursive: true });
+      this.db = new Database(this.path, { timeout: opts.busyTimeoutMs ?? 15_000 });
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      // Schema creation races between first-time processes; IMMEDIATE serialises it.
+      this.db.transaction(() => this.db.exec(SCHEMA)).immediate();
+    } catch (e) {
+      throw toStoreError(e);
+    }
+    this.st = {
+      get: this.db.prepare('SELECT key, value, mod_rev, create_rev FROM kv WHERE key = ?'),
+      range: this.db.prepare('SELECT key, value, mod_rev, create_rev FROM kv WHERE key >= ? AND key < ? ORDER BY key'),
+      rev: this.db.prepare('SELECT rev, compacted FROM meta WHERE id = 1'),
+      bump: this.db.prepare('UPDATE meta SET rev = rev + 1 WHERE id = 1'),
+      upsert: this.db.prepare(
+        'INSERT INTO kv (key, value, create_rev, mod_rev) VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev',
+      ),
+      del: this.db.prepare('DELETE FROM kv WHERE key = ?'),
+      event: this.db.prepare('INSERT INTO events (rev, key, value, type) VALUES (?, ?, ?, ?)'),
+      events: this.db.prepare('SELECT rev, key, value, type FROM events WHERE rev > ? AND key >= ? AND key < ? ORDER BY seq'),
+    };
+  }
+
+  private guard<T>(fn: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new TernError('INTERNAL', 'store closed'));
+    try {
+      return Promise.resolve(fn());
+    } catch (e) {
+      return Promise.reject(toStoreError(e));
+    }
+  }
+
+
+
+  read(keys: string[], prefixes: string[] = []): Promise<Snapshot> {
+    return this.guard(() =>
+      // A deferred read transaction: one WAL snapshot for every key and prefix.
+      this.db.transaction(() => {
+        const values = new Map<string, KeyValue>();
+        for (const k of keys) {
+          const r = this.st.get.get(k);
+          if (r) values.set(k, toKv(r));
+        }
+        const lists = new Map<string, KeyValue[]>();
+        for (const p of prefixes) lists.set(p, this.st.range.all(p, prefixEnd(p)).map(toKv));
+        return { revision: this.st.rev.get()!.rev, values, lists };
+      })(),
+    );
+  }
+
+
+
+
+  txn(ops: TxnOp[]): Promise<TxnResult> {
+    return this.guard(() =>
+      this.db
+        .transaction((): TxnResult => {
+          const cur = new Map<string, KeyValue>();
+          let ok = true;
+          for (const o of ops) {
+            const r = this.st.get.get(o.key);
+            if (r) cur.set(o.key, toKv(r));
+            const rev = r?.mod_rev ?? 0;
+            if (o.op === 'create' && r) ok = false;
+            if ((o.op === 'update' || o.op === 'check') && rev !== o.revision) ok = false;
+            if (o.op === 'delete' && o.revision !== undefined && rev !== o.revision) ok = false;
+          }
+          const before = this.st.rev.get()!.rev;
+          if (!ok) return { ok, revision: before, current: cur };
+          const writes = ops.filter((o) => o.op !== 'check' && !(o.op === 'delete' && !cur.has(o.key)));
+          if (writes.length === 0) return { ok, revision: before };
+          this.st.bump.run();
+          const rev = before + 1;
+          for (const o of writes) {
+            if (o.op === 'delete') {
+              this.st.del.run(o.key);
+              this.st.event.run(rev, o.key, null, 1);
+            } else if (o.op !== 'check') {
+              this.st.upsert.run(o.key, o.value, cur.get(o.key)?.createRevision ?? rev, rev);
+              this.st.event.run(rev, o.key, o.value, 0);
+            }
+          }
+          if (rev % 1000 === 0) this.compact(rev);
+          return { ok, revision: rev };
+        })
+        .immediate(),
+    );
+  }
+
+  private compact(rev: number): void {
+    const keep = rev - this.retention;
+    if (keep <= 0) return;
+    this.db.prepare('DELETE FROM events WHERE rev <= ?').run(keep);
+    this.db.prepare('UPDATE meta SET compacted = ? WHERE id = 1').run(keep);
+  }
+
+  async watch(prefix: string, fromRevision: number, onEvent: (e: WatchEvent) => void, onError?: (e: Error) => void): Promise<Watcher> {
+    const meta = await this.guard(() => this.st.rev.get()!);
+    if (fromRevision < meta.compacted) throw new TernError('CONFLICT', `revision ${fromRevision} compacted (oldest ${meta.compacted})`);
+    let last = fromRevision;
+    let stopped = false;
+    const poll = (): void => {
+      if (stopped || this.closed) return;
+      try {
+        for (const e of this.st.events.all(last, prefix, prefixEnd(prefix))) {
+          onEvent(e.type === 0 ? { type: 'put', key: e.key, value: e.value ?? '', revision: e.rev } : { type: 'delete', key: e.key, revision: e.rev });
+          last = e.rev;
+        }
+      } catch (e) {
+        onError?.(e as Error);
+      }
+    };
+    const timer = setInterval(poll, this.pollMs);
+    const stop = (): void => {
+      stopped = true;
+      clearInterval(timer);
+    };
+    this.watchers.add(stop);
+    poll();
+    return {
+      close: async () => {
+        stop();
+        this.watchers.delete(stop);
+      },
+    };
+  }
+
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    for (const stop of this.watchers) stop();
+    this.watchers.clear();
+    this.closed = true;
+    this.db.close();
+  }
+}
+
