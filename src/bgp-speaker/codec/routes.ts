@@ -176,55 +176,46 @@ function maxLen(o: CodecOptions): number {
   return o.extendedMessage ? MAX_EXTENDED_LEN : MAX_MESSAGE_LEN;
 }
 
+/** Split NLRI into batches whose encoded size fits `room` octets. */
+function packNlri(nlri: readonly Nlri[], addPath: boolean, room: number): Nlri[][] {
+  const out: Nlri[][] = [];
+  let batch: Nlri[] = [];
+  let used = 0;
+  for (const n of nlri) {
+    const l = nlriLength(n, addPath);
+    if (used + l > room && batch.length) {
+      out.push(batch);
+      batch = [];
+      used = 0;
+    }
+    batch.push(n);
+    used += l;
+  }
+  if (batch.length) out.push(batch);
+  return out;
+}
+
 /** UPDATEs announcing `nlri` with one attribute set, packed up to the message size. */
 export function buildAnnouncements(family: number, attrs: RouteAttrs, nlri: readonly Nlri[], o: CodecOptions): Buffer[] {
-  const addPath = o.addPath?.has(family) ?? false;
   const v4 = family === familyKey(Afi.IPV4, Safi.UNICAST);
   const fixed = encodeMessage({ type: 2, withdrawn: [], attrs: wireAttrs(family, attrs, [], o), nlri: [] }, o).length;
   // MP_REACH may switch to an extended length header as NLRI grow: reserve one octet.
   const room = maxLen(o) - fixed - (v4 ? 0 : 1);
-  const out: Buffer[] = [];
-  let batch: Nlri[] = [];
-  let used = 0;
-  const flush = () => {
-    if (!batch.length) return;
-    out.push(encodeMessage(v4 ? { type: 2, withdrawn: [], attrs: wireAttrs(family, attrs, [], o), nlri: batch } : { type: 2, withdrawn: [], attrs: wireAttrs(family, attrs, batch, o), nlri: [] }, o));
-    batch = [];
-    used = 0;
-  };
-  for (const n of nlri) {
-    const l = nlriLength(n, addPath);
-    if (used + l > room) flush();
-    batch.push(n);
-    used += l;
-  }
-  flush();
-  return out;
+  return packNlri(nlri, o.addPath?.has(family) ?? false, room).map((batch) =>
+    encodeMessage(v4 ? { type: 2, withdrawn: [], attrs: wireAttrs(family, attrs, [], o), nlri: batch } : { type: 2, withdrawn: [], attrs: wireAttrs(family, attrs, batch, o), nlri: [] }, o),
+  );
 }
 
 /** UPDATEs withdrawing `nlri`, packed up to the message size. */
 export function buildWithdrawals(family: number, nlri: readonly Nlri[], o: CodecOptions): Buffer[] {
-  const addPath = o.addPath?.has(family) ?? false;
   const v4 = family === familyKey(Afi.IPV4, Safi.UNICAST);
   const room = maxLen(o) - HEADER_LEN - 4 - (v4 ? 0 : 7);
-  const out: Buffer[] = [];
-  let batch: Nlri[] = [];
-  let used = 0;
-  const flush = () => {
-    if (!batch.length) return;
-    const m: UpdateMessage = v4
-      ? { type: 2, withdrawn: batch, attrs: [], nlri: [] }
-      : { type: 2, withdrawn: [], nlri: [], attrs: [{ kind: 'mp-unreach', flags: flagged('mp-unreach'), afi: family >> 8, safi: family & 0xff, withdrawn: batch }] };
-    out.push(encodeMessage(m, o));
-    batch = [];
-    used = 0;
-  };
-  for (const n of nlri) {
-    const l = nlriLength(n, addPath);
-    if (used + l > room) flush();
-    batch.push(n);
-    used += l;
-  }
-  flush();
-  return out;
+  return packNlri(nlri, o.addPath?.has(family) ?? false, room).map((batch) =>
+    encodeMessage(
+      v4
+        ? { type: 2, withdrawn: batch, attrs: [], nlri: [] }
+        : { type: 2, withdrawn: [], nlri: [], attrs: [{ kind: 'mp-unreach', flags: flagged('mp-unreach'), afi: family >> 8, safi: family & 0xff, withdrawn: batch }] },
+      o,
+    ),
+  );
 }
