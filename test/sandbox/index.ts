@@ -187,6 +187,14 @@ export class Sandbox {
     b.ip('link', 'set', bIf, 'up');
   }
 
+  /** Delete one namespace early (e.g. to test a runtime that already removed it). */
+  netnsRemove(ns: Netns): void {
+    killNetnsPids(ns.name);
+    sh('ip', ['netns', 'del', ns.name]);
+    const i = this.namespaces.indexOf(ns);
+    if (i >= 0) this.namespaces.splice(i, 1);
+  }
+
   tmpdir(): string {
     const d = fs.mkdtempSync(path.join('/tmp', `${this.prefix}-`));
     this.tmpDirs.push(d);

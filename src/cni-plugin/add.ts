@@ -1,0 +1,77 @@
+/** ADD: config -> IPAM -> container netns -> veth -> routes -> result (ptp.go's order). */
+import { TernError } from '../lib/errors';
+import { NetnsHandle, Rtnl, applyEndpoint, planEndpoint } from '../dataplane';
+import { openIpam } from './ipam';
+import { buildResult, type CniResult } from './result';
+import { allocationKey, requestedIps, type Ctx } from './context';
+
+/** MTU of the device behind the node's default route (the uplink), else 1500. */
+export async function detectUplinkMtu(): Promise<number> {
+  const rt = Rtnl.open();
+  try {
+    for (const family of [4, 6] as const) {
+      const def = (await rt.listRoutes({ family, table: 254 })).find((r) => r.dst === (family === 4 ? '0.0.0.0/0' : '::/0'));
+      const dev = def?.dev ?? def?.multipath?.[0]?.dev;
+      if (dev) {
+        const link = (await rt.listLinks()).find((l) => l.index === dev);
+        if (link?.mtu) return link.mtu;
+      }
+    }
+    return 1500;
+  } finally {
+    rt.close();
+  }
+}
+
+export function openContainerNs(path: string): NetnsHandle {
+  try {
+    return NetnsHandle.open(path);
+  } catch (e) {
+    throw new TernError('INVALID_ENV', `CNI_NETNS: cannot open ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
+  const { env, conf, log } = ctx;
+  const ns = openContainerNs(env.netns);
+  try {
+    // Refuse before allocating, so a repeated ADD cannot release the address of a live attachment.
+    const cont = Rtnl.open(ns);
+    try {
+      if (await cont.linkByName(env.ifname)) throw new TernError('ALREADY_EXISTS', `interface ${env.ifname} already exists in ${env.netns}`);
+    } finally {
+      cont.close();
+    }
+    const mtu = conf.mtu || (await detectUplinkMtu());
+    const key = allocationKey(ctx);
+    const ipam = openIpam(conf);
+    try {
+      const ips = await ipam.allocate({
+        key,
+        pools: conf.ipam.pools,
+        requested: requestedIps(ctx),
+        attrs: { namespace: env.args.get('K8S_POD_NAMESPACE'), pod: env.args.get('K8S_POD_NAME'), node: conf.nodename },
+      });
+      log.debug({ ips }, 'allocated');
+      try {
+        const plan = planEndpoint({ network: conf.name, containerId: env.containerId, ifname: env.ifname, ips, mtu });
+        const applied = await applyEndpoint(plan, ns);
+        log.info({ host: plan.hostIfName, ips: ips.map((i) => i.address) }, 'attached');
+        return buildResult({
+          version: conf.cniVersion,
+          host: { name: plan.hostIfName, mac: applied.host.mac, mtu },
+          container: { name: env.ifname, mac: applied.container.mac, mtu, sandbox: env.netns },
+          ips,
+          dns: conf.dns,
+        });
+      } catch (e) {
+        await ipam.release(key);
+        throw e;
+      }
+    } finally {
+      await ipam.close();
+    }
+  } finally {
+    ns.close();
+  }
+}

@@ -1,0 +1,21 @@
+/** What every verb gets: the validated env and config, a logger, and the requested IPs. */
+import type { Logger } from '../lib/log';
+import type { NetConf } from './config';
+import type { CniEnv } from './env';
+import type { AllocationKey } from '../ipam/types';
+
+export interface Ctx {
+  env: CniEnv;
+  conf: NetConf;
+  log: Logger;
+}
+
+export function allocationKey(ctx: Ctx): AllocationKey {
+  return { network: ctx.conf.name, containerId: ctx.env.containerId, ifname: ctx.env.ifname };
+}
+
+/** Specific addresses asked for: CNI_ARGS IP=a[,b], the `ips` capability, or args.cni.ips. */
+export function requestedIps(ctx: Ctx): string[] {
+  const fromArgs = (ctx.env.args.get('IP') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return [...new Set([...fromArgs, ...ctx.conf.runtimeIps, ...ctx.conf.argsIps])];
+}

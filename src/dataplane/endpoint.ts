@@ -1,0 +1,73 @@
+/**
+ * Applies an EndpointPlan: host side in the calling thread's namespace,
+ * container side through a socket opened inside the container namespace.
+ * On any failure the host veth (and with it the peer) is removed.
+ */
+import { TernError } from '../lib/errors';
+import { familyOf } from '../lib/cidr';
+import type { EndpointPlan } from './endpoint-plan';
+import { NetnsHandle } from './netns';
+import { Rtnl, type LinkInfo } from './rtnl';
+import { readSysctl, writeSysctl } from './sysctl';
+
+export interface ApplyResult {
+  host: LinkInfo;
+  container: LinkInfo;
+}
+
+export async function applyEndpoint(plan: EndpointPlan, containerNs: NetnsHandle): Promise<ApplyResult> {
+  const host = Rtnl.open();
+  const cont = Rtnl.open(containerNs);
+  try {
+    if (await cont.linkByName(plan.containerIfName)) {
+      throw new TernError('ALREADY_EXISTS', `interface ${plan.containerIfName} already exists in ${containerNs.path}`);
+    }
+    // A host veth of the same name is a leftover of an interrupted ADD of this same attachment.
+    await host.deleteLink(plan.hostIfName);
+    try {
+      await host.createVeth({
+        name: plan.hostIfName,
+        mac: plan.hostMac,
+        mtu: plan.mtu,
+        alias: plan.alias,
+        peer: { name: plan.containerIfName, mtu: plan.mtu, netns: containerNs },
+      });
+      for (const s of plan.hostSysctls) {
+        if (s.key.startsWith('net/ipv6/') && readSysctl(s.key) === undefined) continue; // IPv6 disabled on this node
+        writeSysctl(s);
+      }
+      await host.setLink(plan.hostIfName, { up: true });
+      const hostLink = await host.linkByName(plan.hostIfName);
+      const contLink = await cont.linkByName(plan.containerIfName);
+      if (!hostLink || !contLink) throw new TernError('IO_FAILURE', `veth ${plan.hostIfName} vanished while being configured`);
+      await cont.setLink(plan.containerIfName, { up: true });
+      for (const a of plan.containerAddrs) await cont.addAddress(contLink.index, a, { nodad: familyOf(a.split('/')[0]) === 6 });
+      for (const r of plan.containerRoutes) {
+        await cont.replaceRoute({ dst: r.dst, dev: contLink.index, gateway: r.via, scope: r.scope, protocol: r.protocol });
+      }
+      for (const r of plan.hostRoutes) {
+        await host.replaceRoute({ dst: r.dst, dev: hostLink.index, scope: r.scope, protocol: r.protocol });
+      }
+      return { host: { ...hostLink, up: true }, container: { ...contLink, up: true } };
+    } catch (e) {
+      await host.deleteLink(plan.hostIfName).catch(() => undefined);
+      throw e;
+    }
+  } finally {
+    host.close();
+    cont.close();
+  }
+}
+
+/**
+ * Remove an endpoint by deleting the host veth: the kernel removes its peer in
+ * the container and every route through it. Already gone counts as success.
+ */
+export async function removeEndpoint(hostIfName: string): Promise<boolean> {
+  const host = Rtnl.open();
+  try {
+    return await host.deleteLink(hostIfName);
+  } finally {
+    host.close();
+  }
+}

@@ -1,0 +1,341 @@
+/**
+ * Thin rtnetlink adapter over the `netlink` package: links, veths, addresses
+ * and routes. No decisions here; planners decide, this writes. Kernel errors
+ * come back as TernErrors carrying the errno name.
+ */
+import { createRtNetlink, FlagsNew, type RtNetlinkSocket } from 'netlink';
+import { AttrStream, type StreamData } from 'netlink/dist/structs';
+import * as ifla from 'netlink/dist/rt/ifla';
+import * as rts from 'netlink/dist/rt/gen_structs';
+import { TernError } from '../lib/errors';
+import { addrToBytes, bytesToAddr, familyOf, parsePrefix, bigIntToAddr, type Family } from '../lib/cidr';
+import { NetnsHandle } from './netns';
+
+const AF = { 4: 2, 6: 10 } as const;
+const IFF_UP = 1;
+const RTNH_F_ONLINK = 4;
+const RT_TABLE_MAIN = 254;
+const RTA_MULTIPATH = 9;
+
+export interface LinkInfo {
+  index: number;
+  name: string;
+  mac?: string;
+  mtu?: number;
+  up: boolean;
+  kind?: string;
+  alias?: string;
+}
+
+export interface AddressInfo {
+  index: number;
+  address: string;
+  prefixLen: number;
+  family: Family;
+}
+
+export type RouteScopeName = 'universe' | 'link' | 'host';
+export type RouteTypeName = 'unicast' | 'blackhole' | 'local';
+
+export interface RouteSpec {
+  /** "a.b.c.d/len" or "::/0" */
+  dst: string;
+  dev?: number;
+  gateway?: string;
+  scope?: RouteScopeName;
+  onlink?: boolean;
+  protocol?: number;
+  table?: number;
+  type?: RouteTypeName;
+  /** ECMP next hops; replaces dev/gateway. */
+  multipath?: { gateway: string; dev: number; onlink?: boolean }[];
+}
+
+export interface RouteInfo extends RouteSpec {
+  family: Family;
+  protocol: number;
+  table: number;
+}
+
+export function flat(sd: StreamData): Buffer {
+  const s = new AttrStream();
+  s.emit(sd);
+  return Buffer.concat(s.bufs);
+}
+
+export function macToBytes(mac: string): Buffer {
+  const parts = mac.split(':');
+  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) throw new TernError('INVALID_CONFIG', `invalid MAC "${mac}"`);
+  return Buffer.from(parts.map((p) => parseInt(p, 16)));
+}
+
+export function bytesToMac(b?: Buffer): string | undefined {
+  return b && b.length === 6 ? Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':') : undefined;
+}
+
+/** Map the netlink package's "Request rejected: EEXIST" into a TernError with the errno name. */
+function kernelError(op: string, e: unknown): TernError {
+  const msg = e instanceof Error ? e.message : String(e);
+  const name = /Request rejected: (\w+)/.exec(msg)?.[1] ?? 'EIO';
+  const code = name === 'EEXIST' ? 'ALREADY_EXISTS' : name === 'ENODEV' || name === 'ESRCH' || name === 'ENOENT' ? 'NOT_FOUND' : 'IO_FAILURE';
+  const err = new TernError(code, `${op}: ${name}`, { cause: e, details: name });
+  return err;
+}
+
+export function errnoName(e: unknown): string | undefined {
+  return e instanceof TernError ? e.details : undefined;
+}
+
+const SCOPES: Record<RouteScopeName, number> = { universe: 0, link: 253, host: 254 };
+const TYPES: Record<RouteTypeName, number> = { unicast: 1, local: 2, blackhole: 6 };
+
+function encodeMultipath(hops: NonNullable<RouteSpec['multipath']>): Buffer {
+  const parts: Buffer[] = [];
+  for (const h of hops) {
+    const gw = addrToBytes(h.gateway);
+    const attr = Buffer.alloc(4 + gw.length);
+    attr.writeUInt16LE(4 + gw.length, 0);
+    attr.writeUInt16LE(5 /* RTA_GATEWAY */, 2);
+    gw.copy(attr, 4);
+    const pad = (4 - (attr.length % 4)) % 4;
+    const rtnh = Buffer.alloc(8);
+    rtnh.writeUInt16LE(8 + attr.length + pad, 0);
+    rtnh.writeUInt8(h.onlink ? RTNH_F_ONLINK : 0, 2);
+    rtnh.writeUInt8(0, 3);
+    rtnh.writeInt32LE(h.dev, 4);
+    parts.push(rtnh, attr, Buffer.alloc(pad));
+  }
+  return Buffer.concat(parts);
+}
+
+function decodeMultipath(b: Buffer, family: Family): { gateway: string; dev: number; onlink?: boolean }[] {
+  const out: { gateway: string; dev: number; onlink?: boolean }[] = [];
+  let off = 0;
+  while (off + 8 <= b.length) {
+    const len = b.readUInt16LE(off);
+    if (len < 8) break;
+    const flags = b.readUInt8(off + 2);
+    const dev = b.readInt32LE(off + 4);
+    let aoff = off + 8;
+    let gateway = '';
+    while (aoff + 4 <= off + len) {
+      const alen = b.readUInt16LE(aoff);
+      const atype = b.readUInt16LE(aoff + 2);
+      if (alen < 4) break;
+      if (atype === 5) gateway = bytesToAddr(b.subarray(aoff + 4, aoff + alen));
+      aoff += (alen + 3) & ~3;
+    }
+    out.push({ gateway: gateway || (family === 4 ? '0.0.0.0' : '::'), dev, ...(flags & RTNH_F_ONLINK ? { onlink: true } : {}) });
+    off += (len + 3) & ~3;
+  }
+  return out;
+}
+
+/** The netlink package decodes known enum values to their names; turn them back into numbers. */
+function enumNum(v: unknown, e: Record<string, unknown>): number {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'string' && typeof e[v] === 'number') return e[v] as number;
+  return 0;
+}
+
+export class Rtnl {
+  private constructor(readonly sock: RtNetlinkSocket) {}
+
+  /** Open a socket in `ns` (or the current namespace). */
+  static open(ns?: NetnsHandle): Rtnl {
+    const sock = ns ? ns.run(() => createRtNetlink()) : createRtNetlink();
+    return new Rtnl(sock);
+  }
+
+  close(): void {
+    this.sock.socket.close();
+  }
+
+  async listLinks(): Promise<LinkInfo[]> {
+    const msgs = await this.sock.getLinks();
+    return msgs.map((m) => {
+      let kind: string | undefined;
+      if (m.attrs.linkinfo) {
+        try {
+          kind = ifla.parseInfo(m.attrs.linkinfo).kind;
+        } catch {
+          kind = undefined;
+        }
+      }
+      return {
+        index: m.data.index ?? 0,
+        name: m.attrs.ifname ?? '',
+        mac: bytesToMac(m.attrs.address),
+        mtu: m.attrs.mtu,
+        up: Boolean(m.data.flags?.up),
+        kind,
+        alias: m.attrs.ifalias,
+      };
+    });
+  }
+
+  async linkByName(name: string): Promise<LinkInfo | undefined> {
+    try {
+      const msgs = await this.sock.getLink({}, { ifname: name });
+      if (!msgs.length) return undefined;
+      const m = msgs[0];
+      return { index: m.data.index ?? 0, name: m.attrs.ifname ?? name, mac: bytesToMac(m.attrs.address), mtu: m.attrs.mtu, up: Boolean(m.data.flags?.up), alias: m.attrs.ifalias };
+    } catch (e) {
+      const err = kernelError(`get link ${name}`, e);
+      if (err.code === 'NOT_FOUND') return undefined;
+      throw err;
+    }
+  }
+
+  /** Create a veth whose peer is born directly inside another namespace (no move, no rename). */
+  async createVeth(spec: { name: string; mac?: string; mtu?: number; alias?: string; peer: { name: string; mac?: string; mtu?: number; netns: NetnsHandle } }): Promise<void> {
+    const peerAttrs: ifla.LinkAttrs = { ifname: spec.peer.name, netNsFd: spec.peer.netns.fd };
+    if (spec.peer.mac) peerAttrs.address = macToBytes(spec.peer.mac);
+    if (spec.peer.mtu) peerAttrs.mtu = spec.peer.mtu;
+    const peer = Buffer.concat([rts.formatLink({}), flat(ifla.formatLinkAttrs(peerAttrs))]);
+    const linkinfo = flat(ifla.formatInfo({ kind: 'veth', data: flat(ifla.formatVethInfo({ peer })) }));
+    const attrs: ifla.LinkAttrs = { ifname: spec.name, linkinfo };
+    if (spec.mac) attrs.address = macToBytes(spec.mac);
+    if (spec.mtu) attrs.mtu = spec.mtu;
+    try {
+      await this.sock.newLink({}, attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL });
+    } catch (e) {
+      throw kernelError(`create veth ${spec.name}/${spec.peer.name}`, e);
+    }
+    if (spec.alias) await this.setLink(spec.name, { alias: spec.alias });
+  }
+
+  async setLink(name: string, change: { up?: boolean; mtu?: number; mac?: string; alias?: string }): Promise<void> {
+    const attrs: ifla.LinkAttrs = { ifname: name };
+    if (change.mtu) attrs.mtu = change.mtu;
+    if (change.mac) attrs.address = macToBytes(change.mac);
+    if (change.alias !== undefined) attrs.ifalias = change.alias;
+    const data: rts.Link = change.up === undefined ? {} : { flags: { up: change.up || undefined }, change: { up: true } };
+    try {
+      await this.sock.setLink(data, attrs);
+    } catch (e) {
+      throw kernelError(`set link ${name}`, e);
+    }
+  }
+
+  async deleteLink(name: string): Promise<boolean> {
+    try {
+      await this.sock.delLink({}, { ifname: name });
+      return true;
+    } catch (e) {
+      const err = kernelError(`delete link ${name}`, e);
+      if (err.code === 'NOT_FOUND') return false;
+      throw err;
+    }
+  }
+
+  async addAddress(index: number, cidr: string, opts: { nodad?: boolean } = {}): Promise<void> {
+    const [addr, len] = cidr.split('/');
+    const family = familyOf(addr);
+    const bytes = addrToBytes(addr);
+    const flags = opts.nodad ? { nodad: true as const } : undefined;
+    try {
+      await this.sock.newAddress(
+        { family: AF[family], prefixlen: Number(len), index, scope: 0, ...(flags ? { flags } : {}) },
+        { local: bytes, address: bytes, ...(flags ? { flags } : {}) },
+        { flags: FlagsNew.CREATE | FlagsNew.REPLACE },
+      );
+    } catch (e) {
+      throw kernelError(`add address ${cidr}`, e);
+    }
+  }
+
+  async listAddresses(index?: number): Promise<AddressInfo[]> {
+    const msgs = await this.sock.getAddresses();
+    return msgs
+      .filter((m) => index === undefined || m.data.index === index)
+      .map((m) => {
+        const b = m.attrs.local ?? m.attrs.address ?? Buffer.alloc(0);
+        return { index: m.data.index ?? 0, address: bytesToAddr(b), prefixLen: m.data.prefixlen ?? 0, family: (m.data.family === 10 ? 6 : 4) as Family };
+      });
+  }
+
+  private routeMessage(r: RouteSpec): { data: rts.Route; attrs: rts.RouteAttrs } {
+    const p = parsePrefix(r.dst);
+    const attrs: rts.RouteAttrs = {};
+    if (p.length > 0) attrs.dst = addrToBytes(bigIntToAddr(p.base, p.family));
+    if (r.multipath?.length) attrs.__unparsed = [[RTA_MULTIPATH, encodeMultipath(r.multipath)]] as never;
+    else {
+      if (r.dev !== undefined) attrs.oif = r.dev;
+      if (r.gateway) attrs.gateway = addrToBytes(r.gateway);
+    }
+    const table = r.table ?? RT_TABLE_MAIN;
+    if (table > 255) attrs.table = table;
+    const data: rts.Route = {
+      family: AF[p.family],
+      dstLen: p.length,
+      table: table > 255 ? 252 : table,
+      protocol: (r.protocol ?? 3) as never,
+      scope: SCOPES[r.scope ?? 'universe'] as never,
+      type: TYPES[r.type ?? 'unicast'] as never,
+      ...(r.onlink ? { flags: { __unknown: RTNH_F_ONLINK } } : {}),
+    };
+    return { data, attrs };
+  }
+
+  /** Create or replace a route (idempotent). */
+  async replaceRoute(r: RouteSpec): Promise<void> {
+    const { data, attrs } = this.routeMessage(r);
+    try {
+      await this.sock.newRoute(data, attrs, { flags: FlagsNew.CREATE | FlagsNew.REPLACE });
+    } catch (e) {
+      throw kernelError(`route ${r.dst}`, e);
+    }
+  }
+
+  async addRoute(r: RouteSpec): Promise<void> {
+    const { data, attrs } = this.routeMessage(r);
+    try {
+      await this.sock.newRoute(data, attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL });
+    } catch (e) {
+      throw kernelError(`route ${r.dst}`, e);
+    }
+  }
+
+  async deleteRoute(r: RouteSpec): Promise<boolean> {
+    const { data, attrs } = this.routeMessage(r);
+    try {
+      await this.sock.delRoute(data, attrs);
+      return true;
+    } catch (e) {
+      const err = kernelError(`delete route ${r.dst}`, e);
+      if (err.code === 'NOT_FOUND') return false;
+      throw err;
+    }
+  }
+
+  async listRoutes(filter: { family?: Family; protocol?: number; table?: number } = {}): Promise<RouteInfo[]> {
+    const out: RouteInfo[] = [];
+    for (const family of filter.family ? [filter.family] : ([4, 6] as Family[])) {
+      const msgs = await this.sock.getRoutes({ family: AF[family] });
+      for (const m of msgs) {
+        const table = m.attrs.table ?? m.data.table ?? 0;
+        const protocol = enumNum(m.data.protocol, rts.RouteProtocol as never);
+        if (filter.table !== undefined && table !== filter.table) continue;
+        if (filter.protocol !== undefined && protocol !== filter.protocol) continue;
+        const dst = m.attrs.dst ? `${bytesToAddr(m.attrs.dst)}/${m.data.dstLen}` : family === 4 ? '0.0.0.0/0' : '::/0';
+        const scopeNum = enumNum(m.data.scope, rts.RouteScope as never);
+        const typeNum = enumNum(m.data.type, rts.RouteType as never);
+        const mp = (m.attrs as { multipath?: Buffer }).multipath;
+        out.push({
+          family,
+          dst,
+          table,
+          protocol,
+          dev: m.attrs.oif,
+          gateway: m.attrs.gateway ? bytesToAddr(m.attrs.gateway) : undefined,
+          scope: scopeNum === 253 ? 'link' : scopeNum === 254 ? 'host' : 'universe',
+          type: typeNum === 6 ? 'blackhole' : typeNum === 2 ? 'local' : 'unicast',
+          onlink: ((m.data.flags as { __unknown?: number } | undefined)?.__unknown ?? 0) & RTNH_F_ONLINK ? true : undefined,
+          multipath: mp ? decodeMultipath(mp, family) : undefined,
+        });
+      }
+    }
+    return out;
+  }
+}
