@@ -1,0 +1,93 @@
+import { describe, it, expect } from 'vitest';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import fc from 'fast-check';
+import { parsePolicyText, type Resource } from './parse';
+import { compileRuleset } from './compile';
+import { renderIptables, renderIpsets } from './render';
+import { PolicyState, toInput, type Update } from './state';
+
+const GOLDEN = path.join(__dirname, '__golden__');
+
+function render(resources: Iterable<Resource>): string {
+  const rs = compileRuleset(toInput(resources));
+  return [4, 6].map((f) => {
+    const fam = f === 4 ? rs.v4 : rs.v6;
+    return `### iptables v${f}\n${renderIptables(fam)}### ipset v${f}\n${renderIpsets(fam)}`;
+  }).join('');
+}
+
+describe('compiler golden files', () => {
+  for (const f of fs.readdirSync(GOLDEN).filter((x) => x.endsWith('.yaml'))) {
+    it(f, () => {
+      const resources = parsePolicyText(fs.readFileSync(path.join(GOLDEN, f), 'utf8'), f);
+      const got = render(resources);
+      const want = path.join(GOLDEN, f.replace(/\.yaml$/, '.golden'));
+      if (process.env.UPDATE_GOLDEN === '1' || !fs.existsSync(want)) fs.writeFileSync(want, got);
+      expect(got).toBe(fs.readFileSync(want, 'utf8'));
+    });
+  }
+});
+
+describe('compiler invariants', () => {
+  const base = parsePolicyText(fs.readFileSync(path.join(GOLDEN, 'k8s-basic.yaml'), 'utf8'), 'k8s-basic.yaml');
+  const ep = (i: number): Resource => ({
+    kind: 'Endpoint',
+    key: `shop/p${i}`,
+    value: { name: `p${i}`, namespace: 'shop', labels: { app: i % 2 ? 'web' : 'client' }, ips: [`10.1.0.${i}`], hostIface: `tern${String(i).padStart(11, '0')}`, namedPorts: [{ name: 'http-alt', protocol: 6, port: 8000 + i }] },
+  });
+
+  it('a pod joining or leaving changes set members, not rules', () => {
+    const without = compileRuleset(toInput(base));
+    const withPods = compileRuleset(toInput([...base, ep(1), ep(2), ep(3)]));
+    for (const fam of ['v4', 'v6'] as const) {
+      expect(withPods[fam].chains).toEqual(without[fam].chains);
+      expect(withPods[fam].sets.map((s) => s.name)).toEqual(without[fam].sets.map((s) => s.name));
+    }
+    expect(withPods.v4.sets.flatMap((s) => s.members).length).toBeGreaterThan(without.v4.sets.flatMap((s) => s.members).length);
+  });
+
+  it('every rule carries a distinct hash comment', () => {
+    const text = renderIptables(compileRuleset(toInput(base)).v4);
+    const hashes = [...text.matchAll(/--comment "tern:([0-9a-f]{16})"/g)].map((m) => m[1]);
+    const ruleLines = text.split('\n').filter((l) => l.startsWith('-A '));
+    expect(hashes.length).toBe(ruleLines.length);
+    expect(new Set(hashes).size).toBe(hashes.length);
+  });
+
+  it('chain and set names fit the kernel limits', () => {
+    const rs = compileRuleset(toInput(base));
+    for (const fam of [rs.v4, rs.v6]) {
+      for (const c of fam.chains) expect(c.name.length).toBeLessThanOrEqual(28);
+      for (const s of fam.sets) expect((s.name + '-t').length).toBeLessThanOrEqual(31);
+    }
+  });
+
+  it('results do not depend on the order updates arrive (reversed, split, squashed, shuffled)', () => {
+    const tiers = parsePolicyText(fs.readFileSync(path.join(GOLDEN, 'tern-tiers.yaml'), 'utf8'), 'tern-tiers.yaml');
+    const all = [...base, ...tiers, ep(1), ep(2), ep(3), ep(4)];
+    const want = render(all);
+    const ups: Update[] = all.map((r) => ({ op: 'upsert', resource: r }));
+    // Some churn that ends where it started: a pod added then removed, a policy deleted and re-added.
+    const churn: Update[] = [{ op: 'upsert', resource: ep(9) }, { op: 'delete', kind: 'Endpoint', key: 'shop/p9' }];
+    const replay = (batches: Update[][]) => {
+      const st = new PolicyState();
+      let last = '';
+      for (const b of batches) {
+        st.apply(b);
+        last = render(st.resources()); // compile between batches, as a daemon would
+      }
+      return last;
+    };
+    expect(replay([ups])).toBe(want); // squashed
+    expect(replay([[...ups].reverse()])).toBe(want); // reversed
+    expect(replay([ups.slice(0, 5), ups.slice(5, 11), ups.slice(11)])).toBe(want); // split
+    expect(replay([ups, churn])).toBe(want);
+    fc.assert(
+      fc.property(fc.shuffledSubarray(ups, { minLength: ups.length, maxLength: ups.length }), fc.integer({ min: 1, max: ups.length }), (shuffled, cut) => {
+        expect(replay([shuffled.slice(0, cut), shuffled.slice(cut)])).toBe(want);
+      }),
+      { numRuns: 30 },
+    );
+  });
+});

@@ -1,0 +1,11 @@
+/** ACL engine: policy files -> model -> compiled chains and ipsets -> applied in a node namespace. */
+export * from './model';
+export { parseSelector, matchSelector, formatSelector, type Selector } from './selector';
+export { PolicyFileError, formatProblem, type FileProblem } from './errors';
+export { parsePolicyText, type Resource } from './parse';
+export { loadPolicyPaths, policyFiles } from './load';
+export { PolicyState, toInput, type Update } from './state';
+export { compileRuleset, CHAIN, type CompiledRuleset, type FamilyRuleset, type ChainSpec, type IpSetSpec } from './compile';
+export { renderIptables, renderIpsets } from './render';
+export { Applier, detectBackend, type Backend, type ApplyReport } from './applier';
+export { explainPacket, findEndpoint, parsePortProto, type Explanation, type Packet } from './explain';
