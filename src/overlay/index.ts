@@ -1,0 +1,8 @@
+/** Overlay: VXLAN (and CrossSubnet) reconciler, VLAN attachment, kernel feature probes. */
+export * from './types';
+export { vtepMacFor } from './vtep-mac';
+export { selectPath, type PathKind } from './select';
+export { planOverlay, vxlanOverhead, VTEP_NAME, DEFAULT_VNI, DEFAULT_VXLAN_PORT } from './plan';
+export { diffOverlay, type ObservedOverlay, type OverlayOp } from './diff';
+export { VxlanReconciler, checksumOffloadBroken, type VxlanReconcilerOptions, type ReconcileResult } from './vxlan-apply';
+export { VXLAN_GUARD_CHAIN, guardRestoreText } from './vxlan-guard';
