@@ -1,0 +1,130 @@
+/**
+ * The block IPAM data model and its datastore layout. Everything lives under
+ * /tern/ipam/v1/:
+ *   pools/<pool>               IPPool
+ *   affinity/<pool>/<block>    node name: which node owns the block (the claim index)
+ *   blocks/<pool>/<block>      Block: per-address allocations, free queue, sequence
+ *   handles/<handleId>         HandleRecord: what one attachment holds
+ * A claim writes the affinity and the block in one transaction guarded by
+ * "both absent", so a concurrent claimer (or a kill -9) cannot leave half of it.
+ */
+import { TernError } from '../lib/errors';
+import { formatPrefix, parsePrefix, prefixContainsPrefix, type Family, type Prefix } from '../lib/cidr';
+import type { AllocationAttrs } from './types';
+
+export const ROOT = '/tern/ipam/v1/';
+export const POOLS = `${ROOT}pools/`;
+export const AFFINITY = `${ROOT}affinity/`;
+export const BLOCKS = `${ROOT}blocks/`;
+export const HANDLES = `${ROOT}handles/`;
+
+export type PoolMode = 'routed' | 'vxlan' | 'vxlan-crosssubnet' | 'vlan';
+export const POOL_MODES: readonly PoolMode[] = ['routed', 'vxlan', 'vxlan-crosssubnet', 'vlan'];
+
+export interface IPPool {
+  cidr: string;
+  /** Prefix length of each block (default 26 for IPv4, 122 for IPv6). */
+  blockSize: number;
+  /** Labels a node must carry (all of them) to claim blocks here; empty = every node. */
+  nodeSelector: Record<string, string>;
+  disabled: boolean;
+  mode: PoolMode;
+  /** Addresses or CIDRs never handed out. */
+  reserved: string[];
+  /** When set, only requests from these namespaces/tenants use this pool (and prefer it). */
+  namespaces?: string[];
+  tenants?: string[];
+}
+
+export interface BlockEntry {
+  /** Handle id. */
+  h: string;
+  /** Sequence number of this assignment; a release must quote it. */
+  s: number;
+  /** Set when a node borrowed this address from another node's block. */
+  b?: string;
+}
+
+export interface Block {
+  cidr: string;
+  pool: string;
+  /** Owning node, or null while the block is being returned. */
+  affinity: string | null;
+  /** Last sequence number handed out in this block. */
+  seq: number;
+  /** Allocated ordinals (offset from the block base). */
+  used: Record<string, BlockEntry>;
+  /** Free ordinals with the time they were freed (0 = never used), oldest first. */
+  free: [number, number][];
+  /** When the block last became empty (ms), for returning it after a grace period. */
+  emptySince?: number;
+}
+
+export interface HandleIp {
+  address: string;
+  family: Family;
+  pool: string;
+  block: string;
+  seq: number;
+}
+
+export interface HandleRecord {
+  id: string;
+  network: string;
+  containerId: string;
+  ifname: string;
+  node: string;
+  attrs?: AllocationAttrs;
+  ips: HandleIp[];
+  /** Creation time (ms). */
+  created: number;
+}
+
+/** "10.0.0.0/26" -> "10.0.0.0-26": key-safe without escaping. */
+export function cidrName(cidr: string): string {
+  return cidr.replace('/', '-');
+}
+
+export const poolKey = (pool: string): string => `${POOLS}${cidrName(pool)}`;
+export const affinityKey = (pool: string, block: string): string => `${AFFINITY}${cidrName(pool)}/${cidrName(block)}`;
+export const affinityPrefix = (pool: string): string => `${AFFINITY}${cidrName(pool)}/`;
+export const blockKey = (pool: string, block: string): string => `${BLOCKS}${cidrName(pool)}/${cidrName(block)}`;
+export const handleKey = (id: string): string => `${HANDLES}${id}`;
+
+export function defaultBlockSize(f: Family): number {
+  return f === 4 ? 26 : 122;
+}
+
+/** A pool with defaults filled in and validated; throws INVALID_CONFIG. */
+export function normalisePool(p: Partial<IPPool> & { cidr: string }): IPPool {
+  const prefix = parsePrefix(p.cidr);
+  const blockSize = p.blockSize ?? defaultBlockSize(prefix.family);
+  const max = prefix.family === 4 ? 32 : 128;
+  if (!Number.isInteger(blockSize) || blockSize < prefix.length || blockSize > max) {
+    throw new TernError('INVALID_CONFIG', `pool ${p.cidr}: blockSize /${blockSize} must lie between /${prefix.length} and /${max}`);
+  }
+  if (max - blockSize > 16) throw new TernError('INVALID_CONFIG', `pool ${p.cidr}: blocks larger than 65536 addresses are not supported`);
+  const mode = p.mode ?? 'routed';
+  if (!POOL_MODES.includes(mode)) throw new TernError('INVALID_CONFIG', `pool ${p.cidr}: mode must be one of ${POOL_MODES.join(', ')}`);
+  const reserved = (p.reserved ?? []).map((r) => {
+    const rp = parsePrefix(r.includes('/') ? r : `${r}/${max}`);
+    if (!prefixContainsPrefix(prefix, rp)) throw new TernError('INVALID_CONFIG', `pool ${p.cidr}: reservation ${r} lies outside it`);
+    return formatPrefix(rp);
+  });
+  const out: IPPool = { cidr: formatPrefix(prefix), blockSize, nodeSelector: p.nodeSelector ?? {}, disabled: p.disabled ?? false, mode, reserved };
+  if (p.namespaces?.length) out.namespaces = p.namespaces;
+  if (p.tenants?.length) out.tenants = p.tenants;
+  return out;
+}
+
+export function parseJson<T>(what: string, text: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new TernError('DECODE_FAILURE', `corrupt ${what} record`, { cause: e });
+  }
+}
+
+export function poolPrefix(p: IPPool): Prefix {
+  return parsePrefix(p.cidr);
+}
