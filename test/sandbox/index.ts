@@ -26,8 +26,16 @@ export interface ExecResult {
   stderr: string;
 }
 
-export function sh(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): ExecResult {
+export interface ShOptions {
+  input?: string;
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  cwd?: string;
+}
+
+export function sh(cmd: string, args: string[], opts: ShOptions = {}): ExecResult {
   const r = spawnSync(cmd, args, {
+    cwd: opts.cwd,
     input: opts.input,
     env: opts.env ?? process.env,
     encoding: 'utf8',
@@ -39,7 +47,7 @@ export function sh(cmd: string, args: string[], opts: { input?: string; env?: No
 }
 
 /** Like sh but throws on a non-zero exit. */
-export function must(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): string {
+export function must(cmd: string, args: string[], opts: ShOptions = {}): string {
   const r = sh(cmd, args, opts);
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
   return r.stdout;
