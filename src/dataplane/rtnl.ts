@@ -15,7 +15,6 @@ const AF = { 4: 2, 6: 10 } as const;
 const IFF_UP = 1;
 const RTNH_F_ONLINK = 4;
 const RT_TABLE_MAIN = 254;
-const RTA_MULTIPATH = 9;
 
 export interface LinkInfo {
   index: number;
@@ -259,7 +258,7 @@ export class Rtnl {
     const p = parsePrefix(r.dst);
     const attrs: rts.RouteAttrs = {};
     if (p.length > 0) attrs.dst = addrToBytes(bigIntToAddr(p.base, p.family));
-    if (r.multipath?.length) attrs.__unparsed = [[RTA_MULTIPATH, encodeMultipath(r.multipath)]] as never;
+    if (r.multipath?.length) attrs.multipath = encodeMultipath(r.multipath);
     else {
       if (r.dev !== undefined) attrs.oif = r.dev;
       if (r.gateway) attrs.gateway = addrToBytes(r.gateway);
@@ -321,7 +320,7 @@ export class Rtnl {
         const dst = m.attrs.dst ? `${bytesToAddr(m.attrs.dst)}/${m.data.dstLen}` : family === 4 ? '0.0.0.0/0' : '::/0';
         const scopeNum = enumNum(m.data.scope, rts.RouteScope as never);
         const typeNum = enumNum(m.data.type, rts.RouteType as never);
-        const mp = (m.attrs as { multipath?: Buffer }).multipath;
+        const mp = m.attrs.multipath;
         out.push({
           family,
           dst,
