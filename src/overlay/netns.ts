@@ -1,53 +1,20 @@
 /**
- * Netlink sockets and commands bound to a node's network namespace. A
- * netlink socket stays in the namespace it was created in, so we switch the
- * thread in with setns(), create the socket, and switch straight back.
+ * Sockets and commands bound to a node's network namespace. Netlink sockets
+ * come from the dataplane's adapter (setns in, open, setns back).
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { createRtNetlink, type RtNetlinkSocket } from 'netlink';
+import { NetnsHandle, Rtnl } from '../dataplane';
 import { TernError, messageOf } from '../lib/errors';
 
-interface NetnsAddon {
-  openNetns(p: string): number;
-  setns(fd: number): void;
-  close(fd: number): void;
-}
-
-let addon: NetnsAddon | undefined;
-function loadAddon(): NetnsAddon {
-  if (addon) return addon;
-  // src/overlay (vitest) and dist/src/overlay (built) sit at different depths.
-  const candidates = [path.resolve(__dirname, '../../native/build/Release/tern_netns.node'), path.resolve(__dirname, '../../../native/build/Release/tern_netns.node')];
-  const found = candidates.find((c) => fs.existsSync(c));
-  if (!found) throw new TernError('INTERNAL', `setns addon not built (looked in ${candidates.join(', ')})`);
-  addon = require(found) as NetnsAddon;
-  return addon;
-}
-
-/** An rtnetlink socket in `netnsPath` (e.g. /run/netns/x), or in our own namespace when undefined. */
-export function openRtNetlink(netnsPath?: string): RtNetlinkSocket {
-  if (!netnsPath) return createRtNetlink();
-  const a = loadAddon();
-  const home = a.openNetns('/proc/thread-self/ns/net');
-  let target: number | undefined;
+/** An rtnetlink adapter in `netnsPath` (e.g. /run/netns/x), or in our own namespace when undefined. */
+export function openRtnl(netnsPath?: string): Rtnl {
+  if (!netnsPath) return Rtnl.open();
+  const h = NetnsHandle.open(netnsPath);
   try {
-    target = a.openNetns(netnsPath);
-    a.setns(target);
-    try {
-      return createRtNetlink();
-    } finally {
-      a.setns(home);
-    }
+    return Rtnl.open(h);
   } finally {
-    if (target !== undefined) a.close(target);
-    a.close(home);
+    h.close();
   }
-}
-
-export function closeRtNetlink(s: RtNetlinkSocket): void {
-  s.socket.close();
 }
 
 export interface CmdResult {

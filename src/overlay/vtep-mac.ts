@@ -15,9 +15,3 @@ export function vtepMacFor(nodeName: string): string {
 export function formatMac(b: Uint8Array): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':');
 }
-
-export function parseMac(s: string): Buffer {
-  const parts = s.split(':');
-  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) throw new Error(`invalid MAC ${s}`);
-  return Buffer.from(parts.map((p) => parseInt(p, 16)));
-}

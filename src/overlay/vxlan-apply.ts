@@ -13,15 +13,15 @@
 import * as os from 'node:os';
 import type { RtNetlinkSocket } from 'netlink';
 import * as ifla from 'netlink/dist/rt/ifla';
-import { AttrStream, type StreamData } from 'netlink/dist/structs';
 import { RTPROT_TERN } from '../lib/constants';
 import { TernError, messageOf } from '../lib/errors';
 import { canonicalIp, familyOf, ipBytes, ipFromBytes, networkOf, parseCidr } from './addr';
 import { diffOverlay, type ObservedOverlay, type ObservedVtep, type OverlayOp } from './diff';
 import { planOverlay, VTEP_NAME } from './plan';
-import { closeRtNetlink, mustRunIn, openRtNetlink, runIn } from './netns';
+import { mustRunIn, openRtnl, runIn } from './netns';
+import { flat, macToBytes, type Rtnl } from '../dataplane';
 import type { FdbSpec, NeighborSpec, OverlayDesired, OverlayPlan, RouteSpec, SkippedBlock, UplinkFacts, VtepSpec } from './types';
-import { formatMac, parseMac } from './vtep-mac';
+import { formatMac } from './vtep-mac';
 import { applyVxlanGuard } from './vxlan-guard';
 
 const AF_INET = 2;
@@ -48,12 +48,6 @@ export interface ReconcileResult {
   skipped: SkippedBlock[];
 }
 
-function flatten(sd: StreamData): Buffer {
-  const s = new AttrStream();
-  s.emit(sd);
-  return Buffer.concat(s.bufs);
-}
-
 /**
  * The VXLAN tx-checksum stall: with NAT on the path, kernels before 5.7
  * computed a wrong inner checksum when offloading on a VXLAN device, and
@@ -67,14 +61,16 @@ export function checksumOffloadBroken(release: string): boolean {
 }
 
 export class VxlanReconciler {
+  private readonly rtnl: Rtnl;
   private readonly sock: RtNetlinkSocket;
 
   constructor(private readonly opts: VxlanReconcilerOptions = {}) {
-    this.sock = openRtNetlink(opts.netnsPath);
+    this.rtnl = openRtnl(opts.netnsPath);
+    this.sock = this.rtnl.sock;
   }
 
   close(): void {
-    closeRtNetlink(this.sock);
+    this.rtnl.close();
   }
 
   async reconcile(desired: OverlayDesired): Promise<ReconcileResult> {
@@ -176,7 +172,7 @@ export class VxlanReconciler {
         case 'updateVtep':
           await this.sock.setLink(
             { index: vtepIndex, ...(op.up ? { flags: { up: true }, change: { up: true } } : {}) },
-            { ...(op.mtu !== undefined ? { mtu: op.mtu } : {}), ...(op.mac !== undefined ? { address: parseMac(op.mac) } : {}) },
+            { ...(op.mtu !== undefined ? { mtu: op.mtu } : {}), ...(op.mac !== undefined ? { address: macToBytes(op.mac) } : {}) },
           );
           return vtepIndex;
         case 'addAddress':
@@ -191,18 +187,18 @@ export class VxlanReconciler {
         case 'setFdb':
           await this.sock.newNeighbor(
             { family: AF_BRIDGE, ifindex: vtepIndex, state: { permanent: true }, flags: { self: true } },
-            { lladdr: parseMac(op.fdb.mac), dst: ipBytes(op.fdb.dst) },
+            { lladdr: macToBytes(op.fdb.mac), dst: ipBytes(op.fdb.dst) },
             { flags: NLM_F_CREATE | NLM_F_REPLACE },
           );
           return vtepIndex;
         case 'delFdb':
-          await this.sock.delNeighbor({ family: AF_BRIDGE, ifindex: vtepIndex, flags: { self: true } }, { lladdr: parseMac(op.fdb.mac), dst: ipBytes(op.fdb.dst) });
+          await this.sock.delNeighbor({ family: AF_BRIDGE, ifindex: vtepIndex, flags: { self: true } }, { lladdr: macToBytes(op.fdb.mac), dst: ipBytes(op.fdb.dst) });
           return vtepIndex;
         case 'setNeighbor':
         case 'delNeighbor': {
           const n = op.neighbor;
           const data = { family: familyOf(n.ip) === 4 ? AF_INET : AF_INET6, ifindex: vtepIndex, state: { permanent: true as const } };
-          if (op.kind === 'setNeighbor') await this.sock.newNeighbor(data, { dst: ipBytes(n.ip), lladdr: parseMac(n.mac) }, { flags: NLM_F_CREATE | NLM_F_REPLACE });
+          if (op.kind === 'setNeighbor') await this.sock.newNeighbor(data, { dst: ipBytes(n.ip), lladdr: macToBytes(n.mac) }, { flags: NLM_F_CREATE | NLM_F_REPLACE });
           else await this.sock.delNeighbor(data, { dst: ipBytes(n.ip) });
           return vtepIndex;
         }
@@ -234,7 +230,7 @@ export class VxlanReconciler {
   private async createVtep(v: VtepSpec): Promise<number> {
     const port = Buffer.alloc(2);
     port.writeUInt16BE(v.port);
-    const data = flatten(
+    const data = flat(
       ifla.formatVxlan({
         id: v.vni,
         link: v.linkIndex,
@@ -243,8 +239,8 @@ export class VxlanReconciler {
         port,
       }),
     );
-    const linkinfo = flatten(ifla.formatInfo({ kind: 'vxlan', data }));
-    await this.sock.newLink({}, { ifname: v.name, mtu: v.mtu, address: parseMac(v.mac), linkinfo }, { flags: NLM_F_CREATE | NLM_F_EXCL });
+    const linkinfo = flat(ifla.formatInfo({ kind: 'vxlan', data }));
+    await this.sock.newLink({}, { ifname: v.name, mtu: v.mtu, address: macToBytes(v.mac), linkinfo }, { flags: NLM_F_CREATE | NLM_F_EXCL });
     const link = (await this.sock.getLinks()).find((l) => l.attrs.ifname === v.name);
     if (link?.data.index === undefined) throw new TernError('INTERNAL', `${v.name} vanished after creation`);
     await this.sock.setLink({ index: link.data.index, flags: { up: true }, change: { up: true } }, {});
