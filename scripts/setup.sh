@@ -4,6 +4,8 @@
 # everything is already in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# For repeated local runs: TERN_SKIP_SETUP=1 skips installs and the build.
+[ "${TERN_SKIP_SETUP:-}" = 1 ] && exit 0
 
 PKGS=(iproute2 iptables ipset iputils-ping jq procps util-linux conntrack ethtool tcpdump iperf3
       containernetworking-plugins bird2 gobgpd frr etcd-server etcd-client
