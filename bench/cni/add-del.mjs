@@ -1,0 +1,88 @@
+// CNI ADD/DEL latency: tern (standalone binary) against Debian's Go ptp+host-local,
+// on identical namespaces, interleaved in one run so both see the same machine load.
+// Usage (as root, after npm run build): node bench/cni/add-del.mjs [--pods 50] [--concurrent 20]
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Namespaces, fmt, pct, sh } from '../lib.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const arg = (k, d) => { const i = process.argv.indexOf(k); return i > 0 ? Number(process.argv[i + 1]) : d; };
+const PODS = arg('--pods', 50);
+const CONC = arg('--concurrent', 20);
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tern-bench-'));
+const ns = new Namespaces('cni');
+process.on('exit', () => fs.rmSync(work, { recursive: true, force: true }));
+
+const impls = {
+  tern: {
+    bin: path.join(root, 'dist/bin/tern'),
+    cniPath: `${path.join(root, 'dist/bin')}:/usr/lib/cni`,
+    conf: { cniVersion: '1.0.0', name: 'bench', type: 'tern', ipam: { type: 'tern-ipam', pools: ['10.244.0.0/16'] }, datastore: { type: 'sqlite', path: path.join(work, 'tern.db') }, log_file: path.join(work, 'cni.log'), log_level: 'warn' },
+  },
+  'ptp+host-local': {
+    bin: '/usr/lib/cni/ptp',
+    cniPath: '/usr/lib/cni',
+    conf: { cniVersion: '1.0.0', name: 'bench', type: 'ptp', ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: '10.245.0.0/16' }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: path.join(work, 'host-local') } },
+  },
+};
+
+function invoke(impl, node, command, pod, id) {
+  const env = { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: `/run/netns/${pod}`, CNI_IFNAME: 'eth0', CNI_PATH: impl.cniPath };
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const c = spawn('nsenter', [`--net=/run/netns/${node}`, '--', impl.bin], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdout.on('data', (d) => (out += d));
+    c.on('close', (code) => {
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      code === 0 ? resolve(ms) : reject(new Error(`${command} ${id}: ${out}`));
+    });
+    c.stdin.end(JSON.stringify(impl.conf));
+  });
+}
+
+const results = {};
+const nodes = {};
+for (const name of Object.keys(impls)) {
+  nodes[name] = ns.node(name.replace(/\W/g, '').slice(0, 6));
+  results[name] = { add: [], del: [], conc: 0 };
+}
+// Warm-up (page cache, first sqlite open) for both.
+for (const [name, impl] of Object.entries(impls)) {
+  const p = ns.add(`w${name.slice(0, 3)}`);
+  await invoke(impl, nodes[name], 'ADD', p, 'warm');
+  await invoke(impl, nodes[name], 'DEL', p, 'warm');
+}
+const pods = {};
+for (const name of Object.keys(impls)) pods[name] = Array.from({ length: PODS }, (_, i) => ns.add(`${name.slice(0, 3)}${i}`));
+for (let i = 0; i < PODS; i++) {
+  const order = i % 2 ? Object.keys(impls).reverse() : Object.keys(impls);
+  for (const name of order) results[name].add.push(await invoke(impls[name], nodes[name], 'ADD', pods[name][i], `c${i}`));
+}
+for (let i = 0; i < PODS; i++) {
+  const order = i % 2 ? Object.keys(impls).reverse() : Object.keys(impls);
+  for (const name of order) results[name].del.push(await invoke(impls[name], nodes[name], 'DEL', pods[name][i], `c${i}`));
+}
+for (const name of Object.keys(impls)) {
+  const cp = Array.from({ length: CONC }, (_, i) => pods[name][i]);
+  const t0 = process.hrtime.bigint();
+  await Promise.all(cp.map((p, i) => invoke(impls[name], nodes[name], 'ADD', p, `k${i}`)));
+  results[name].conc = Number(process.hrtime.bigint() - t0) / 1e6;
+  await Promise.all(cp.map((p, i) => invoke(impls[name], nodes[name], 'DEL', p, `k${i}`)));
+}
+
+const ref = results['ptp+host-local'];
+console.log(`\nCNI ADD/DEL, ${PODS} sequential pods and ${CONC} concurrent ADDs, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(2)}\n`);
+console.log('| plugin | ADD p50 | ADD p90 | DEL p50 | DEL p90 | 20 concurrent ADDs (wall) |');
+console.log('|---|---|---|---|---|---|');
+for (const [name, r] of Object.entries(results)) {
+  console.log(`| ${name} | ${fmt(pct(r.add, 50))} | ${fmt(pct(r.add, 90))} | ${fmt(pct(r.del, 50))} | ${fmt(pct(r.del, 90))} | ${fmt(r.conc)} |`);
+}
+const t = results.tern;
+console.log(`| ratio tern/ref | ${(pct(t.add, 50) / pct(ref.add, 50)).toFixed(2)}x | ${(pct(t.add, 90) / pct(ref.add, 90)).toFixed(2)}x | ${(pct(t.del, 50) / pct(ref.del, 50)).toFixed(2)}x | ${(pct(t.del, 90) / pct(ref.del, 90)).toFixed(2)}x | ${(t.conc / ref.conc).toFixed(2)}x |`);
+const nodeStart = [];
+for (let i = 0; i < 10; i++) { const t0 = process.hrtime.bigint(); sh(process.execPath, ['-e', '0']); nodeStart.push(Number(process.hrtime.bigint() - t0) / 1e6); }
+console.log(`\nbare \`node -e 0\` start-up p50 on this machine now: ${fmt(pct(nodeStart, 50))}`);

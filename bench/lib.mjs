@@ -1,0 +1,53 @@
+// Shared bench helpers: namespaces under a unique prefix, removed on exit
+// (also on Ctrl-C), and percentile maths. Benchmarks are not tests: they print.
+import { spawnSync } from 'node:child_process';
+
+export function sh(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, ...opts });
+  if (r.status !== 0 && !opts.allowFail) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr || r.stdout}`);
+  return r;
+}
+
+export class Namespaces {
+  constructor(tag) {
+    this.prefix = `bn${tag}${Math.random().toString(16).slice(2, 6)}`;
+    this.names = [];
+    const cleanup = () => this.cleanup();
+    process.on('exit', cleanup);
+    for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => { cleanup(); process.exit(130); });
+  }
+  add(name) {
+    const n = `${this.prefix}-${name}`;
+    sh('ip', ['netns', 'add', n]);
+    sh('ip', ['-n', n, 'link', 'set', 'lo', 'up']);
+    this.names.push(n);
+    return n;
+  }
+  /** A node namespace with an uplink to a fabric namespace and a default route. */
+  node(name) {
+    const node = this.add(name);
+    const fab = this.add(`${name}f`);
+    sh('ip', ['-n', node, 'link', 'add', 'uplink0', 'type', 'veth', 'peer', 'name', 'down0', 'netns', fab]);
+    sh('ip', ['-n', node, 'addr', 'add', '192.0.2.11/24', 'dev', 'uplink0']);
+    sh('ip', ['-n', fab, 'addr', 'add', '192.0.2.1/24', 'dev', 'down0']);
+    sh('ip', ['-n', node, 'link', 'set', 'uplink0', 'up']);
+    sh('ip', ['-n', fab, 'link', 'set', 'down0', 'up']);
+    sh('ip', ['-n', node, 'route', 'add', 'default', 'via', '192.0.2.1']);
+    sh('nsenter', [`--net=/run/netns/${node}`, '--', 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    return node;
+  }
+  cleanup() {
+    for (const n of this.names.splice(0).reverse()) {
+      const pids = spawnSync('ip', ['netns', 'pids', n], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean);
+      for (const p of pids) try { process.kill(Number(p), 'SIGKILL'); } catch { /* gone */ }
+      spawnSync('ip', ['netns', 'del', n]);
+    }
+  }
+}
+
+export function pct(xs, p) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
+
+export const fmt = (ms) => `${ms.toFixed(1)} ms`;
