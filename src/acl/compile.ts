@@ -145,7 +145,8 @@ class FamilyCompiler {
     const mine = nets.filter((n) => familyOf(n) === this.fam);
     if (mine.some((n) => n.endsWith('/0'))) return not ? undefined : []; // "everything" needs no match
     if (mine.length === 0) return not ? [] : undefined;
-    if (mine.length === 1) return [`${not ? '! ' : ''}${flag} ${mine[0]}`];
+    // iptables takes one -s/-d per rule, so exclusions always go through a set.
+    if (mine.length === 1 && !not) return [`${flag} ${mine[0]}`];
     return [`-m set ${not ? '! ' : ''}--match-set ${this.netSet(mine)} ${dirw}`];
   }
 

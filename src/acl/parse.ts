@@ -462,30 +462,23 @@ function parseDoc(doc: Obj, origin: Origin): Resource {
   }
 }
 
-/** Line of the deepest node along `path` that exists in the document (1-based). */
+/** Line (1-based) of the key or item at `path`, or of its nearest existing ancestor. */
 function lineOf(doc: Document, lc: LineCounter, path: Path): number {
-  for (let n = path.length; n >= 0; n--) {
-    const sub = path.slice(0, n);
-    const node = sub.length === 0 ? doc.contents : doc.getIn(sub, true);
-    if (isNode(node) && node.range) {
-      // For a missing/unknown key, point at the key itself when we can.
-      if (n < path.length || n === path.length) {
-        const parent = n > 0 ? doc.getIn(path.slice(0, n - 1), true) : doc.contents;
-        const pair = isNode(parent) && 'items' in parent ? (parent as unknown as { items: { key?: { value?: unknown; range?: [number, number, number] } }[] }).items.find((it) => it.key && it.key.value === path[n - 1]) : undefined;
-        if (n === path.length && pair?.key?.range) return lc.linePos(pair.key.range[0]).line;
-      }
-      return lc.linePos(node.range[0]).line;
-    }
-    if (n === path.length && n > 0) {
-      const parent = doc.getIn(path.slice(0, n - 1), true);
-      if (isNode(parent) && 'items' in parent) {
-        const items = (parent as unknown as { items: { key?: { value?: unknown; range?: [number, number, number] } }[] }).items;
-        const pair = items.find((it) => it.key && it.key.value === path[n - 1]);
-        if (pair?.key?.range) return lc.linePos(pair.key.range[0]).line;
-      }
+  type Item = { key?: { value?: unknown; range?: [number, number, number] }; range?: [number, number, number] };
+  for (let n = path.length; n >= 1; n--) {
+    const parent = n === 1 ? doc.contents : doc.getIn(path.slice(0, n - 1), true);
+    if (!isNode(parent) || !('items' in parent)) continue;
+    const items = (parent as unknown as { items: Item[] }).items;
+    const seg = path[n - 1];
+    if (typeof seg === 'number') {
+      const it = items[seg];
+      if (it?.range) return lc.linePos(it.range[0]).line;
+    } else {
+      const pair = items.find((it) => it.key?.value === seg);
+      if (pair?.key?.range) return lc.linePos(pair.key.range[0]).line;
     }
   }
-  return 1;
+  return doc.contents?.range ? lc.linePos(doc.contents.range[0]).line : 1;
 }
 
 /** Parse one file's text. Throws PolicyFileError listing every problem found. */
