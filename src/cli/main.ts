@@ -5,6 +5,8 @@
  */
 import { Command, CommanderError } from 'commander';
 import { TernError, messageOf } from '../lib/errors';
+import { register as registerNode } from './node';
+import { register as registerBgp } from './bgp';
 
 /** Exit codes: 0 ok, 1 operation failed, 2 usage, 3 not found, 4 datastore unavailable. */
 export function exitCodeFor(e: unknown): number {
@@ -29,6 +31,8 @@ export function exitCodeFor(e: unknown): number {
 type Register = (program: Command) => void;
 const registrations: Register[] = [
   // Each area adds its register function here.
+  registerNode,
+  registerBgp,
 ];
 
 export function buildProgram(): Command {

@@ -12,6 +12,7 @@ import { LOCAL_PEER_ID, type Destination, type FibChange, type LocalConfig, type
 
 interface PeerState {
   cfg: RibPeer;
+  configuredSelf: RibPeer['selfNextHop'];
   importFilter?: PrefixFilter;
   exportFilter?: PrefixFilter;
   up: boolean;
@@ -66,6 +67,7 @@ export class Rib {
     if (this.peers.has(cfg.id)) throw new Error(`peer ${cfg.id} exists`);
     this.peers.set(cfg.id, {
       cfg,
+      configuredSelf: cfg.selfNextHop,
       importFilter: cfg.importPrefixes ? new PrefixFilter(cfg.importPrefixes) : undefined,
       exportFilter: cfg.exportPrefixes ? new PrefixFilter(cfg.exportPrefixes) : undefined,
       up: false,
@@ -84,13 +86,28 @@ export class Rib {
     this.peers.delete(id);
   }
 
-  peerUp(id: string, opts: { routerId: string; families: Iterable<number> }): void {
+  peerUp(id: string, opts: { routerId: string; families: Iterable<number>; selfNextHop?: RibPeer['selfNextHop'] }): void {
     const p = this.peer(id);
+    // Configured next hops win over the session's local address.
+    p.cfg = { ...p.cfg, selfNextHop: { ...opts.selfNextHop, ...p.configuredSelf } };
+    p.exportCache = new WeakMap();
     p.up = true;
     p.routerId = opts.routerId;
     p.families = new Set(opts.families);
     p.adjOut.clear();
     p.needsFullTable = true;
+  }
+
+  /** ROUTE-REFRESH: send the peer everything again. */
+  refresh(id: string): void {
+    const p = this.peer(id);
+    if (!p.up) return;
+    p.adjOut.clear();
+    p.needsFullTable = true;
+  }
+
+  isUp(id: string): boolean {
+    return this.peers.get(id)?.up ?? false;
   }
 
   /**

@@ -1,0 +1,344 @@
+/**
+ * The speaker: sessions, the RIB, and the glue between them. The kernel is
+ * reached only through the FibSink passed in (the BGP core never imports the
+ * dataplane); `stop()` leaves the kernel as is when graceful restart is on.
+ */
+import * as net from 'node:net';
+import type { Logger } from '../lib/log';
+import { messageOf } from '../lib/errors';
+import { buildAnnouncements, buildWithdrawals, canonicalPrefix, NotifyCode, CeaseSubcode, type UpdateChanges } from './codec';
+import { Rib, parsePrefixRule, type FibChange, type PeerOut, LOCAL_PEER_ID } from './rib';
+import { Session } from './session';
+import { familiesOf, type SpeakerConfig } from './config';
+
+export interface FibSink {
+  /** Install (nextHops non-empty) or remove routes; called with one batch at a time. */
+  apply(changes: FibChange[]): Promise<void>;
+  /** Initial convergence reached: remove our kernel routes that were not re-learned (mark and sweep). */
+  converged?(): Promise<void>;
+}
+
+export interface PeerView {
+  address: string;
+  asn: number;
+  state: string;
+  since: string;
+  uptimeSeconds: number;
+  routerId?: string;
+  holdTime?: number;
+  received: number;
+  accepted: number;
+  filtered: number;
+  sent: number;
+  lastError?: string;
+}
+
+export interface RouteView {
+  prefix: string;
+  best?: { peer: string; nextHop: string; asPath: string; origin: number; localPref?: number; med?: number; communities?: number[]; stale?: boolean };
+  reason: string;
+  paths: { peer: string; nextHop: string; asPath: string; stale?: boolean }[];
+  multipath: string[];
+}
+
+export interface SpeakerStats {
+  routes: number;
+  fibApplied: number;
+  fibPending: number;
+  fibErrors: number;
+}
+
+const fmtPath = (segs: { type: number; asns: number[] }[]) => segs.map((s) => (s.type === 1 ? `{${s.asns.join(' ')}}` : s.asns.join(' '))).join(' ');
+
+export class Speaker {
+  readonly rib: Rib;
+  private readonly sessions = new Map<string, Session>();
+  private server?: net.Server;
+  private flushScheduled = false;
+  private readonly eorPending = new Set<Session>();
+  private readonly eorReceived = new Map<string, Set<number>>();
+  private readonly staleTimers = new Map<string, NodeJS.Timeout>();
+  private fibQueue = new Map<string, FibChange>();
+  private fibRunning?: Promise<void>;
+  private converged = false;
+  private convergeTimer?: NodeJS.Timeout;
+  private fibApplied = 0;
+  private fibErrors = 0;
+
+  constructor(
+    readonly cfg: SpeakerConfig,
+    private readonly deps: { log: Logger; fib?: FibSink; restarting?: boolean },
+  ) {
+    this.rib = new Rib({ asn: cfg.asn, routerId: cfg.routerId, clusterId: cfg.clusterId, maxPaths: cfg.maxPaths });
+  }
+
+  async start(): Promise<void> {
+    const families = familiesOf(this.cfg);
+    for (const p of this.cfg.peers) {
+      this.rib.addPeer({
+        id: p.address,
+        address: p.address,
+        asn: p.asn,
+        rrClient: p.routeReflectorClient,
+        nextHopSelf: p.nextHopSelf,
+        selfNextHop: p.nextHop ?? {},
+        importPrefixes: p.importPrefixes?.map(parsePrefixRule),
+        exportPrefixes: p.exportPrefixes?.map(parsePrefixRule),
+        maxPrefix: p.maxPrefix,
+      });
+      const log = this.deps.log.child({ component: 'bgp', peer: p.address });
+      const s = new Session(
+        {
+          address: p.address,
+          port: p.port ?? 179,
+          asn: p.asn,
+          localAsn: this.cfg.asn,
+          routerId: this.cfg.routerId,
+          localAddress: p.localAddress,
+          passive: !!p.passive,
+          holdTime: p.holdTime ?? this.cfg.holdTime ?? 90,
+          connectRetryTime: p.connectRetryTime ?? this.cfg.connectRetryTime ?? 30,
+          idleHoldTime: this.cfg.idleHoldTime ?? 5,
+          families,
+          gracefulRestart: p.gracefulRestart !== false && this.cfg.gracefulRestart ? this.cfg.gracefulRestart : undefined,
+          restarting: this.deps.restarting,
+        },
+        {
+          established: (x) => this.onEstablished(x),
+          down: (x, reason, graceful) => this.onDown(x, reason, graceful),
+          update: (x, ch) => this.onUpdate(x, ch),
+          routeRefresh: (x) => {
+            this.rib.refresh(x.cfg.address);
+            this.schedule();
+          },
+        },
+        log,
+      );
+      this.sessions.set(p.address, s);
+    }
+    for (const r of this.cfg.routes ?? []) this.rib.originate(r);
+    if (this.cfg.listen !== false) await this.listen();
+    for (const s of this.sessions.values()) s.start();
+    // Mark and sweep: after every peer sent End-of-RIB, or after a deadline, whichever comes first.
+    this.convergeTimer = setTimeout(() => this.markConverged(), (this.cfg.gracefulRestart?.restartTime ?? 30) * 1000);
+    this.schedule();
+  }
+
+  private listen(): Promise<void> {
+    const l = this.cfg.listen || {};
+    this.server = net.createServer((socket) => {
+      const addr = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+      const s = this.sessions.get(addr);
+      if (!s) {
+        socket.destroy(); // not a configured peer
+        return;
+      }
+      s.accept(socket);
+    });
+    return new Promise((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen({ host: l.address ?? '::', port: l.port ?? 179, ipv6Only: false }, () => resolve());
+    });
+  }
+
+  async stop(): Promise<void> {
+    const graceful = !!this.cfg.gracefulRestart;
+    for (const s of this.sessions.values()) s.stop(graceful);
+    for (const t of this.staleTimers.values()) clearTimeout(t);
+    clearTimeout(this.convergeTimer);
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    // Let already computed kernel work finish; with graceful restart nothing is removed.
+    if (graceful) this.fibQueue = new Map([...this.fibQueue].filter(([, c]) => c.nextHops.length > 0));
+    await this.drainFib();
+  }
+
+  // ---- control surface ----
+
+  announce(prefixes: string[]): number {
+    for (const p of prefixes) this.rib.originate(canonicalPrefix(p));
+    this.schedule();
+    return prefixes.length;
+  }
+
+  withdraw(prefixes: string[]): number {
+    let n = 0;
+    for (const p of prefixes) if (this.rib.withdrawOriginated(canonicalPrefix(p))) n++;
+    this.schedule();
+    return n;
+  }
+
+  peers(): PeerView[] {
+    return [...this.sessions.values()].map((s) => {
+      const st = s.status();
+      const stats = this.rib.stats(s.cfg.address);
+      return {
+        address: st.address,
+        asn: st.asn,
+        state: st.state,
+        since: new Date(st.since).toISOString(),
+        uptimeSeconds: Math.round((Date.now() - st.since) / 1000),
+        routerId: st.routerId,
+        holdTime: st.holdTime,
+        ...stats,
+        lastError: st.lastError,
+      };
+    });
+  }
+
+  routes(prefix?: string): RouteView[] {
+    const dests = prefix ? [this.rib.destination(canonicalPrefix(prefix))].filter((d) => d !== undefined) : [...this.rib.destinations()];
+    return dests.map((d) => ({
+      prefix: d.prefix,
+      best: d.best && {
+        peer: d.best.peerId === LOCAL_PEER_ID ? 'local' : d.best.peerId,
+        nextHop: d.best.attrs.nextHop || 'self',
+        asPath: fmtPath(d.best.attrs.asPath),
+        origin: d.best.attrs.origin,
+        localPref: d.best.attrs.localPref,
+        med: d.best.attrs.med,
+        communities: d.best.attrs.communities,
+        stale: d.best.stale,
+      },
+      reason: d.reason,
+      paths: d.paths.map((p) => ({ peer: p.peerId === LOCAL_PEER_ID ? 'local' : p.peerId, nextHop: p.attrs.nextHop || 'self', asPath: fmtPath(p.attrs.asPath), stale: p.stale })),
+      multipath: d.multipath.map((p) => p.attrs.nextHop),
+    }));
+  }
+
+  stats(): SpeakerStats {
+    let routes = 0;
+    for (const _ of this.rib.destinations()) routes++;
+    return { routes, fibApplied: this.fibApplied, fibPending: this.fibQueue.size, fibErrors: this.fibErrors };
+  }
+
+  // ---- session events ----
+
+  private onEstablished(s: Session): void {
+    const n = s.negotiated!;
+    const local = s.localAddress();
+    const self = local ? (local.includes(':') ? { v6: local } : { v4: local }) : {};
+    this.rib.peerUp(s.cfg.address, { routerId: s.conn!.remoteOpen!.routerId, families: n.families, selfNextHop: self });
+    this.eorReceived.set(s.cfg.address, new Set());
+    this.eorPending.add(s);
+    if (this.rib.hasStale(s.cfg.address)) this.armStaleTimer(s, n.peerGracefulRestart?.restartTime ?? 120);
+    this.schedule();
+  }
+
+  private onDown(s: Session, reason: string, graceful: boolean): void {
+    this.eorPending.delete(s);
+    const n = s.negotiated;
+    if (graceful && n?.peerGracefulRestart) {
+      // RFC 4724 §4.2 helper: keep the routes, stale, for the peer's restart time.
+      this.rib.peerDown(s.cfg.address, { keepStale: n.families });
+      this.armStaleTimer(s, n.peerGracefulRestart.restartTime);
+    } else this.rib.peerDown(s.cfg.address);
+    this.deps.log.info({ peer: s.cfg.address, reason, graceful }, 'session down');
+    this.schedule();
+  }
+
+  private armStaleTimer(s: Session, seconds: number): void {
+    clearTimeout(this.staleTimers.get(s.cfg.address));
+    this.staleTimers.set(
+      s.cfg.address,
+      setTimeout(() => {
+        this.staleTimers.delete(s.cfg.address);
+        this.rib.sweepStale(s.cfg.address);
+        this.schedule();
+      }, seconds * 1000),
+    );
+  }
+
+  private onUpdate(s: Session, ch: UpdateChanges): void {
+    const id = s.cfg.address;
+    if (ch.endOfRib !== undefined) {
+      this.eorReceived.get(id)?.add(ch.endOfRib);
+      this.rib.sweepStale(id, ch.endOfRib);
+      if (!this.rib.hasStale(id)) clearTimeout(this.staleTimers.get(id));
+      this.checkConverged();
+      this.schedule();
+      return;
+    }
+    const r = this.rib.applyUpdate(id, ch.families);
+    if (r.maxPrefixExceeded) {
+      s.fail(NotifyCode.CEASE, CeaseSubcode.MAX_PREFIXES, `more than ${this.cfg.peers.find((p) => p.address === id)?.maxPrefix} prefixes`);
+    }
+    this.schedule();
+  }
+
+  private checkConverged(): void {
+    if (this.converged) return;
+    for (const s of this.sessions.values()) {
+      const got = this.eorReceived.get(s.cfg.address);
+      if (!got || !s.negotiated || [...s.negotiated.families].some((f) => !got.has(f))) return;
+    }
+    this.markConverged();
+  }
+
+  private markConverged(): void {
+    if (this.converged) return;
+    this.converged = true;
+    clearTimeout(this.convergeTimer);
+    const sink = this.deps.fib;
+    if (sink?.converged) {
+      // After the queued installs, so that re-learned routes are not swept.
+      void this.drainFib().then(() => sink.converged!().catch((e) => this.deps.log.error({ err: messageOf(e) }, 'kernel sweep failed')));
+    }
+  }
+
+  // ---- flushing ----
+
+  private schedule(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flushNow();
+    });
+  }
+
+  private flushNow(): void {
+    const { fib, out } = this.rib.flush();
+    for (const [id, o] of out) {
+      const s = this.sessions.get(id);
+      if (s) this.sendOut(s, o);
+    }
+    for (const s of this.eorPending) s.sendEndOfRib();
+    this.eorPending.clear();
+    if (this.deps.fib && fib.length) {
+      for (const c of fib) this.fibQueue.set(c.prefix, c);
+      void this.drainFib();
+    }
+  }
+
+  private sendOut(s: Session, o: PeerOut): void {
+    const opts = s.conn?.send;
+    if (!opts) return;
+    const bufs: Buffer[] = [];
+    for (const w of o.withdraw) bufs.push(...buildWithdrawals(w.family, w.prefixes.map((prefix) => ({ prefix })), opts));
+    for (const a of o.announce) bufs.push(...buildAnnouncements(a.family, a.attrs, a.prefixes.map((prefix) => ({ prefix })), opts));
+    s.sendUpdates(bufs);
+  }
+
+  /** One batch in flight at a time; changes that arrive meanwhile coalesce by prefix. */
+  private drainFib(): Promise<void> {
+    const sink = this.deps.fib;
+    if (!sink) return Promise.resolve();
+    if (this.fibRunning) return this.fibRunning;
+    const run = async () => {
+      while (this.fibQueue.size) {
+        const batch = [...this.fibQueue.values()];
+        this.fibQueue = new Map();
+        try {
+          await sink.apply(batch);
+          this.fibApplied += batch.length;
+        } catch (e) {
+          this.fibErrors++;
+          this.deps.log.error({ err: messageOf(e), routes: batch.length }, 'kernel update failed');
+        }
+      }
+    };
+    this.fibRunning = run().finally(() => (this.fibRunning = undefined));
+    return this.fibRunning;
+  }
+}
+
