@@ -314,8 +314,7 @@ export class Session {
           this.timers.delete(a.timer);
           break;
         case 'established':
-          this.lastError = undefined;
-          this.ev.established(this);
+          this.ev.established(this); // lastError stays visible, as in `birdc show protocols`
           break;
         case 'down': {
           // RFC 4724 §4.2: keep the peer's routes if it does graceful restart and the session

@@ -1,0 +1,81 @@
+/** Helpers for BGP interop tests: Tern, BIRD and GoBGP inside sandbox namespaces. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DIST_BIN, sh, waitFor, type Daemon, type Netns, type Sandbox } from '../sandbox';
+
+export const TERNCTL = path.join(DIST_BIN, 'ternctl');
+
+export interface TernNode {
+  daemon: Daemon;
+  socket: string;
+  config: string;
+  ctl<T = unknown>(...args: string[]): T;
+}
+
+export function startTern(sb: Sandbox, ns: Netns, dir: string, name: string, config: object, extra: string[] = []): TernNode {
+  const cfgFile = path.join(dir, `${name}.json`);
+  const socket = path.join(dir, `${name}.sock`);
+  fs.writeFileSync(cfgFile, JSON.stringify(config, null, 2));
+  const daemon = sb.daemon(process.execPath, [TERNCTL, 'bgp', 'serve', '--config', cfgFile, '--socket', socket, '--log-level', 'debug', ...extra], { netns: ns });
+  return {
+    daemon,
+    socket,
+    config: cfgFile,
+    ctl<T>(...args: string[]): T {
+      const r = sh(process.execPath, [TERNCTL, '-o', 'json', 'bgp', ...args, '--socket', socket]);
+      if (r.code !== 0) throw new Error(`ternctl bgp ${args.join(' ')}: ${r.stderr}`);
+      return JSON.parse(r.stdout) as T;
+    },
+  };
+}
+
+export async function ternReady(t: TernNode): Promise<void> {
+  await waitFor(() => fs.existsSync(t.socket), { timeoutMs: 20_000, what: `control socket ${t.socket} (${t.daemon.output().slice(-2000)})` });
+}
+
+export interface PeerRow {
+  address: string;
+  state: string;
+  received: number;
+  accepted: number;
+  sent: number;
+  lastError?: string;
+}
+
+export function peerState(t: TernNode, address: string): PeerRow | undefined {
+  try {
+    return t.ctl<PeerRow[]>('peers').find((p) => p.address === address);
+  } catch {
+    return undefined;
+  }
+}
+
+export interface BirdNode {
+  daemon: Daemon;
+  socket: string;
+  conf: string;
+  birdc(...args: string[]): string;
+}
+
+export function startBird(sb: Sandbox, ns: Netns, dir: string, name: string, conf: string): BirdNode {
+  const confFile = path.join(dir, `${name}.conf`);
+  const socket = path.join(dir, `${name}.ctl`);
+  fs.writeFileSync(confFile, conf);
+  const daemon = sb.daemon('bird', ['-c', confFile, '-s', socket, '-f'], { netns: ns });
+  return {
+    daemon,
+    socket,
+    conf: confFile,
+    birdc: (...args: string[]) => sh('birdc', ['-s', socket, ...args]).stdout,
+  };
+}
+
+/** Prefixes in `ns`'s kernel table with the given protocol, e.g. 'bird' or '84'. */
+export function kernelRoutes(ns: Netns, family: 4 | 6, proto: string): string[] {
+  const r = ns.ipJson<{ dst: string; protocol: string }[]>(`-${family}`, 'route', 'show', 'proto', proto);
+  return r.map((x) => x.dst);
+}
+
+export function addV6(ns: Netns, dev: string, addr: string): void {
+  ns.ip('-6', 'addr', 'add', addr, 'dev', dev, 'nodad');
+}
