@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { TernError, messageOf } from '../lib/errors';
 import { register as registerNode } from './node';
 import { register as registerBgp } from './bgp';
+import { register as registerDoctor } from './doctor';
 
 /** Exit codes: 0 ok, 1 operation failed, 2 usage, 3 not found, 4 datastore unavailable. */
 export function exitCodeFor(e: unknown): number {
@@ -33,6 +34,7 @@ const registrations: Register[] = [
   // Each area adds its register function here.
   registerNode,
   registerBgp,
+  registerDoctor,
 ];
 
 export function buildProgram(): Command {

@@ -1,0 +1,79 @@
+/**
+ * Kernel feature probes for `ternctl doctor`. Device support is probed by
+ * really creating the device, in a throw-away network namespace (unshare -n),
+ * so nothing in the node's own namespace changes. Sysctls are read in the
+ * node's namespace (or the given one).
+ */
+import * as os from 'node:os';
+import { runIn } from './netns';
+
+export type Probe = 'yes' | 'no' | 'unknown';
+
+export interface KernelFacts {
+  kernelRelease: string;
+  vxlan: Probe;
+  vlan8021q: Probe;
+  bridge: Probe;
+  veth: Probe;
+  ipset: Probe;
+  /** 'nf_tables', 'legacy', or undefined when iptables is missing. */
+  iptablesBackend?: 'nf_tables' | 'legacy';
+  /** Whether the backend's tables can be used here (e.g. UML has no nf_tables inet family). */
+  iptablesUsable: Probe;
+  iptablesLegacyUsable: Probe;
+  ipForward?: number;
+  ip6Forward?: number;
+  rpFilterAll?: number;
+  rpFilterDefault?: number;
+  errors: string[];
+}
+
+function probeInScratchNs(script: string): Probe {
+  try {
+    const r = runIn(undefined, 'unshare', ['--net', 'bash', '-c', script]);
+    if (r.code === 0) return 'yes';
+    // unshare itself failing (not root, no user namespaces) says nothing about the kernel.
+    return /unshare failed|Operation not permitted/.test(r.stderr) && !/RTNETLINK|Error:/.test(r.stderr) ? 'unknown' : 'no';
+  } catch {
+    return 'unknown';
+  }
+}
+
+function readSysctl(netnsPath: string | undefined, key: string): number | undefined {
+  try {
+    const r = runIn(netnsPath, 'cat', [`/proc/sys/${key.replace(/\./g, '/')}`]);
+    const v = Number(r.stdout.trim());
+    return r.code === 0 && r.stdout.trim() !== '' && Number.isFinite(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function gatherKernelFacts(opts: { netnsPath?: string } = {}): KernelFacts {
+  const errors: string[] = [];
+  const ipt = (() => {
+    try {
+      return runIn(undefined, 'iptables', ['-V']);
+    } catch (e) {
+      errors.push(`iptables: ${(e as Error).message}`);
+      return undefined;
+    }
+  })();
+  const backend = ipt?.code === 0 ? (/nf_tables/.test(ipt.stdout) ? 'nf_tables' : /legacy/.test(ipt.stdout) ? 'legacy' : undefined) : undefined;
+  return {
+    kernelRelease: os.release(),
+    vxlan: probeInScratchNs('ip link add name tprobe0 type vxlan id 1 dstport 4789'),
+    vlan8021q: probeInScratchNs('ip link add name tprobe0 type veth peer name tprobe1 && ip link add link tprobe0 name tprobe0.1 type vlan id 1'),
+    bridge: probeInScratchNs('ip link add name tprobe0 type bridge'),
+    veth: probeInScratchNs('ip link add name tprobe0 type veth peer name tprobe1'),
+    ipset: probeInScratchNs('ipset create tern-probe hash:ip'),
+    iptablesBackend: backend,
+    iptablesUsable: backend ? probeInScratchNs('iptables -w -t filter -N tern-probe && iptables -w -t nat -S >/dev/null') : 'no',
+    iptablesLegacyUsable: probeInScratchNs('iptables-legacy -w -t filter -N tern-probe && iptables-legacy -w -t nat -S >/dev/null'),
+    ipForward: readSysctl(opts.netnsPath, 'net.ipv4.ip_forward'),
+    ip6Forward: readSysctl(opts.netnsPath, 'net.ipv6.conf.all.forwarding'),
+    rpFilterAll: readSysctl(opts.netnsPath, 'net.ipv4.conf.all.rp_filter'),
+    rpFilterDefault: readSysctl(opts.netnsPath, 'net.ipv4.conf.default.rp_filter'),
+    errors,
+  };
+}
