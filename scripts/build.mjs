@@ -10,7 +10,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
 
 const bins = {
-  tern: 'cni-plugin/main.js',
+  'tern-standalone': 'cni-plugin/main.js',
   'tern-ipam': 'ipam/plugin-main.js',
   ternctl: 'cli/main.js',
 };
@@ -22,3 +22,11 @@ for (const [name, entry] of Object.entries(bins)) {
   fs.writeFileSync(file, `#!/usr/bin/env node\nrequire('../src/${entry}').run();\n`);
   fs.chmodSync(file, 0o755);
 }
+
+// `tern`, the binary runtimes execute, is the native shim: it forwards to the
+// node daemon's socket and falls back to tern-standalone when no daemon runs.
+const shim = path.join(root, 'native/build/Release/tern-cni-shim');
+if (!fs.existsSync(shim)) throw new Error('native/build/Release/tern-cni-shim is missing: run npm install (or npm run install)');
+fs.copyFileSync(shim, path.join(binDir, 'tern.tmp'));
+fs.chmodSync(path.join(binDir, 'tern.tmp'), 0o755);
+fs.renameSync(path.join(binDir, 'tern.tmp'), path.join(binDir, 'tern'));

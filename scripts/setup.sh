@@ -29,7 +29,8 @@ fi
 
 # npm ci when the lock file changed since the last install (or nothing is installed).
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
-   || [ ! -f native/build/Release/tern_netns.node ]; then
+   || [ ! -f native/build/Release/tern_netns.node ] || [ ! -f native/build/Release/tern-cni-shim ] \
+   || [ native/cni-shim.c -nt native/build/Release/tern-cni-shim ] || [ native/netns.c -nt native/build/Release/tern_netns.node ]; then
   npm ci --no-audit --no-fund >&2
 fi
 

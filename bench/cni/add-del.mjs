@@ -16,11 +16,19 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tern-bench-'));
 const ns = new Namespaces('cni');
 process.on('exit', () => fs.rmSync(work, { recursive: true, force: true }));
 
+const ternConf = (db, extra = {}) => ({ cniVersion: '1.0.0', name: 'bench', type: 'tern', ipam: { type: 'tern-ipam', pools: ['10.244.0.0/16'] }, datastore: { type: 'sqlite', path: path.join(work, db) }, log_file: path.join(work, 'cni.log'), log_level: 'warn', ...extra });
+const socket = path.join(work, 'cni.sock');
 const impls = {
-  tern: {
+  'tern (daemon)': {
     bin: path.join(root, 'dist/bin/tern'),
     cniPath: `${path.join(root, 'dist/bin')}:/usr/lib/cni`,
-    conf: { cniVersion: '1.0.0', name: 'bench', type: 'tern', ipam: { type: 'tern-ipam', pools: ['10.244.0.0/16'] }, datastore: { type: 'sqlite', path: path.join(work, 'tern.db') }, log_file: path.join(work, 'cni.log'), log_level: 'warn' },
+    conf: ternConf('daemon.db', { cni_socket: socket }),
+    daemon: true,
+  },
+  'tern (standalone)': {
+    bin: path.join(root, 'dist/bin/tern'),
+    cniPath: `${path.join(root, 'dist/bin')}:/usr/lib/cni`,
+    conf: ternConf('standalone.db'),
   },
   'ptp+host-local': {
     bin: '/usr/lib/cni/ptp',
@@ -47,23 +55,35 @@ function invoke(impl, node, command, pod, id) {
 const results = {};
 const nodes = {};
 for (const name of Object.keys(impls)) {
-  nodes[name] = ns.node(name.replace(/\W/g, '').slice(0, 6));
+  nodes[name] = ns.node(`n${Object.keys(nodes).length}`);
   results[name] = { add: [], del: [], conc: 0 };
 }
-// Warm-up (page cache, first sqlite open) for both.
+// The daemon of the fast path runs inside its node namespace; stopped by PID on exit.
+{
+  const name = 'tern (daemon)';
+  const cfg = path.join(work, 'node.yaml');
+  fs.writeFileSync(cfg, `cniSocket: ${socket}\nhealthListen: ""\nlogLevel: warn\ndatastore: {type: sqlite, path: ${path.join(work, 'daemon.db')}}\n`);
+  const d = spawn('nsenter', [`--net=/run/netns/${nodes[name]}`, '--', path.join(root, 'dist/bin/ternctl'), 'node', 'run', '--config', cfg], { stdio: 'ignore' });
+  process.on('exit', () => { try { process.kill(d.pid, 'SIGKILL'); } catch { /* gone */ } });
+  for (let i = 0; i < 100 && !fs.existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
+  if (!fs.existsSync(socket)) throw new Error('daemon did not start');
+}
+// Warm-up (page cache, first sqlite open) for all.
 for (const [name, impl] of Object.entries(impls)) {
-  const p = ns.add(`w${name.slice(0, 3)}`);
+  const p = ns.add(`w${Object.keys(impls).indexOf(name)}`);
   await invoke(impl, nodes[name], 'ADD', p, 'warm');
   await invoke(impl, nodes[name], 'DEL', p, 'warm');
 }
 const pods = {};
-for (const name of Object.keys(impls)) pods[name] = Array.from({ length: PODS }, (_, i) => ns.add(`${name.slice(0, 3)}${i}`));
+for (const [k, name] of Object.keys(impls).entries()) pods[name] = Array.from({ length: PODS }, (_, i) => ns.add(`p${k}-${i}`));
 for (let i = 0; i < PODS; i++) {
-  const order = i % 2 ? Object.keys(impls).reverse() : Object.keys(impls);
+  const keys = Object.keys(impls);
+  const order = keys.map((_, j) => keys[(i + j) % keys.length]);
   for (const name of order) results[name].add.push(await invoke(impls[name], nodes[name], 'ADD', pods[name][i], `c${i}`));
 }
 for (let i = 0; i < PODS; i++) {
-  const order = i % 2 ? Object.keys(impls).reverse() : Object.keys(impls);
+  const keys = Object.keys(impls);
+  const order = keys.map((_, j) => keys[(i + j) % keys.length]);
   for (const name of order) results[name].del.push(await invoke(impls[name], nodes[name], 'DEL', pods[name][i], `c${i}`));
 }
 for (const name of Object.keys(impls)) {
@@ -81,8 +101,10 @@ console.log('|---|---|---|---|---|---|');
 for (const [name, r] of Object.entries(results)) {
   console.log(`| ${name} | ${fmt(pct(r.add, 50))} | ${fmt(pct(r.add, 90))} | ${fmt(pct(r.del, 50))} | ${fmt(pct(r.del, 90))} | ${fmt(r.conc)} |`);
 }
-const t = results.tern;
-console.log(`| ratio tern/ref | ${(pct(t.add, 50) / pct(ref.add, 50)).toFixed(2)}x | ${(pct(t.add, 90) / pct(ref.add, 90)).toFixed(2)}x | ${(pct(t.del, 50) / pct(ref.del, 50)).toFixed(2)}x | ${(pct(t.del, 90) / pct(ref.del, 90)).toFixed(2)}x | ${(t.conc / ref.conc).toFixed(2)}x |`);
+for (const name of ['tern (daemon)', 'tern (standalone)']) {
+  const t = results[name];
+  console.log(`| ratio ${name}/ref | ${(pct(t.add, 50) / pct(ref.add, 50)).toFixed(2)}x | ${(pct(t.add, 90) / pct(ref.add, 90)).toFixed(2)}x | ${(pct(t.del, 50) / pct(ref.del, 50)).toFixed(2)}x | ${(pct(t.del, 90) / pct(ref.del, 90)).toFixed(2)}x | ${(t.conc / ref.conc).toFixed(2)}x |`);
+}
 const nodeStart = [];
 for (let i = 0; i < 10; i++) { const t0 = process.hrtime.bigint(); sh(process.execPath, ['-e', '0']); nodeStart.push(Number(process.hrtime.bigint() - t0) / 1e6); }
 console.log(`\nbare \`node -e 0\` start-up p50 on this machine now: ${fmt(pct(nodeStart, 50))}`);

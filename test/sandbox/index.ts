@@ -69,6 +69,7 @@ export async function shAsync(cmd: string, args: string[], opts: { input?: strin
       clearTimeout(timer);
       resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
     });
+    child.stdin.on('error', () => undefined); // the child may exit before reading all its input
     child.stdin.end(opts.input ?? '');
   });
 }

@@ -1,0 +1,110 @@
+/**
+ * The daemon's CNI endpoint: a root-only unix socket that runs the same
+ * `handle()` as the standalone plugin, warm, in-process. A malformed or
+ * oversized request gets CNI error JSON and closes only its own connection.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import type { Logger } from '../lib/log';
+import type { Outcome } from '../cni-plugin/main';
+import { MAX_REQUEST, decodeCniRequest, encodeCniResponse } from './cni-wire';
+
+export interface CniServerDeps {
+  socketPath: string;
+  log: Logger;
+  handle: (env: NodeJS.ProcessEnv, stdin: string) => Promise<Outcome>;
+  /** Called with each request's duration, for metrics. */
+  observe?: (command: string, ms: number, ok: boolean) => void;
+  timeoutMs?: number;
+}
+
+const errorOutcome = (code: number, msg: string): Buffer => encodeCniResponse(1, JSON.stringify({ cniVersion: '1.0.0', code, msg }));
+
+export class CniServer {
+  private server?: net.Server;
+  constructor(private readonly deps: CniServerDeps) {}
+
+  async start(): Promise<void> {
+    const { socketPath, log } = this.deps;
+    fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
+    // A socket file left by a killed daemon would make listen fail; remove it only if nothing answers on it.
+    if (fs.existsSync(socketPath) && !(await answers(socketPath))) fs.rmSync(socketPath, { force: true });
+    // allowHalfOpen: the shim half-closes after its request and waits for the answer.
+    const server = net.createServer({ allowHalfOpen: true }, (conn) => this.serve(conn));
+    const oldMask = process.umask(0o177); // the socket is born 0600: root only
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(socketPath, () => resolve());
+      });
+    } finally {
+      process.umask(oldMask);
+    }
+    fs.chmodSync(socketPath, 0o600);
+    this.server = server;
+    log.info({ socket: socketPath }, 'CNI socket listening');
+  }
+
+  private serve(conn: net.Socket): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (buf: Buffer): void => {
+      if (done) return;
+      done = true;
+      conn.end(buf);
+    };
+    conn.setTimeout(this.deps.timeoutMs ?? 60_000, () => {
+      finish(errorOutcome(11, 'request timed out'));
+      conn.destroy();
+    });
+    conn.on('error', () => conn.destroy());
+    conn.on('data', (d: Buffer) => {
+      size += d.length;
+      if (size > MAX_REQUEST + 64 * 1024) {
+        finish(errorOutcome(6, `request exceeds ${MAX_REQUEST} bytes`));
+        conn.destroy();
+        return;
+      }
+      chunks.push(d);
+    });
+    conn.on('end', () => {
+      if (done) return;
+      const req = decodeCniRequest(Buffer.concat(chunks));
+      if (!req.ok) {
+        this.deps.log.warn({ error: req.error }, 'malformed CNI request');
+        finish(errorOutcome(6, `malformed request: ${req.error}`));
+        return;
+      }
+      const t0 = process.hrtime.bigint();
+      const env: NodeJS.ProcessEnv = { ...req.env, PATH: process.env.PATH };
+      this.deps
+        .handle(env, req.stdin)
+        .then((o) => {
+          this.deps.observe?.(req.env.CNI_COMMAND ?? '', Number(process.hrtime.bigint() - t0) / 1e6, o.exitCode === 0);
+          finish(encodeCniResponse(o.exitCode, o.stdout));
+        })
+        .catch((e) => finish(errorOutcome(999, `internal error: ${(e as Error).message}`)));
+    });
+  }
+
+  async stop(): Promise<void> {
+    const s = this.server;
+    this.server = undefined;
+    if (!s) return;
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+    fs.rmSync(this.deps.socketPath, { force: true });
+  }
+}
+
+function answers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = net.connect(socketPath);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+}

@@ -1,0 +1,54 @@
+/** The node daemon's configuration file (YAML or JSON). Errors name the file and field. */
+import * as fs from 'node:fs';
+import YAML from 'yaml';
+import { TernError } from '../lib/errors';
+import { parseDatastore, type DatastoreConfig } from '../cni-plugin/config';
+
+export interface DaemonConfig {
+  nodename?: string;
+  cniSocket: string;
+  datastore: DatastoreConfig;
+  /** host:port for /healthz, /readyz and /metrics; empty disables it. */
+  healthListen: string;
+  logLevel: string;
+}
+
+export const DEFAULT_CNI_SOCKET = '/run/tern/cni.sock';
+
+export function loadDaemonConfig(file: string): DaemonConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new TernError('NOT_FOUND', `${file}: cannot read: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = YAML.parse(text);
+  } catch (e) {
+    throw new TernError('INVALID_CONFIG', `${file}: ${(e as Error).message}`);
+  }
+  return parseDaemonConfig(raw ?? {}, file);
+}
+
+export function parseDaemonConfig(raw: unknown, file = 'config'): DaemonConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new TernError('INVALID_CONFIG', `${file}: must be a mapping`);
+  const o = raw as Record<string, unknown>;
+  const str = (k: string, d: string): string => {
+    const v = o[k];
+    if (v === undefined || v === null) return d;
+    if (typeof v !== 'string') throw new TernError('INVALID_CONFIG', `${file}: field "${k}" must be a string`);
+    return v;
+  };
+  const cniSocket = str('cniSocket', DEFAULT_CNI_SOCKET);
+  if (!cniSocket.startsWith('/')) throw new TernError('INVALID_CONFIG', `${file}: field "cniSocket" must be an absolute path`);
+  const healthListen = str('healthListen', '127.0.0.1:9099');
+  if (healthListen && !/^[^:]+:\d{1,5}$/.test(healthListen)) throw new TernError('INVALID_CONFIG', `${file}: field "healthListen" must be host:port`);
+  let datastore: DatastoreConfig;
+  try {
+    datastore = parseDatastore(o.datastore);
+  } catch (e) {
+    throw new TernError('INVALID_CONFIG', `${file}: ${(e as Error).message}`);
+  }
+  return { nodename: o.nodename === undefined ? undefined : str('nodename', ''), cniSocket, datastore, healthListen, logLevel: str('logLevel', 'info') };
+}

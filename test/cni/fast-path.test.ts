@@ -1,0 +1,100 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { DIST_BIN, Sandbox, waitFor, type Daemon, type Netns } from '../sandbox';
+import { makeNode, runCni, ternConfig } from '../sandbox/cni';
+import { decodeCniResponse, encodeCniRequest } from '../../src/node-daemon/cni-wire';
+
+/** Talk to a unix socket from the test process (sockets live in the filesystem, not a netns). */
+function rawRequest(socket: string, payload: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(socket);
+    const chunks: Buffer[] = [];
+    c.on('data', (d) => chunks.push(d));
+    c.on('end', () => resolve(Buffer.concat(chunks)));
+    c.on('error', reject);
+    c.end(payload);
+  });
+}
+
+describe('the fast CNI path: native shim -> node daemon socket, with the standalone fallback', () => {
+  const sb = new Sandbox('cnifast');
+  let node: Netns;
+  let dir: string;
+  let socket: string;
+  let conf: Record<string, any>;
+  let daemon: Daemon;
+
+  const metrics = () => node.must('node', ['-e', "fetch('http://127.0.0.1:9099/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"]);
+  const adds = () => Number(/tern_cni_requests_total\{command="ADD",result="ok"\} (\d+)/.exec(metrics())?.[1] ?? 0);
+
+  beforeAll(async () => {
+    ({ node } = makeNode(sb, 'node'));
+    dir = sb.tmpdir();
+    socket = path.join(dir, 'run', 'cni.sock');
+    conf = ternConfig(dir, { cni_socket: socket });
+    const cfg = path.join(dir, 'node.yaml');
+    fs.writeFileSync(cfg, `nodename: node1\ncniSocket: ${socket}\nhealthListen: 127.0.0.1:9099\ndatastore:\n  type: sqlite\n  path: ${dir}/tern.db\nlogLevel: debug\n`);
+    daemon = sb.daemon(path.join(DIST_BIN, 'ternctl'), ['node', 'run', '--config', cfg], { netns: node });
+    await waitFor(() => fs.existsSync(socket) && node.exec('node', ['-e', "fetch('http://127.0.0.1:9099/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]).code === 0, { what: 'daemon ready', timeoutMs: 30_000 });
+  });
+  afterAll(() => sb.cleanup());
+
+  it('the socket is root-only', () => {
+    const st = fs.statSync(socket);
+    expect(st.isSocket()).toBe(true);
+    expect(st.mode & 0o777).toBe(0o600);
+  });
+
+  it('ADD, CHECK and DEL go through the daemon and do the same as the standalone plugin', async () => {
+    const before = adds();
+    const pod = sb.netns('pod1');
+    const r = await runCni(node, { command: 'ADD', containerId: 'ctr-fast', netns: pod.path, ifname: 'eth0', config: conf });
+    expect(r.code, r.stdout + daemon.output()).toBe(0);
+    expect(adds()).toBe(before + 1);
+    expect(r.json.ips[0].address).toMatch(/^10\.244\./);
+    expect(node.ping(r.json.ips[0].address.split('/')[0])).toBe(true);
+    const c = await runCni(node, { command: 'CHECK', containerId: 'ctr-fast', netns: pod.path, ifname: 'eth0', config: { ...conf, prevResult: r.json } });
+    expect(c.code, c.stdout).toBe(0);
+    // Errors keep their codes through the daemon.
+    const again = await runCni(node, { command: 'ADD', containerId: 'ctr-fast', netns: pod.path, ifname: 'eth0', config: conf });
+    expect(again.json.code).toBe(102);
+    const bad = await runCni(node, { command: 'ADD', containerId: 'ctr-fast2', netns: pod.path, ifname: 'eth1', config: { ...conf, mtu: 3 } });
+    expect(bad.json.code).toBe(7);
+    const v = await runCni(node, { command: 'VERSION', config: '' });
+    expect(v.json.supportedVersions).toContain('1.1.0');
+    expect((await runCni(node, { command: 'DEL', containerId: 'ctr-fast', netns: pod.path, ifname: 'eth0', config: conf })).code).toBe(0);
+    expect(pod.exec('ip', ['link', 'show', 'eth0']).code).not.toBe(0);
+  });
+
+  it('malformed and oversized requests get a CNI error and the daemon keeps serving', async () => {
+    const garbage = decodeCniResponse(await rawRequest(socket, Buffer.from('GET / HTTP/1.1\r\n\r\n')));
+    expect(garbage?.exitCode).toBe(1);
+    expect(JSON.parse(garbage!.stdout)).toMatchObject({ code: 6, msg: expect.stringMatching(/malformed request/) });
+    const truncated = decodeCniResponse(await rawRequest(socket, encodeCniRequest({ CNI_COMMAND: 'VERSION' }, '').subarray(0, 10)));
+    expect(JSON.parse(truncated!.stdout).code).toBe(6);
+    // 2 MiB of stdin through the real shim.
+    const huge = { ...conf, padding: 'x'.repeat(2 << 20) };
+    const big = await runCni(node, { command: 'ADD', containerId: 'ctr-big', netns: sb.netns('big').path, ifname: 'eth0', config: huge });
+    expect(big.code).toBe(1);
+    expect(big.json.code).toBe(6);
+    expect(big.json.msg).toMatch(/exceeds/);
+    const ok = decodeCniResponse(await rawRequest(socket, encodeCniRequest({ CNI_COMMAND: 'VERSION' }, '')));
+    expect(ok?.exitCode).toBe(0);
+    expect(JSON.parse(ok!.stdout).supportedVersions).toContain('1.0.0');
+    expect(daemon.child.exitCode).toBeNull();
+  });
+
+  it('with the daemon stopped, the same binary falls back to the standalone plugin', async () => {
+    await daemon.stop('SIGTERM');
+    expect(fs.existsSync(socket)).toBe(false);
+    const pod = sb.netns('pod2');
+    const r = await runCni(node, { command: 'ADD', containerId: 'ctr-standalone', netns: pod.path, ifname: 'eth0', config: conf });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(node.ping(r.json.ips[0].address.split('/')[0])).toBe(true);
+    const log = fs.readFileSync(conf.log_file, 'utf8');
+    expect(log).toContain('"name":"tern-cni"');
+    expect((await runCni(node, { command: 'DEL', containerId: 'ctr-standalone', netns: pod.path, ifname: 'eth0', config: conf })).code).toBe(0);
+  });
+});
