@@ -213,22 +213,29 @@ export class Applier {
       }
     }
     if (lines.length) this.must('ipset', ['restore', '-exist'], lines.join('\n') + '\n');
-    // 2. Rules, one atomic restore per family.
-    const written: (4 | 6)[] = [];
+    // 2. Rules, one atomic restore per family; both are checked before either is written,
+    // and v4 is put back from its saved text should the v6 write still fail.
+    const written: { fam: 4 | 6; before: string }[] = [];
     try {
-      for (const fam of [rs.v4, rs.v6]) {
-        const plan = planIptables(fam, parseSave(this.save(fam.family)));
-        if (fam.family === 4) report.restoreText.v4 = plan;
-        else report.restoreText.v6 = plan;
-        if (!plan) continue;
-        report.chainsWritten += (plan.match(/^:/gm) ?? []).length;
-        this.must(tool(this.backend, fam.family, 'restore'), ['--noflush', '--wait'], plan);
-        written.push(fam.family);
+      const plans = [rs.v4, rs.v6].map((fam) => {
+        const before = this.save(fam.family);
+        return { fam: fam.family, before, plan: planIptables(fam, parseSave(before)) };
+      });
+      report.restoreText = { v4: plans[0].plan, v6: plans[1].plan };
+      for (const p of plans) if (p.plan) this.must(tool(this.backend, p.fam, 'restore'), ['--noflush', '--wait', '--test'], p.plan);
+      for (const p of plans) {
+        if (!p.plan) continue;
+        report.chainsWritten += (p.plan.match(/^:/gm) ?? []).length;
+        this.must(tool(this.backend, p.fam, 'restore'), ['--noflush', '--wait'], p.plan);
+        written.push({ fam: p.fam, before: p.before });
       }
     } catch (e) {
-      // Put the previous sets back; v4 rules already written reference only sets that still exist.
-      const undo = [...swapped.map((n) => `swap ${n}${TMP_SUFFIX} ${n}`), ...swapped.map((n) => `destroy ${n}${TMP_SUFFIX}`)];
-      if (written.length === 0) undo.push(...created.map((n) => `destroy ${n}`));
+      for (const w of written) {
+        const back = rollbackText(w.before, this.save(w.fam));
+        if (back) this.exec(tool(this.backend, w.fam, 'restore'), ['--noflush', '--wait'], back);
+      }
+      // Put the previous sets back, then drop the ones this apply created.
+      const undo = [...swapped.map((n) => `swap ${n}${TMP_SUFFIX} ${n}`), ...swapped.map((n) => `destroy ${n}${TMP_SUFFIX}`), ...created.map((n) => `destroy ${n}`)];
       if (undo.length) this.exec('ipset', ['restore', '-exist'], undo.join('\n') + '\n');
       this.opts.log?.warn({ err: e }, 'ACL apply failed; previous ruleset kept');
       throw e;
@@ -258,6 +265,36 @@ export class Applier {
       for (const n of parseIpsetSave(this.must('ipset', ['save'])).keys()) this.exec('ipset', ['destroy', n]);
     });
   }
+}
+
+/** Restore input that brings Tern's chains and hooks back to an earlier iptables-save text. */
+export function rollbackText(before: string, now: string): string {
+  const tern = (text: string) => {
+    const chains = new Map<string, string[]>();
+    const hooks: string[] = [];
+    let inFilter = false;
+    for (const line of text.split('\n')) {
+      if (line.startsWith('*')) inFilter = line === '*filter';
+      if (!inFilter) continue;
+      if (line.startsWith(':') && isTernChain(line.slice(1).split(' ')[0])) chains.set(line.slice(1).split(' ')[0], []);
+      else if (line.startsWith('-A ')) {
+        const chain = line.slice(3, line.indexOf(' ', 3));
+        if (isTernChain(chain)) chains.get(chain)?.push(line);
+        else if (line.includes(HOOK_COMMENT)) hooks.push(line);
+      }
+    }
+    return { chains, hooks };
+  };
+  const b = tern(before);
+  const n = tern(now);
+  const out = ['*filter'];
+  for (const h of n.hooks) if (!b.hooks.includes(h)) out.push(h.replace(/^-A /, '-D '));
+  for (const name of new Set([...b.chains.keys(), ...n.chains.keys()])) out.push(`:${name} - [0:0]`);
+  for (const rules of b.chains.values()) out.push(...rules);
+  for (const h of b.hooks) if (!n.hooks.includes(h)) out.push(h.replace(/^-A (\S+) /, '-I $1 1 '));
+  for (const name of n.chains.keys()) if (!b.chains.has(name)) out.push(`-X ${name}`);
+  out.push('COMMIT', '');
+  return out.join('\n');
 }
 
 function defaultLock(netnsPath?: string): string {

@@ -5,6 +5,7 @@
  */
 import * as net from 'node:net';
 import { Proto, type Direction, type Endpoint, type EntityMatch, type Policy, type PolicyInput, type Rule } from './model';
+import { FAILSAFE_TCP, FAILSAFE_UDP4, FAILSAFE_UDP6 } from './compile';
 import { Resolver, addrOnly, entityNotScope, entityScope, familyOf, inCidr, orderedTiers, policyScope, tierPolicies } from './resolve';
 
 export interface Packet {
@@ -14,6 +15,8 @@ export interface Packet {
   dstPort?: number;
   srcPort?: number;
   icmp?: { type: number; code: number };
+  /** The destination is the node itself (INPUT path): failsafe ports are always open. */
+  toNode?: boolean;
 }
 
 export interface Step {
@@ -62,6 +65,10 @@ export function explainPacket(input: PolicyInput, pkt: Packet): Explanation {
   const src = lookup(pkt.src);
   const dst = lookup(pkt.dst);
   const steps: Step[] = [];
+  if (pkt.toNode && src.ep && isFailsafe(pkt)) {
+    steps.push({ direction: 'egress', endpoint: `${src.ep.namespace}/${src.ep.name}`, action: 'Allow', detail: `port ${pkt.dstPort} on the node is a failsafe port` });
+    return { verdict: 'allow', steps };
+  }
   for (const [dir, local] of [
     ['egress', src],
     ['ingress', dst],
@@ -74,6 +81,13 @@ export function explainPacket(input: PolicyInput, pkt: Packet): Explanation {
     if (v === 'deny') return { verdict: 'deny', steps };
   }
   return { verdict: 'allow', steps };
+}
+
+function isFailsafe(pkt: Packet): boolean {
+  if (pkt.dstPort === undefined) return false;
+  if (pkt.protocol === Proto.TCP) return FAILSAFE_TCP.includes(pkt.dstPort);
+  if (pkt.protocol === Proto.UDP) return (familyOf(pkt.dst) === 4 ? FAILSAFE_UDP4 : FAILSAFE_UDP6).includes(pkt.dstPort);
+  return false;
 }
 
 function evaluateDirection(res: Resolver, dir: Direction, ep: Endpoint, src: Side, dst: Side, pkt: Packet, steps: Step[]): 'allow' | 'deny' | 'none' {

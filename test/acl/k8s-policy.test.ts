@@ -25,7 +25,10 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  if (t) t.applier.remove();
+  if (t) {
+    t.stop();
+    t.applier.remove();
+  }
   await sb.cleanup();
 });
 
