@@ -8,6 +8,7 @@ import { TernError, messageOf } from '../lib/errors';
 import { register as registerNode } from './node';
 import { register as registerBgp } from './bgp';
 import { register as registerDoctor } from './doctor';
+import { register as registerPolicy } from './policy';
 
 /** Exit codes: 0 ok, 1 operation failed, 2 usage, 3 not found, 4 datastore unavailable. */
 export function exitCodeFor(e: unknown): number {
@@ -35,6 +36,7 @@ const registrations: Register[] = [
   registerNode,
   registerBgp,
   registerDoctor,
+  registerPolicy,
 ];
 
 export function buildProgram(): Command {
