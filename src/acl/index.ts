@@ -8,4 +8,5 @@ export { PolicyState, toInput, type Update } from './state';
 export { compileRuleset, CHAIN, type CompiledRuleset, type FamilyRuleset, type ChainSpec, type IpSetSpec } from './compile';
 export { renderIptables, renderIpsets } from './render';
 export { Applier, detectBackend, type Backend, type ApplyReport } from './applier';
+export { simulate, type SimPacket, type SimResult } from './simulate';
 export { explainPacket, findEndpoint, parsePortProto, type Explanation, type Packet } from './explain';
