@@ -7,7 +7,7 @@
  * because every write is one etcd transaction.
  */
 import * as fs from 'node:fs';
-import { Etcd3, type IOptions } from 'etcd3';
+import { Etcd3, GRPCInvalidArgumentError, type IOptions } from 'etcd3';
 import type * as RPC from 'etcd3/lib/rpc';
 import { TernError, messageOf } from '../lib/errors';
 import { TxnStore } from './txn-store';
@@ -39,8 +39,16 @@ export function etcdPrefixEnd(prefix: Buffer): Buffer {
   return Buffer.from([0]);
 }
 
+/** etcd's default --max-txn-ops: a larger read is split into several transactions. */
+export const MAX_TXN_OPS = 128;
+
+/**
+ * Transport trouble (unreachable, no quorum, deadline, open circuit) is
+ * retryable; a request etcd rejects as malformed is our bug, not the cluster's.
+ */
 function toStoreError(e: unknown, what: string): TernError {
   if (e instanceof TernError) return e;
+  if (e instanceof GRPCInvalidArgumentError) return new TernError('INTERNAL', `etcd ${what}: ${messageOf(e)}`, { cause: e });
   return new TernError('TRY_AGAIN_LATER', `etcd ${what}: ${messageOf(e)}`, { cause: e });
 }
 
@@ -97,28 +105,34 @@ export class EtcdStore extends TxnStore {
 
 
   async read(keys: string[], prefixes: string[] = []): Promise<Snapshot> {
-    // A compare-less transaction of ranges: every read at one revision, one round trip.
-    const success = [...keys.map((k) => this.rangeOp(k, false)), ...prefixes.map((p) => this.rangeOp(p, true))];
-    let res: RPC.ITxnResponse;
+    // A compare-less transaction of ranges: every read at one revision, one
+    // round trip. Beyond etcd's per-transaction limit the chunks are pinned
+    // to the first chunk's revision, so the snapshot stays consistent.
+    const all = [...keys.map((k) => this.rangeOp(k, false)), ...prefixes.map((p) => this.rangeOp(p, true))];
+    const responses: RPC.IResponseOp[] = [];
+    let revision = 0;
     try {
-      res = await this.client.kv.txn({ compare: [], success, failure: [] }, this.call());
+      for (let i = 0; i === 0 || i < all.length; i += MAX_TXN_OPS) {
+        const chunk = all.slice(i, i + MAX_TXN_OPS);
+        if (revision) for (const op of chunk) op.request_range!.revision = String(revision);
+        const res = await this.client.kv.txn({ compare: [], success: chunk, failure: [] }, this.call());
+        if (!revision) revision = Number(res.header.revision);
+        responses.push(...res.responses);
+      }
     } catch (e) {
       throw toStoreError(e, 'read');
     }
     const values = new Map<string, KeyValue>();
     const lists = new Map<string, KeyValue[]>();
     keys.forEach((k, i) => {
-      const kv = res.responses[i].response_range.kvs[0];
+      const kv = responses[i].response_range.kvs[0];
       if (kv) values.set(k, this.toKv(kv));
     });
     prefixes.forEach((p, i) => {
-      lists.set(p, res.responses[keys.length + i].response_range.kvs.map((kv) => this.toKv(kv)));
+      lists.set(p, responses[keys.length + i].response_range.kvs.map((kv) => this.toKv(kv)));
     });
-    return { revision: Number(res.header.revision), values, lists };
+    return { revision, values, lists };
   }
-
-
-
 
   async txn(ops: TxnOp[]): Promise<TxnResult> {
     const compare: RPC.ICompare[] = [];

@@ -42,6 +42,8 @@ export interface BlockIpamOptions {
   cooldownMs?: number;
   /** Compare-and-swap attempts before TRY_AGAIN_LATER. */
   maxAttempts?: number;
+  /** Time allowed for conflicting retries before TRY_AGAIN_LATER (ms). */
+  retryBudgetMs?: number;
   /** Close the store with the allocator (when the allocator opened it). */
   ownsStore?: boolean;
 }
@@ -225,8 +227,9 @@ export class BlockIpam implements Ipam {
     // but claiming a block or reporting exhaustion must see the current state.
     let fresh = first.read;
 
-    const maxAttempts = this.opts.maxAttempts ?? 60;
-    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    const maxAttempts = this.opts.maxAttempts ?? 500;
+    const deadline = Date.now() + (this.opts.retryBudgetMs ?? 30_000);
+    for (let attempt = 1; attempt <= maxAttempts && Date.now() < deadline; attempt++) {
       let planned: PlannedIp[];
       try {
         planned = [];
@@ -264,10 +267,14 @@ export class BlockIpam implements Ipam {
       const h = cur.get(hk);
       if (h) return toAllocation(parseJson<HandleRecord>('handle', h.value)).ips;
       this.absorb(cur, ops.map((o) => o.key));
+      // Lost a claim race: others are claiming too, so learning one block per
+      // conflict could trail them forever. Re-read the whole index instead.
+      if (ops.some((o) => o.op === 'create' && o.key !== hk && cur.has(o.key))) fresh = false;
+      this.log.debug({ attempt, handle: id, keys: ops.map((o) => o.key) }, 'allocation conflicted; retrying');
       // Back off a little, growing with contention, so racing claimers spread out.
       await new Promise((res) => setTimeout(res, Math.random() * Math.min(50, attempt * 5)));
     }
-    throw new TernError('TRY_AGAIN_LATER', `gave up after ${maxAttempts} conflicting attempts`);
+    throw new TernError('TRY_AGAIN_LATER', `allocation of ${id} kept conflicting with concurrent writers`);
   }
 
   /** Decide where one family's address comes from, as transaction ops. */
@@ -364,7 +371,7 @@ export class BlockIpam implements Ipam {
     const id = handleId(key);
     const hk = handleKey(id);
     let hkv = await this.store.get(hk);
-    for (let attempt = 1; hkv && attempt <= (this.opts.maxAttempts ?? 60); attempt++) {
+    for (let attempt = 1; hkv && attempt <= (this.opts.maxAttempts ?? 500); attempt++) {
       const rec = parseJson<HandleRecord>('handle', hkv.value);
       const keys = [...new Set(rec.ips.map((i) => blockKey(i.pool, i.block)))];
       const missing = keys.filter((k) => !this.blocks.has(k));

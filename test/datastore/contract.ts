@@ -102,6 +102,16 @@ export function storeContract(name: string, target: () => ContractTarget): void 
       expect(snap.revision).toBe(await s.revision());
     });
 
+    it('read handles more keys than one etcd transaction allows', async () => {
+      const p = ns();
+      const keys = Array.from({ length: 300 }, (_, i) => `${p}${String(i).padStart(3, '0')}`);
+      for (let i = 0; i < keys.length; i += 50) await s.txn(keys.slice(i, i + 50).map((key) => ({ op: 'put' as const, key, value: key })));
+      const snap = await s.read([...keys, `${p}missing`], [p]);
+      expect(snap.values.size).toBe(300);
+      expect(snap.values.get(keys[299])?.value).toBe(keys[299]);
+      expect(snap.lists.get(p)?.length).toBe(300);
+    });
+
     it('a transaction applies every write at one new revision', async () => {
       const p = ns();
       const r0 = await s.create(`${p}u`, 'old');
