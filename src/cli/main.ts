@@ -9,6 +9,7 @@ import { register as registerNode } from './node';
 import { register as registerBgp } from './bgp';
 import { register as registerDoctor } from './doctor';
 import { register as registerPolicy } from './policy';
+import { register as registerIpam } from './ipam';
 
 /** Exit codes: 0 ok, 1 operation failed, 2 usage, 3 not found, 4 datastore unavailable. */
 export function exitCodeFor(e: unknown): number {
@@ -37,6 +38,7 @@ const registrations: Register[] = [
   registerBgp,
   registerDoctor,
   registerPolicy,
+  registerIpam,
 ];
 
 export function buildProgram(): Command {

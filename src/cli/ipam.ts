@@ -1,0 +1,168 @@
+/**
+ * ternctl ipam: show (utilisation per pool, node and block), check (leaked
+ * handles, orphaned blocks, inconsistent affinities), release (free what
+ * check found, one handle, or one address) and pool set.
+ */
+import * as fs from 'node:fs';
+import type { Command } from 'commander';
+import { TernError } from '../lib/errors';
+import { openStore, resolveDatastore, type Store } from '../datastore';
+import { BlockIpam, checkIpam, loadIpamState, normalisePool, parseJson, poolKey, releaseAddress, repairIpam, utilisation, handleKey, type Finding, type HandleRecord, type IPPool, type Utilisation } from '../ipam';
+
+function table(rows: string[][]): string {
+  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]))).join('  ')).join('\n') + '\n';
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+
+export function formatUtilisation(u: Utilisation): string {
+  const pools = [['Pool', 'Mode', 'State', 'Blocks', 'Used', 'Capacity', 'Utilisation']];
+  for (const p of u.pools) pools.push([p.pool, p.mode, p.disabled ? 'disabled' : 'enabled', String(p.blocks), String(p.used), String(p.capacity), pct(p.utilisation)]);
+  const nodes = [['Node', 'Blocks', 'Used', 'Capacity', 'Borrowed']];
+  for (const n of u.nodes) nodes.push([n.node ?? '(none)', String(n.blocks), String(n.used), String(n.capacity), String(n.borrowedIn)]);
+  const blocks = [['Block', 'Pool', 'Node', 'Used', 'Capacity', 'Lent']];
+  for (const b of u.blocks) blocks.push([b.block, b.pool, b.node ?? '(none)', String(b.used), String(b.capacity), b.borrowed ? `${b.borrowed} (borrowed /32s)` : '0']);
+  return `${table(pools)}\n${table(nodes)}\n${table(blocks)}\nFabric routes needed: ${u.fabricRoutes}\n`;
+}
+
+export function formatFinding(f: Finding): string {
+  switch (f.kind) {
+    case 'leaked-handle':
+      return `leaked handle ${f.handle}: no live attachment`;
+    case 'dangling-handle':
+      return `dangling handle ${f.handle}: ${f.address} is not held by it`;
+    case 'leaked-address':
+      return `leaked address ${f.address} in block ${f.block}: handle ${f.handle} does not exist`;
+    case 'orphaned-block':
+      return `orphaned block ${f.block}: ${f.reason === 'no-pool' ? 'its pool is gone' : 'no affinity entry'}`;
+    case 'orphaned-affinity':
+      return `orphaned affinity ${f.key} (node ${f.node}): no block`;
+    case 'inconsistent-affinity':
+      return `inconsistent affinity for ${f.block}: index says ${f.index}, block says ${f.owner ?? '(none)'}`;
+    case 'empty-block':
+      return `empty block ${f.block} of ${f.node ?? '(none)'} since ${new Date(f.since).toISOString()}`;
+  }
+}
+
+/** "30s", "10m", "2h", or plain milliseconds. */
+export function parseDuration(s: string): number {
+  const m = /^(\d+)(ms|s|m|h)?$/.exec(s.trim());
+  if (!m) throw new TernError('INVALID_CONFIG', `invalid duration "${s}"`);
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms'];
+}
+
+function readLive(file: string | undefined): Set<string> | undefined {
+  if (!file) return undefined;
+  try {
+    return new Set(fs.readFileSync(file === '-' ? 0 : file, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean));
+  } catch (e) {
+    throw new TernError('INVALID_CONFIG', `cannot read ${file}`, { cause: e });
+  }
+}
+
+async function withStore<T>(cmd: Command, fn: (s: Store) => Promise<T>): Promise<T> {
+  const store = openStore(resolveDatastore({ flag: cmd.optsWithGlobals().datastore }));
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+function out(cmd: Command, data: unknown, text: () => string): void {
+  process.stdout.write(cmd.optsWithGlobals().output === 'json' ? JSON.stringify(data, null, 2) + '\n' : text());
+}
+
+export function register(program: Command): void {
+  const ipam = program.command('ipam').description('Block IPAM: utilisation, consistency check and repair, pools');
+
+  ipam
+    .command('show')
+    .description('utilisation per pool, node and block (borrowed addresses included)')
+    .action(async (_o, cmd: Command) => {
+      await withStore(cmd, async (s) => {
+        const u = utilisation(await loadIpamState(s));
+        out(cmd, u, () => formatUtilisation(u));
+      });
+    });
+
+  const checkOpts = (c: Command) =>
+    c
+      .option('--grace <duration>', 'leaked handles and empty blocks only count after this long', '10m')
+      .option('--live <file>', 'file of live handle ids (<network>.<containerID>.<ifname>), one per line; without it handles are not judged by liveness');
+
+  checkOpts(ipam.command('check').description('find leaked handles and addresses, orphaned blocks, inconsistent affinities, empty blocks')).action(
+    async (o: { grace: string; live?: string }, cmd: Command) => {
+      await withStore(cmd, async (s) => {
+        const findings = checkIpam(await loadIpamState(s), { now: Date.now(), graceMs: parseDuration(o.grace), live: readLive(o.live) });
+        out(cmd, findings, () => (findings.length ? findings.map(formatFinding).join('\n') + '\n' : 'ok: no problems found\n'));
+        if (findings.length) throw new TernError('CHECK_FAILED', `${findings.length} problem(s) found; "ternctl ipam release --all" frees them`);
+      });
+    },
+  );
+
+  checkOpts(
+    ipam
+      .command('release')
+      .description('free what check finds (--all), one handle, or one address')
+      .option('--all', 'repair every finding of check')
+      .option('--handle <id>', 'release one handle and its addresses')
+      .option('--address <ip>', 'free one address, whoever holds it'),
+  ).action(async (o: { grace: string; live?: string; all?: boolean; handle?: string; address?: string }, cmd: Command) => {
+    if ([o.all, o.handle, o.address].filter(Boolean).length !== 1) throw new TernError('INVALID_CONFIG', 'give exactly one of --all, --handle, --address');
+    await withStore(cmd, async (s) => {
+      if (o.handle) {
+        const kv = await s.get(handleKey(o.handle));
+        if (!kv) throw new TernError('NOT_FOUND', `no handle ${o.handle}`);
+        const rec = parseJson<HandleRecord>('handle', kv.value);
+        await new BlockIpam({ store: s, node: rec.node }).release({ network: rec.network, containerId: rec.containerId, ifname: rec.ifname });
+        out(cmd, { released: [o.handle] }, () => `released ${o.handle}: ${rec.ips.map((i) => i.address).join(', ')}\n`);
+        return;
+      }
+      if (o.address) {
+        if (!(await releaseAddress(s, o.address, Date.now()))) throw new TernError('NOT_FOUND', `${o.address} is not allocated`);
+        out(cmd, { released: [o.address] }, () => `released ${o.address}\n`);
+        return;
+      }
+      const st = await loadIpamState(s);
+      const findings = checkIpam(st, { now: Date.now(), graceMs: parseDuration(o.grace), live: readLive(o.live) });
+      const rep = await repairIpam(s, st, findings, Date.now());
+      out(cmd, rep, () => [...rep.repaired.map((f) => `fixed: ${formatFinding(f)}`), ...rep.skipped.map((f) => `skipped (changed meanwhile, re-run check): ${formatFinding(f)}`), `${rep.repaired.length} fixed, ${rep.skipped.length} skipped`].join('\n') + '\n');
+    });
+  });
+
+  const pool = ipam.command('pool').description('IP pools');
+  pool
+    .command('set <cidr>')
+    .description('create or replace a pool')
+    .option('--block-size <len>', 'block prefix length (default 26 for IPv4, 122 for IPv6)')
+    .option('--mode <mode>', 'routed, vxlan, vxlan-crosssubnet or vlan', 'routed')
+    .option('--disabled', 'no new allocations from this pool')
+    .option('--reserve <addr...>', 'addresses or CIDRs never handed out')
+    .option('--node-selector <k=v...>', 'labels a node must carry')
+    .option('--namespace <ns...>', 'only (and preferably) for these namespaces')
+    .option('--tenant <t...>', 'only (and preferably) for these tenants')
+    .action(async (cidr: string, o: { blockSize?: string; mode: string; disabled?: boolean; reserve?: string[]; nodeSelector?: string[]; namespace?: string[]; tenant?: string[] }, cmd: Command) => {
+      const sel: Record<string, string> = {};
+      for (const kv of o.nodeSelector ?? []) {
+        const i = kv.indexOf('=');
+        if (i <= 0) throw new TernError('INVALID_CONFIG', `node selector "${kv}" is not k=v`);
+        sel[kv.slice(0, i)] = kv.slice(i + 1);
+      }
+      const p = normalisePool({
+        cidr,
+        blockSize: o.blockSize !== undefined ? Number(o.blockSize) : undefined,
+        mode: o.mode as IPPool['mode'],
+        disabled: !!o.disabled,
+        reserved: o.reserve,
+        nodeSelector: sel,
+        namespaces: o.namespace,
+        tenants: o.tenant,
+      });
+      await withStore(cmd, async (s) => {
+        await s.txn([{ op: 'put', key: poolKey(p.cidr), value: JSON.stringify(p) }]);
+        out(cmd, p, () => `pool ${p.cidr}: /${p.blockSize} blocks, ${p.mode}${p.disabled ? ', disabled' : ''}\n`);
+      });
+    });
+}
