@@ -122,7 +122,7 @@ class FamilyCompiler {
 
   scopeSet(scope: Scope): string {
     const key = scopeKey(scope);
-    return this.addSet('s', key, 'hash:ip', `endpoints ${key}`, () => this.input.endpoints.filter((e) => this.res.scopeSelects(scope, e)).flatMap((e) => this.ipsOf(e)));
+    return this.addSet('s', key, 'hash:ip', `endpoints ${key}`, () => this.res.selected(scope).flatMap((e) => this.ipsOf(e)));
   }
 
   private netSet(cidrs: string[]): string {
@@ -133,8 +133,7 @@ class FamilyCompiler {
   private namedPortSet(name: string, proto: number, scope: Scope | undefined): string {
     const key = `${name}/${proto}|${scope ? scopeKey(scope) : 'any'}`;
     return this.addSet('p', key, 'hash:ip,port', `named port ${key}`, () =>
-      this.input.endpoints
-        .filter((e) => !scope || this.res.scopeSelects(scope, e))
+      (scope ? this.res.selected(scope) : this.input.endpoints)
         .flatMap((e) => e.namedPorts.filter((np) => np.name === name && np.protocol === proto).flatMap((np) => this.ipsOf(e).map((ip) => `${ip},${SET_PROTO[proto]}:${np.port}`))),
     );
   }
@@ -241,7 +240,7 @@ class FamilyCompiler {
       const selected = new Set<string>();
       for (const p of pols) {
         const set = this.scopeSet(policyScope(p));
-        for (const ep of this.input.endpoints) if (this.res.policySelects(p, ep)) for (const ip of this.ipsOf(ep)) selected.add(ip);
+        for (const ep of this.res.selected(policyScope(p))) for (const ip of this.ipsOf(ep)) selected.add(ip);
         const pc = this.policyChain(p, dir);
         this.chains.push(pc);
         tc.rules.push(`-m set --match-set ${set} ${side} -j ${pc.name}`);

@@ -15,6 +15,8 @@ export const EP_NS_LABEL = 'projectcalico.org/namespace';
 export class Resolver {
   private readonly nsLabels = new Map<string, Record<string, string>>();
   private readonly tenantByNs = new Map<string, string>();
+  private readonly labelCache = new WeakMap<Endpoint, Record<string, string>>();
+  private readonly selectedCache = new Map<string, Endpoint[]>();
 
   constructor(readonly input: PolicyInput) {
     for (const n of input.namespaces) this.nsLabels.set(n.name, { ...n.labels, [NS_NAME_LABEL]: n.name });
@@ -26,7 +28,23 @@ export class Resolver {
   }
 
   endpointLabels(ep: Endpoint): Record<string, string> {
-    return { ...ep.labels, [EP_NS_LABEL]: ep.namespace };
+    let l = this.labelCache.get(ep);
+    if (!l) {
+      l = { ...ep.labels, [EP_NS_LABEL]: ep.namespace };
+      this.labelCache.set(ep, l);
+    }
+    return l;
+  }
+
+  /** Endpoints a scope selects, computed once per distinct scope. */
+  selected(scope: Scope): Endpoint[] {
+    const k = scopeKey(scope);
+    let eps = this.selectedCache.get(k);
+    if (!eps) {
+      eps = this.input.endpoints.filter((e) => this.scopeSelects(scope, e));
+      this.selectedCache.set(k, eps);
+    }
+    return eps;
   }
 
   /** Explicit tenant, then the endpoint's tenant label, a Tenant listing its namespace, the namespace's label; '' if none. */
