@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { TernError } from '../lib/errors';
-import { openStore, resolveDatastore, type Store } from '../datastore';
+import { withDatastore, type Store } from '../datastore';
 import { BlockIpam, checkIpam, loadIpamState, normalisePool, parseJson, poolKey, releaseAddress, repairIpam, utilisation, handleKey, type Finding, type HandleRecord, type IPPool, type Utilisation } from '../ipam';
 
 function table(rows: string[][]): string {
@@ -61,14 +61,7 @@ function readLive(file: string | undefined): Set<string> | undefined {
   }
 }
 
-async function withStore<T>(cmd: Command, fn: (s: Store) => Promise<T>): Promise<T> {
-  const store = openStore(resolveDatastore({ flag: cmd.optsWithGlobals().datastore }));
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
+const withStore = <T>(cmd: Command, fn: (s: Store) => Promise<T>): Promise<T> => withDatastore(cmd.optsWithGlobals().datastore, fn);
 
 function out(cmd: Command, data: unknown, text: () => string): void {
   process.stdout.write(cmd.optsWithGlobals().output === 'json' ? JSON.stringify(data, null, 2) + '\n' : text());

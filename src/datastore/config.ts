@@ -119,3 +119,13 @@ export function resolveDatastore(src: ResolveSources = {}): DatastoreConfig {
 export function openStore(c: DatastoreConfig): Store {
   return c.type === 'sqlite' ? new SqliteStore({ path: c.path }) : new EtcdStore(c);
 }
+
+/** Open the datastore ternctl resolves (flag, env, config file), run `fn`, always close it. */
+export async function withDatastore<T>(flag: string | undefined, fn: (s: Store) => Promise<T>): Promise<T> {
+  const store = openStore(resolveDatastore({ flag }));
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}

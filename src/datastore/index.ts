@@ -10,4 +10,5 @@ export {
   parseDatastoreConfig,
   resolveDatastore,
   openStore,
+  withDatastore,
 } from './config';
