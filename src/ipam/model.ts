@@ -98,7 +98,8 @@ export function defaultBlockSize(f: Family): number {
 /** A pool with defaults filled in and validated; throws INVALID_CONFIG. */
 export function normalisePool(p: Partial<IPPool> & { cidr: string }): IPPool {
   const prefix = parsePrefix(p.cidr);
-  const blockSize = p.blockSize ?? defaultBlockSize(prefix.family);
+  // A pool smaller than the default block is one block.
+  const blockSize = p.blockSize ?? Math.max(defaultBlockSize(prefix.family), prefix.length);
   const max = prefix.family === 4 ? 32 : 128;
   if (!Number.isInteger(blockSize) || blockSize < prefix.length || blockSize > max) {
     throw new TernError('INVALID_CONFIG', `pool ${p.cidr}: blockSize /${blockSize} must lie between /${prefix.length} and /${max}`);
