@@ -151,15 +151,16 @@ export async function tcpEcho(from: Netns, host: string, port: number): Promise<
 
 /** Count packets matching `filter` on `iface` in `ns` while `action` runs. */
 export async function capture(ns: Netns, iface: string, filter: string, action: () => unknown): Promise<string[]> {
-  const d = spawnIn(ns, 'tcpdump', ['-l', '-nn', '-e', '-i', iface, filter]);
+  // --immediate-mode: hand each packet over at once, so none sit in a buffer when we stop.
+  const d = spawnIn(ns, 'tcpdump', ['--immediate-mode', '-l', '-nn', '-e', '-i', iface, filter]);
   const deadline = Date.now() + 15_000;
   while (!d.output().includes('listening on')) {
     if (Date.now() > deadline) throw new Error(`tcpdump did not start: ${d.output()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   await action();
-  // Let the last packets reach tcpdump's buffer, then stop it (SIGINT flushes).
-  await new Promise((r) => setTimeout(r, 500));
+  // Give the last packets time to be printed, then stop it (SIGINT flushes stdout).
+  await new Promise((r) => setTimeout(r, 1000));
   await d.stop('SIGINT');
   return d
     .output()
