@@ -3,7 +3,7 @@
  * what is misconfigured. Returns reasons, never logs.
  */
 import type { KernelFacts, Probe } from './kernel-features';
-import { checksumOffloadBroken } from './vxlan-apply';
+import { checksumOffloadBroken } from './plan';
 import type { OverlayMode } from './types';
 
 export type Severity = 'ok' | 'info' | 'warning' | 'error';

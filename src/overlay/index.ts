@@ -2,9 +2,9 @@
 export * from './types';
 export { vtepMacFor } from './vtep-mac';
 export { selectPath, type PathKind } from './select';
-export { planOverlay, vxlanOverhead, VTEP_NAME, DEFAULT_VNI, DEFAULT_VXLAN_PORT } from './plan';
+export { planOverlay, vxlanOverhead, checksumOffloadBroken, VTEP_NAME, DEFAULT_VNI, DEFAULT_VXLAN_PORT } from './plan';
 export { diffOverlay, type ObservedOverlay, type OverlayOp } from './diff';
-export { VxlanReconciler, checksumOffloadBroken, type VxlanReconcilerOptions, type ReconcileResult } from './vxlan-apply';
+export { VxlanReconciler, type VxlanReconcilerOptions, type ReconcileResult } from './vxlan-apply';
 export { VXLAN_GUARD_CHAIN, guardRestoreText } from './vxlan-guard';
 export { attachVlanPod, detachVlanPod, MISSING_8021Q, type AttachVlanPodRequest, type AttachVlanPodResult, type DetachVlanPodRequest } from './vlan';
 export { vlanNames, checkVlanAddressing, VLAN_SUBIF_ALIAS, type VlanPool, type VlanAttachment, type VlanNames } from './vlan-plan';

@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { planOverlay, vxlanOverhead } from './plan';
+import { checksumOffloadBroken, planOverlay, vxlanOverhead } from './plan';
 import { selectPath } from './select';
 import type { OverlayDesired, RemoteNode } from './types';
 import { vtepMacFor } from './vtep-mac';
-import { checksumOffloadBroken } from './vxlan-apply';
 import { guardRestoreText, splitSpec } from './vxlan-guard';
 
 const uplink = { ifindex: 7, mtu: 1500, subnet: '10.0.1.0/24' };

@@ -16,6 +16,18 @@ export function vxlanOverhead(underlayFamily: 4 | 6): number {
   return underlayFamily === 4 ? 50 : 70;
 }
 
+/**
+ * The VXLAN tx-checksum stall: with NAT on the path, kernels before 5.7
+ * computed a wrong inner checksum when offloading on a VXLAN device, and
+ * packets sat until a retransmit (Calico and flannel turn offload off).
+ */
+export function checksumOffloadBroken(release: string): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  if (!m) return true;
+  const [maj, min] = [Number(m[1]), Number(m[2])];
+  return maj < 5 || (maj === 5 && min < 7);
+}
+
 export function planOverlay(d: OverlayDesired, uplink: UplinkFacts | null): OverlayPlan {
   const port = d.port ?? DEFAULT_VXLAN_PORT;
   const empty: OverlayPlan = { vtep: null, neighbors: [], fdb: [], routes: [], vxlanPeers: [], port, skipped: [] };

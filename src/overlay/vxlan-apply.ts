@@ -17,7 +17,7 @@ import { RTPROT_TERN } from '../lib/constants';
 import { TernError, messageOf } from '../lib/errors';
 import { canonicalIp, familyOf, ipBytes, ipFromBytes, networkOf, parseCidr } from './addr';
 import { diffOverlay, type ObservedOverlay, type ObservedVtep, type OverlayOp } from './diff';
-import { planOverlay, VTEP_NAME } from './plan';
+import { checksumOffloadBroken, planOverlay, VTEP_NAME } from './plan';
 import { mustRunIn, openRtnl, runIn } from './netns';
 import { flat, macToBytes, type Rtnl } from '../dataplane';
 import type { FdbSpec, NeighborSpec, OverlayDesired, OverlayPlan, RouteSpec, SkippedBlock, UplinkFacts, VtepSpec } from './types';
@@ -46,18 +46,6 @@ export interface ReconcileResult {
   plan: OverlayPlan;
   ops: OverlayOp[];
   skipped: SkippedBlock[];
-}
-
-/**
- * The VXLAN tx-checksum stall: with NAT on the path, kernels before 5.7
- * computed a wrong inner checksum when offloading on a VXLAN device, and
- * packets sat until a retransmit (Calico and flannel turn offload off).
- */
-export function checksumOffloadBroken(release: string): boolean {
-  const m = /^(\d+)\.(\d+)/.exec(release);
-  if (!m) return true;
-  const [maj, min] = [Number(m[1]), Number(m[2])];
-  return maj < 5 || (maj === 5 && min < 7);
 }
 
 export class VxlanReconciler {
