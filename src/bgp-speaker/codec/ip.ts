@@ -84,7 +84,41 @@ export interface ParsedPrefix {
   bytes: Buffer; // full 4 or 16 bytes
 }
 
+/** Fast path for "a.b.c.d/len" (the RIB's hot path); undefined when the text is not that shape. */
+function parseV4PrefixFast(p: string): ParsedPrefix | undefined {
+  const out = Buffer.allocUnsafe(4);
+  let octet = 0;
+  let digits = 0;
+  let idx = 0;
+  let i = 0;
+  for (; i < p.length; i++) {
+    const ch = p.charCodeAt(i);
+    if (ch >= 48 && ch <= 57) {
+      octet = octet * 10 + (ch - 48);
+      if (++digits > 3 || octet > 255) return undefined;
+    } else if ((ch === 46 && idx < 3) || (ch === 47 && idx === 3)) {
+      if (digits === 0) return undefined;
+      out[idx++] = octet;
+      octet = 0;
+      digits = 0;
+      if (ch === 47) break;
+    } else return undefined;
+  }
+  if (idx !== 4 || i === p.length) return undefined;
+  let len = 0;
+  let ld = 0;
+  for (i++; i < p.length; i++) {
+    const ch = p.charCodeAt(i);
+    if (ch < 48 || ch > 57 || ++ld > 2) return undefined;
+    len = len * 10 + (ch - 48);
+  }
+  if (ld === 0 || len > 32) return undefined;
+  return { v6: false, len, bytes: out };
+}
+
 export function parsePrefix(p: string): ParsedPrefix {
+  const fast = parseV4PrefixFast(p);
+  if (fast) return fast;
   const slash = p.indexOf('/');
   if (slash < 0) throw new TypeError(`bad prefix: ${p}`);
   const bytes = addrToBytes(p.slice(0, slash));
@@ -167,16 +201,18 @@ export function nlriLength(n: Nlri, addPath: boolean): number {
 }
 
 export function encodeNlri(list: readonly Nlri[], addPath: boolean): Buffer {
-  const parts: Buffer[] = [];
-  for (const n of list) {
-    const { len, bytes } = parsePrefix(n.prefix);
-    const size = (len + 7) >> 3;
-    const b = Buffer.alloc((addPath ? 4 : 0) + 1 + size);
-    let off = 0;
-    if (addPath) off = b.writeUInt32BE(n.pathId ?? 0, 0);
+  const parsed = list.map((n) => parsePrefix(n.prefix));
+  let total = 0;
+  for (const p of parsed) total += (addPath ? 4 : 0) + 1 + ((p.len + 7) >> 3);
+  const b = Buffer.alloc(total);
+  let off = 0;
+  for (let i = 0; i < list.length; i++) {
+    const { len, bytes } = parsed[i];
+    if (addPath) off = b.writeUInt32BE(list[i].pathId ?? 0, off);
     b[off++] = len;
+    const size = (len + 7) >> 3;
     bytes.copy(b, off, 0, size);
-    parts.push(b);
+    off += size;
   }
-  return Buffer.concat(parts);
+  return b;
 }

@@ -60,6 +60,7 @@ export class Rib {
   private readonly peers = new Map<string, PeerState>();
   private readonly dests = new Map<string, Destination & { installed: string }>();
   private readonly dirty = new Set<string>();
+  private readonly localAttrs = new Map<string, RouteAttrs>();
 
   constructor(readonly local: LocalConfig) {}
 
@@ -195,10 +196,14 @@ export class Rib {
 
   /** Originate a prefix from this speaker (e.g. an IPAM block). */
   originate(prefix: string, attrs: Partial<RouteAttrs> = {}): void {
+    // Originated routes with equal attributes share one object, so they leave in shared UPDATEs.
+    const key = JSON.stringify(attrs);
+    let shared = this.localAttrs.get(key);
+    if (!shared) this.localAttrs.set(key, (shared = { origin: 0, asPath: [], nextHop: '', ...attrs }));
     const path: Path = {
       peerId: LOCAL_PEER_ID,
       pathId: 0,
-      attrs: { origin: 0, asPath: [], nextHop: '', ...attrs },
+      attrs: shared,
       ebgp: false,
       routerId: this.local.routerId,
       peerAddress: '0.0.0.0',
