@@ -18,7 +18,7 @@ interface PeerState {
   up: boolean;
   routerId: string;
   families: Set<number>;
-  /** Adj-RIB-In: `${prefix}#${pathId}` -> path. */
+  /** Adj-RIB-In: prefix (or `${prefix}#${pathId}` with ADD-PATH) -> path. */
   adjIn: Map<string, Path>;
   /** Adj-RIB-Out: prefix -> attributes last sent. */
   adjOut: Map<string, RouteAttrs>;
@@ -54,6 +54,12 @@ export interface PeerStats {
 }
 
 const ALLOW_ALL = new PrefixFilter([{ prefix: '0.0.0.0/0' }, { prefix: '::/0' }]);
+// Without ADD-PATH the key is the prefix itself: no second string per route.
+const pathKey = (n: Nlri) => (n.pathId ? `${n.prefix}#${n.pathId}` : n.prefix);
+const prefixOfKey = (key: string) => {
+  const i = key.indexOf('#');
+  return i < 0 ? key : key.slice(0, i);
+};
 const familyOf = (prefix: string) => (prefix.includes(':') ? IPV6_UNICAST : IPV4_UNICAST);
 
 export class Rib {
@@ -122,7 +128,7 @@ export class Rib {
     p.needsFullTable = false;
     const keep = new Set(opts.keepStale ?? []);
     for (const [key, path] of p.adjIn) {
-      const prefix = key.slice(0, key.indexOf('#'));
+      const prefix = prefixOfKey(key);
       if (keep.has(familyOf(prefix))) {
         if (!path.stale) this.replacePath(prefix, path, { ...path, stale: true }, p, key);
       } else this.removePath(prefix, path, p, key);
@@ -134,7 +140,7 @@ export class Rib {
     const p = this.peer(id);
     let n = 0;
     for (const [key, path] of p.adjIn) {
-      const prefix = key.slice(0, key.indexOf('#'));
+      const prefix = prefixOfKey(key);
       if (path.stale && (family === undefined || familyOf(prefix) === family)) {
         this.removePath(prefix, path, p, key);
         n++;
@@ -182,7 +188,7 @@ export class Rib {
           if (this.withdrawFrom(p, n)) r.withdrawn++;
           continue;
         }
-        const key = `${n.prefix}#${n.pathId ?? 0}`;
+        const key = pathKey(n);
         const old = p.adjIn.get(key);
         const path: Path = { peerId: p.cfg.id, pathId: n.pathId ?? 0, attrs, ebgp, routerId: p.routerId, peerAddress: p.cfg.address };
         if (old) this.replacePath(n.prefix, old, path, p, key);
@@ -262,7 +268,7 @@ export class Rib {
       d.reason = sel.reason;
       d.multipath = sel.multipath;
       const hops = sel.multipath.filter((p) => p.peerId !== LOCAL_PEER_ID && sel.best!.peerId !== LOCAL_PEER_ID).map((p) => p.attrs.nextHop);
-      const installed = hops.join(',');
+      const installed = hops.length === 1 ? hops[0] : hops.join(',');
       if (installed !== d.installed) {
         d.installed = installed;
         fib.push({ family: d.family, prefix, nextHops: hops });
@@ -322,7 +328,7 @@ export class Rib {
   }
 
   private withdrawFrom(p: PeerState, n: Nlri): boolean {
-    const key = `${n.prefix}#${n.pathId ?? 0}`;
+    const key = pathKey(n);
     const old = p.adjIn.get(key);
     if (!old) return false;
     this.removePath(n.prefix, old, p, key);
