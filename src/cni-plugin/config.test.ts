@@ -26,7 +26,7 @@ describe('parseNetConf', () => {
     [{ ...minimal, name: 'bad name' }, 'INVALID_CONFIG', /"name"/],
     [{ ...minimal, ipam: { type: 'tern-ipam', pools: ['x'] } }, 'INVALID_CONFIG', /"ipam\.pools\[0\]"/],
     [{ ...minimal, ipam: { type: 'tern-ipam', pools: 'x' } }, 'INVALID_CONFIG', /"ipam\.pools"/],
-    [{ ...minimal, datastore: { type: 'etcd', endpoints: ['127.0.0.1:2379'] } }, 'INVALID_CONFIG', /"datastore\.endpoints"/],
+    [{ ...minimal, datastore: { type: "etcd", endpoints: ["127.0.0.1:2379"] } }, "INVALID_CONFIG", /"datastore": not an etcd URL/],
     [{ ...minimal, args: { cni: { ports: [{ name: 'http', port: 99999 }] } } }, 'INVALID_CONFIG', /"args\.cni\.ports\[0\]"/],
     [{ ...minimal, args: { cni: { ports: [{ name: 'http', port: 80, protocol: 'icmp' }] } } }, 'INVALID_CONFIG', /protocol/],
   ])('rejects %j', (raw, code, msg) => {

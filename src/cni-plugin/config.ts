@@ -6,15 +6,9 @@
 import { TernError } from '../lib/errors';
 import { isAddress, parsePrefix } from '../lib/cidr';
 import { checkVersion, type CniVersion } from './version';
+import { parseDatastoreConfig, type DatastoreConfig } from '../datastore/config';
 
-export interface DatastoreConfig {
-  type: 'sqlite' | 'etcd';
-  path?: string;
-  endpoints?: string[];
-  ca?: string;
-  cert?: string;
-  key?: string;
-}
+export type { DatastoreConfig };
 
 export interface NetConf {
   cniVersion: CniVersion;
@@ -78,22 +72,17 @@ export function parseStdin(text: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
+/** The shared datastore shape (datastore/config.ts), with errors naming the field. */
 export function parseDatastore(v: unknown, field = 'datastore'): DatastoreConfig {
   if (v === undefined || v === null) return { type: 'sqlite', path: DEFAULT_DB_PATH };
-  const o = obj(v, field);
-  const type = o.type ?? 'sqlite';
-  if (type === 'sqlite') {
-    const p = optString(o, 'path', `${field}.path`) ?? DEFAULT_DB_PATH;
-    if (!p.startsWith('/')) throw bad(`${field}.path`, 'must be an absolute path');
-    return { type, path: p };
+  let c: DatastoreConfig;
+  try {
+    c = parseDatastoreConfig(v);
+  } catch (e) {
+    throw bad(field, (e as Error).message.replace(/^datastore: /, ''));
   }
-  if (type === 'etcd') {
-    const endpoints = stringList(o.endpoints, `${field}.endpoints`);
-    if (!endpoints.length) throw bad(`${field}.endpoints`, 'needs at least one URL');
-    for (const e of endpoints) if (!/^https?:\/\/[^/]+$/.test(e)) throw bad(`${field}.endpoints`, `"${e}" is not an http(s)://host:port URL`);
-    return { type, endpoints, ca: optString(o, 'ca', `${field}.ca`), cert: optString(o, 'cert', `${field}.cert`), key: optString(o, 'key', `${field}.key`) };
-  }
-  throw bad(`${field}.type`, `must be "sqlite" or "etcd", got ${JSON.stringify(type)}`);
+  if (c.type === 'sqlite' && !c.path.startsWith('/')) throw bad(`${field}.path`, 'must be an absolute path');
+  return c;
 }
 
 /** Parse and validate. `needIpam` is false for VERSION/GC-style calls that never allocate. */

@@ -5,6 +5,8 @@
  */
 import * as path from 'node:path';
 import { DIST_BIN, Netns, Sandbox, shAsync } from './index';
+import { parseNetConf } from '../../src/cni-plugin/config';
+import { openIpam } from '../../src/cni-plugin/ipam';
 
 export interface CniCall {
   command: 'ADD' | 'DEL' | 'CHECK' | 'VERSION' | 'GC' | 'STATUS';
@@ -80,4 +82,15 @@ export function ternConfig(dir: string, overrides: Record<string, unknown> = {})
     log_level: 'debug',
     ...overrides,
   };
+}
+
+/** The allocations the plugin's IPAM holds for a config, read through the same seam the plugin uses. */
+export async function listAllocations(conf: Record<string, unknown>): Promise<{ handle: string; address: string }[]> {
+  const ipam = openIpam(parseNetConf(conf, { needIpam: false }));
+  try {
+    const all = await ipam.list(String(conf.name));
+    return all.flatMap((a) => a.ips.map((ip) => ({ handle: `${a.key.network}.${a.key.containerId}.${a.key.ifname}`, address: ip.address })));
+  } finally {
+    await ipam.close();
+  }
 }
