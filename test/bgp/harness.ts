@@ -79,3 +79,13 @@ export function kernelRoutes(ns: Netns, family: 4 | 6, proto: string): string[] 
 export function addV6(ns: Netns, dev: string, addr: string): void {
   ns.ip('-6', 'addr', 'add', addr, 'dev', dev, 'nodad');
 }
+
+/** Tern's namespace `t` (198.18.0.1, 2001:2::1) joined to a peer namespace at host number `host`. */
+export function ternAndPeer(sb: Sandbox, peerName: string, host: number): { t: Netns; peer: Netns; dir: string } {
+  const t = sb.netns('t');
+  const peer = sb.netns(peerName);
+  sb.link(t, 'eth0', peer, 'eth0', { aAddr: '198.18.0.1/24', bAddr: `198.18.0.${host}/24` });
+  addV6(t, 'eth0', '2001:2::1/64');
+  addV6(peer, 'eth0', `2001:2::${host}/64`);
+  return { t, peer, dir: sb.tmpdir() };
+}

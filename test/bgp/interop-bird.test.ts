@@ -7,7 +7,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Sandbox, waitFor, type Netns } from '../sandbox';
-import { startTern, ternReady, startBird, peerState, kernelRoutes, addV6, type TernNode, type BirdNode } from './harness';
+import { startTern, ternReady, startBird, peerState, kernelRoutes, ternAndPeer, type TernNode, type BirdNode } from './harness';
 
 const sb = new Sandbox('bgpi');
 let t: Netns;
@@ -36,12 +36,7 @@ protocol bgp tern6 {
 `;
 
 beforeAll(async () => {
-  t = sb.netns('t');
-  b = sb.netns('b');
-  sb.link(t, 'eth0', b, 'eth0', { aAddr: '198.18.0.1/24', bAddr: '198.18.0.2/24' });
-  addV6(t, 'eth0', '2001:2::1/64');
-  addV6(b, 'eth0', '2001:2::2/64');
-  dir = sb.tmpdir();
+  ({ t, peer: b, dir } = ternAndPeer(sb, 'b', 2));
   bird = startBird(sb, b, dir, 'bird', birdConf);
   tern = startTern(sb, t, dir, 'tern', {
     asn: 65001,

@@ -6,7 +6,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Sandbox, waitFor, type Netns, type Daemon } from '../sandbox';
-import { startTern, ternReady, peerState, kernelRoutes, addV6, type TernNode } from './harness';
+import { startTern, ternReady, peerState, kernelRoutes, ternAndPeer, type TernNode } from './harness';
 
 const sb = new Sandbox('bgpg');
 let t: Netns;
@@ -15,37 +15,27 @@ let tern: TernNode;
 let gobgpd: Daemon;
 let dir: string;
 
+const neighbor = (address: string, family: string) => `
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "${address}"
+    peer-as = 65001
+  [neighbors.timers.config]
+    hold-time = 9
+    keepalive-interval = 3
+    connect-retry = 2
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "${family}"
+`;
 const gobgpConf = `
 [global.config]
   as = 65003
   router-id = "198.18.0.3"
   local-address-list = ["198.18.0.3", "2001:2::3"]
 
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "198.18.0.1"
-    peer-as = 65001
-  [neighbors.timers.config]
-    hold-time = 9
-    keepalive-interval = 3
-    connect-retry = 2
-    idle-hold-time-after-reset = 2
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "2001:2::1"
-    peer-as = 65001
-  [neighbors.timers.config]
-    hold-time = 9
-    keepalive-interval = 3
-    connect-retry = 2
-    idle-hold-time-after-reset = 2
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv6-unicast"
+${neighbor('198.18.0.1', 'ipv4-unicast')}
+${neighbor('2001:2::1', 'ipv6-unicast')}
 `;
 
 /** The gobgp CLI inside GoBGP's namespace (the API listens on its loopback). */
@@ -59,12 +49,7 @@ function gobgpPrefixes(family: 'ipv4' | 'ipv6'): string[] {
 }
 
 beforeAll(async () => {
-  t = sb.netns('t');
-  g = sb.netns('g');
-  sb.link(t, 'eth0', g, 'eth0', { aAddr: '198.18.0.1/24', bAddr: '198.18.0.3/24' });
-  addV6(t, 'eth0', '2001:2::1/64');
-  addV6(g, 'eth0', '2001:2::3/64');
-  dir = sb.tmpdir();
+  ({ t, peer: g, dir } = ternAndPeer(sb, 'g', 3));
   const conf = path.join(dir, 'gobgpd.toml');
   fs.writeFileSync(conf, gobgpConf);
   gobgpd = sb.daemon('gobgpd', ['-f', conf, '-t', 'toml', '--api-hosts', '127.0.0.1:50051', '--pprof-disable', '-p'], { netns: g });
