@@ -326,7 +326,7 @@ export class BlockIpam implements Ipam {
       const cached = this.blocks.get(key);
       if (!cached) throw new TernError('TRY_AGAIN_LATER', `block ${cidr} is changing`);
       const r = assign(cached.block, pool, id, now, { requested, borrower: owner === this.node ? undefined : this.node });
-      if (!r.ok) throw new TernError(r.reason === 'reserved' ? 'CONFLICT' : 'ALREADY_EXISTS', `requested ${requested} is ${r.reason === 'reserved' ? 'reserved' : 'in use'}`);
+      if (!r.ok) throw new TernError('CONFLICT', `requested ${requested} is ${r.reason === 'reserved' ? 'reserved' : 'in use'}`);
       return fromBlock(pool, key, cached, r, owner);
     }
 

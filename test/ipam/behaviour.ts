@@ -95,7 +95,7 @@ export function ipamBehaviour(name: string, open: () => Promise<Store>): void {
       const pools = ['10.15.0.0/16', 'fd15::/64'];
       const ips = await n1.allocate({ key: key('a'), pools, requested: ['10.15.3.7', 'fd15::3:7'] });
       expect(ips.map((i) => i.address)).toEqual(['10.15.3.7', 'fd15::3:7']);
-      await expect(n1.allocate({ key: key('b'), pools, requested: ['10.15.3.7'] })).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+      await expect(n1.allocate({ key: key('b'), pools, requested: ['10.15.3.7'] })).rejects.toMatchObject({ code: 'CONFLICT' });
       await expect(n2.allocate({ key: key('c'), pools, requested: ['10.15.3.8'] })).rejects.toMatchObject({ code: 'CONFLICT' });
       await expect(n2.allocate({ key: key('c'), pools, requested: ['10.99.0.1'] })).rejects.toMatchObject({ code: 'INVALID_CONFIG' });
       expect(await n2.get(key('b'))).toBeUndefined();
