@@ -3,12 +3,14 @@
  * between pod namespaces through a node namespace programmed by the applier.
  * Every flow is also checked against `explain` for the same packet.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
 import { Sandbox } from '../sandbox';
 import { parsePolicyText } from '../../src/acl';
 import { AclTopology, type Flow } from './topology';
 
 const sb = new Sandbox('ak8s');
+// Each case applies rules and sends real packets; a loaded 2-core CI box needs room.
+vi.setConfig({ testTimeout: 180_000 });
 let t: AclTopology;
 
 const ns = (name: string, labels: Record<string, string>) => `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${name}, labels: ${JSON.stringify(labels)}}\n`;

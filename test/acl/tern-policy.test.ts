@@ -4,12 +4,14 @@
  * anti-spoofing, failsafe ports, failed applies, IPv6. Real packets throughout;
  * each flow is also checked against `explain`.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
 import { Sandbox } from '../sandbox';
 import { compileRuleset, parsePolicyText, toInput } from '../../src/acl';
 import { AclTopology, settingsDoc, type Flow } from './topology';
 
 const sb = new Sandbox('atern');
+// Each case applies rules and sends real packets; a loaded 2-core CI box needs room.
+vi.setConfig({ testTimeout: 180_000 });
 let t: AclTopology;
 
 const gnp = (name: string, spec: string) => `---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: ${name}}\nspec:\n${spec.replace(/^/gm, '  ')}\n`;

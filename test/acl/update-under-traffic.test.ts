@@ -3,7 +3,7 @@
  * a flow denied before and after an update must not pass a single packet
  * while chains and sets are rewritten, and an allowed flow keeps flowing.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { Sandbox, waitFor } from '../sandbox';
@@ -12,6 +12,8 @@ import { netnsExec } from '../../src/acl/applier';
 import { AclTopology } from './topology';
 
 const sb = new Sandbox('aupd');
+// Each case applies rules and sends real packets; a loaded 2-core CI box needs room.
+vi.setConfig({ testTimeout: 180_000 });
 let t: AclTopology;
 
 beforeAll(async () => {
