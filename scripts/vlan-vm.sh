@@ -11,7 +11,7 @@
 # Usage (as root, from anywhere):
 #   scripts/vlan-vm.sh                 run test/vlan/*.test.ts with vitest in the VM
 #   scripts/vlan-vm.sh -- CMD ARGS...  run another command in the VM (cwd = project dir)
-# Options: --timeout S (default 600), --mem MB (default 1024), --keep-log FILE
+# Options: --timeout S (default 900), --mem MB (default 1024), --keep-log FILE
 #
 # Output: the command's output, then one line "N passed, N failed" (for the
 # default command: vitest's counts; a VM that gives no result counts as
@@ -68,7 +68,9 @@ guest_main() {
   cp "$RUN/params.sh" "$RUN/env.sh" /run/vlanvm/ || { echo "VLANVM-RC: 2"; busybox poweroff -f; }
   . /run/vlanvm/params.sh
   MODDIR=/usr/lib/uml/modules/$(uname -r)
-  printf '#!/bin/bash\nexec %q --guest-modprobe "$@"\n' "$RUN/vlan-vm.sh" > /run/vlanvm/modprobe
+  # The kernel's module helper must outlive the tmpfs mounted over /var/tmp below: copy it to /run.
+  cp "$RUN/vlan-vm.sh" /run/vlanvm/vlan-vm.sh
+  printf '#!/bin/bash\nexec /run/vlanvm/vlan-vm.sh --guest-modprobe "$@"\n' > /run/vlanvm/modprobe
   chmod +x /run/vlanvm/modprobe
   echo /run/vlanvm/modprobe > /proc/sys/kernel/modprobe
   local m; for m in $PRELOAD; do guest_insmod "$m" || echo "vlan-vm: cannot load $m"; done
@@ -96,7 +98,7 @@ die() { echo "vlan-vm: $*" >&2; echo "0 passed, 1 failed"; exit 2; }
 default_cmd() {
   cat <<'EOF'
 # Piped, so vitest sees no TTY (the console is one) and prints plain lines.
-node node_modules/vitest/vitest.mjs run test/vlan --reporter=default --reporter=json --outputFile.json=/tmp/vlan-vm.json 2>&1 | cat
+node node_modules/vitest/vitest.mjs run test/vlan --no-file-parallelism --testTimeout=300000 --hookTimeout=300000 --reporter=default --reporter=json --outputFile.json=/tmp/vlan-vm.json 2>&1 | cat
 rc=${PIPESTATUS[0]}
 node -e '
   let p = 0, f = 1;
@@ -118,7 +120,7 @@ stop_vm() {                # end the VM we started, by its recorded PID tree (UM
 }
 
 host_main() {
-  local TIMEOUT=600 MEM=1024 KEEPLOG="" CMD=()
+  local TIMEOUT=900 MEM=1024 KEEPLOG="" CMD=()
   while [ $# -gt 0 ]; do
     case $1 in
       --timeout) TIMEOUT=$2; shift 2;;

@@ -59,7 +59,9 @@ export function gatherKernelFacts(opts: { netnsPath?: string } = {}): KernelFact
       return undefined;
     }
   })();
-  const backend = ipt?.code === 0 ? (/nf_tables/.test(ipt.stdout) ? 'nf_tables' : /legacy/.test(ipt.stdout) ? 'legacy' : undefined) : undefined;
+  // The nft variant fails even `-V` where the kernel lacks nf_tables, but says so ("Failed to initialize nft").
+  const iptOut = ipt ? `${ipt.stdout} ${ipt.stderr}` : '';
+  const backend = /nf_tables|nft/.test(iptOut) ? 'nf_tables' : /legacy/.test(iptOut) ? 'legacy' : undefined;
   return {
     kernelRelease: os.release(),
     vxlan: probeInScratchNs('ip link add name tprobe0 type vxlan id 1 dstport 4789'),
