@@ -8,11 +8,16 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/datastore';
 import { normalisePool, poolKey } from '../../src/ipam/model';
-import { DIST_BIN, Sandbox, type Netns } from '../sandbox';
+import { REPO, Sandbox, type Netns } from '../sandbox';
+
+/** The built plugin entry; the test makes its own launcher so it does not depend on dist/bin's layout. */
+const ENTRY = path.join(REPO, 'dist', 'src', 'ipam', 'plugin-main.js');
 
 const sb = new Sandbox('iptp');
 let node: Netns;
 let dir = '';
+let bin = '';
+let ternIpam = '';
 const conf = () => ({
   cniVersion: '1.0.0',
   name: 'ptpnet',
@@ -31,15 +36,19 @@ function cni(command: string, container: Netns | undefined, id: string, config: 
       CNI_CONTAINERID: id,
       CNI_NETNS: container?.path ?? '',
       CNI_IFNAME: 'eth0',
-      CNI_PATH: `${DIST_BIN}:/usr/lib/cni`,
+      CNI_PATH: `${bin}:/usr/lib/cni`,
     },
     timeoutMs: 60_000,
   });
 }
 
 beforeAll(async () => {
-  if (!fs.existsSync(path.join(DIST_BIN, 'tern-ipam'))) throw new Error('dist/bin/tern-ipam missing: run npm run build first');
+  if (!fs.existsSync(ENTRY)) throw new Error(`${ENTRY} missing: run npm run build first`);
   dir = sb.tmpdir();
+  bin = path.join(dir, 'bin');
+  fs.mkdirSync(bin);
+  ternIpam = path.join(bin, 'tern-ipam');
+  fs.writeFileSync(ternIpam, `#!${process.execPath}\nrequire(${JSON.stringify(ENTRY)}).run();\n`, { mode: 0o755 });
   node = sb.netns('node');
   // The pool's network and broadcast addresses are not for containers of a /24.
   const s = new SqliteStore({ path: path.join(dir, 'tern.db') });
@@ -65,7 +74,7 @@ describe('tern-ipam under Debian ptp', () => {
     const chk = cni('CHECK', c1, 'ctr1', { ...conf(), prevResult: JSON.parse(r1.stdout) });
     expect(chk.code, chk.stdout + chk.stderr).toBe(0);
     // The repeated ADD of the same attachment is not ptp's business; the IPAM side is idempotent.
-    const direct = cni('ADD', c1, 'ctr1', { ...conf(), type: 'tern-ipam' }, path.join(DIST_BIN, 'tern-ipam'));
+    const direct = cni('ADD', c1, 'ctr1', { ...conf(), type: 'tern-ipam' }, ternIpam);
     expect(JSON.parse(direct.stdout).ips[0].address).toBe('10.70.0.1/24');
     for (let i = 0; i < 2; i++) {
       const d = cni('DEL', c1, 'ctr1');
@@ -79,15 +88,15 @@ describe('tern-ipam under Debian ptp', () => {
 
   it('errors are CNI error JSON: a bad config, an exhausted pool', () => {
     const c3 = sb.netns('c3');
-    const bad = cni('ADD', c3, 'ctr3', { ...conf(), ipam: { ...conf().ipam, pools: ['not-a-cidr'] } }, path.join(DIST_BIN, 'tern-ipam'));
+    const bad = cni('ADD', c3, 'ctr3', { ...conf(), ipam: { ...conf().ipam, pools: ['not-a-cidr'] } }, ternIpam);
     expect(bad.code).not.toBe(0);
     expect(JSON.parse(bad.stdout)).toMatchObject({ code: 7 });
     const small = { ...conf(), ipam: { ...conf().ipam, pools: ['10.71.0.0/31'] } };
-    for (const id of ['ctr3', 'ctr4']) expect(cni('ADD', c3, id, small, path.join(DIST_BIN, 'tern-ipam')).code).toBe(0);
-    const full = cni('ADD', c3, 'ctr5', small, path.join(DIST_BIN, 'tern-ipam'));
+    for (const id of ['ctr3', 'ctr4']) expect(cni('ADD', c3, id, small, ternIpam).code).toBe(0);
+    const full = cni('ADD', c3, 'ctr5', small, ternIpam);
     expect(full.code).not.toBe(0);
     expect(JSON.parse(full.stdout)).toMatchObject({ code: 101 });
-    const ver = node.exec(path.join(DIST_BIN, 'tern-ipam'), [], { env: { ...process.env, CNI_COMMAND: 'VERSION' }, input: '{}' });
+    const ver = node.exec(ternIpam, [], { env: { ...process.env, CNI_COMMAND: 'VERSION' }, input: '{}' });
     expect(JSON.parse(ver.stdout).supportedVersions).toContain('1.1.0');
   });
 });
