@@ -8,7 +8,7 @@ import type { Logger } from '../lib/log';
 import { messageOf } from '../lib/errors';
 import {
   buildOpen, negotiate, receiveOptions, sendOptions, peerAsOf, isBgpProtocolError, interpretUpdate, encodeMessage, endOfRib,
-  NotifyCode, OpenSubcode, CeaseSubcode, type Message, type Negotiated, type OpenMessage, type UpdateChanges,
+  NotifyCode, OpenSubcode, CeaseSubcode, addrToBytes, type Message, type Negotiated, type OpenMessage, type UpdateChanges,
 } from './codec';
 import { createFsm, step, resolveCollision, type Fsm, type FsmEvent, type TimerName } from './fsm';
 import { Connection } from './connection';
@@ -47,6 +47,18 @@ export interface SessionStatus {
   holdTime?: number;
   lastError?: string;
   families: number[];
+}
+
+/** Whether `mine` sorts above `theirs` (both as sent by the socket, possibly v4-mapped). */
+function higherAddress(mine: string | undefined, theirs: string | undefined): boolean {
+  if (!mine || !theirs) return false;
+  try {
+    const a = addrToBytes(mine.replace(/^::ffff:/, ''));
+    const b = addrToBytes(theirs.replace(/^::ffff:/, ''));
+    return a.length === b.length && Buffer.compare(a, b) > 0;
+  } catch {
+    return false;
+  }
 }
 
 const TIMER_EVENT: Record<TimerName, FsmEvent['type']> = {
@@ -125,6 +137,14 @@ export class Session {
     const s = this.fsm.state;
     if (this.fsm.stopped || s === 'Established' || this.rival) {
       // §6.8: a new connection while Established loses; so does one while stopped.
+      c.write({ type: 3, code: NotifyCode.CEASE, subcode: CeaseSubcode.CONNECTION_COLLISION_RESOLUTION, data: Buffer.alloc(0) });
+      c.end();
+      return;
+    }
+    if (s === 'Connect' && this.conn && higherAddress(socket.localAddress, socket.remoteAddress)) {
+      // Both sides are dialing and no OPEN has told us the peer's identifier yet. Without a
+      // shared rule each side would drop its own attempt and adopt the other's, killing both;
+      // so both keep the connection dialed by the higher address.
       c.write({ type: 3, code: NotifyCode.CEASE, subcode: CeaseSubcode.CONNECTION_COLLISION_RESOLUTION, data: Buffer.alloc(0) });
       c.end();
       return;
