@@ -3,9 +3,16 @@ import * as fs from 'node:fs';
 import YAML from 'yaml';
 import { TernError } from '../lib/errors';
 import { parseDatastore, type DatastoreConfig } from '../cni-plugin/config';
+import { NODENAME_FILE } from '../ipam/nodename';
 
 export interface DaemonConfig {
   nodename?: string;
+  /** Where the resolved node name is written for the CNI plugin to find. */
+  nodenameFile: string;
+  /** Underlay addresses to publish; detected from the uplink when empty. */
+  addresses: string[];
+  asn?: number;
+  labels: Record<string, string>;
   cniSocket: string;
   datastore: DatastoreConfig;
   /** host:port for /healthz, /readyz and /metrics; empty disables it. */
@@ -50,5 +57,25 @@ export function parseDaemonConfig(raw: unknown, file = 'config'): DaemonConfig {
   } catch (e) {
     throw new TernError('INVALID_CONFIG', `${file}: ${(e as Error).message}`);
   }
-  return { nodename: o.nodename === undefined ? undefined : str('nodename', ''), cniSocket, datastore, healthListen, logLevel: str('logLevel', 'info') };
+  const addresses = o.addresses ?? [];
+  if (!Array.isArray(addresses) || addresses.some((a) => typeof a !== 'string')) throw new TernError('INVALID_CONFIG', `${file}: field "addresses" must be a list of strings`);
+  const asn = o.asn;
+  if (asn !== undefined && (typeof asn !== 'number' || !Number.isInteger(asn) || asn < 1 || asn > 4294967295)) {
+    throw new TernError('INVALID_CONFIG', `${file}: field "asn" must be an integer from 1 to 4294967295`);
+  }
+  const labels = o.labels ?? {};
+  if (typeof labels !== 'object' || labels === null || Array.isArray(labels) || Object.values(labels).some((v) => typeof v !== 'string')) {
+    throw new TernError('INVALID_CONFIG', `${file}: field "labels" must be a mapping of strings`);
+  }
+  return {
+    nodename: o.nodename === undefined ? undefined : str('nodename', ''),
+    nodenameFile: str('nodenameFile', NODENAME_FILE),
+    addresses: addresses as string[],
+    asn: asn as number | undefined,
+    labels: labels as Record<string, string>,
+    cniSocket,
+    datastore,
+    healthListen,
+    logLevel: str('logLevel', 'info'),
+  };
 }

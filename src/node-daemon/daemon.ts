@@ -1,6 +1,7 @@
 /**
- * The node daemon (composition root). Today it serves the warm CNI fast path
- * and health/metrics; the BGP, route, overlay and ACL reconcilers attach here.
+ * The node daemon (composition root). It registers the node, keeps a
+ * blackhole route per owned block, serves the warm CNI fast path and
+ * health/metrics. The BGP, overlay and ACL reconcilers attach here next.
  */
 import * as http from 'node:http';
 import type { Logger } from '../lib/log';
@@ -8,16 +9,34 @@ import { handle } from '../cni-plugin/main';
 import { CniServer } from './cni-server';
 import type { DaemonConfig } from './config';
 import { Metrics } from './metrics';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { openStore } from '../datastore';
+import type { Store } from '../datastore/types';
+import { resolveNodeName } from '../ipam/nodename';
+import { BlockRouteReconciler } from './block-routes';
+import { detectAddresses, registerNode } from './registry';
 
 export class NodeDaemon {
   readonly metrics = new Metrics();
   private cni?: CniServer;
   private http?: http.Server;
   private ready = false;
+  private store?: Store;
+  private blocks?: BlockRouteReconciler;
+  node = '';
 
   constructor(private readonly config: DaemonConfig, private readonly log: Logger) {}
 
   async start(): Promise<void> {
+    this.node = resolveNodeName({ nodename: this.config.nodename });
+    fs.mkdirSync(path.dirname(this.config.nodenameFile), { recursive: true });
+    fs.writeFileSync(this.config.nodenameFile, `${this.node}\n`);
+    this.store = openStore(this.config.datastore);
+    const addresses = this.config.addresses.length ? this.config.addresses : await detectAddresses();
+    await registerNode(this.store, { name: this.node, addresses, asn: this.config.asn, labels: this.config.labels, updated: new Date().toISOString() });
+    this.blocks = new BlockRouteReconciler({ store: this.store, node: this.node, log: this.log.child({ component: 'routes' }) });
+    await this.blocks.start();
     const cniLog = this.log.child({ component: 'cni' });
     this.cni = new CniServer({
       socketPath: this.config.cniSocket,
@@ -31,7 +50,7 @@ export class NodeDaemon {
     await this.cni.start();
     if (this.config.healthListen) await this.startHttp(this.config.healthListen);
     this.ready = true;
-    this.log.info({ node: this.config.nodename }, 'node daemon started');
+    this.log.info({ node: this.node }, 'node daemon started');
   }
 
   private async startHttp(listen: string): Promise<void> {
@@ -58,6 +77,8 @@ export class NodeDaemon {
   async stop(): Promise<void> {
     this.ready = false;
     await this.cni?.stop();
+    await this.blocks?.stop();
+    await this.store?.close();
     if (this.http) await new Promise<void>((r) => this.http!.close(() => r()));
     this.log.info('node daemon stopped');
   }

@@ -33,9 +33,9 @@ describe('the fast CNI path: native shim -> node daemon socket, with the standal
     ({ node } = makeNode(sb, 'node'));
     dir = sb.tmpdir();
     socket = path.join(dir, 'run', 'cni.sock');
-    conf = ternConfig(dir, { cni_socket: socket });
+    conf = ternConfig(dir, { cni_socket: socket, nodename: 'node1' });
     const cfg = path.join(dir, 'node.yaml');
-    fs.writeFileSync(cfg, `nodename: node1\ncniSocket: ${socket}\nhealthListen: 127.0.0.1:9099\ndatastore:\n  type: sqlite\n  path: ${dir}/tern.db\nlogLevel: debug\n`);
+    fs.writeFileSync(cfg, `nodename: node1\nnodenameFile: ${dir}/nodename\nasn: 64512\nlabels: {rack: r1}\ncniSocket: ${socket}\nhealthListen: 127.0.0.1:9099\ndatastore:\n  type: sqlite\n  path: ${dir}/tern.db\nlogLevel: debug\n`);
     daemon = sb.daemon(path.join(DIST_BIN, 'ternctl'), ['node', 'run', '--config', cfg], { netns: node });
     await waitFor(() => fs.existsSync(socket) && node.exec('node', ['-e', "fetch('http://127.0.0.1:9099/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]).code === 0, { what: 'daemon ready', timeoutMs: 30_000 });
   });
@@ -66,6 +66,35 @@ describe('the fast CNI path: native shim -> node daemon socket, with the standal
     expect(v.json.supportedVersions).toContain('1.1.0');
     expect((await runCni(node, { command: 'DEL', containerId: 'ctr-fast', netns: pod.path, ifname: 'eth0', config: conf })).code).toBe(0);
     expect(pod.exec('ip', ['link', 'show', 'eth0']).code).not.toBe(0);
+  });
+
+  it('registers the node and keeps a blackhole route for each block it owns', async () => {
+    expect(fs.readFileSync(path.join(dir, 'nodename'), 'utf8').trim()).toBe('node1');
+    const list = JSON.parse(node.must(path.join(DIST_BIN, 'ternctl'), ['--datastore', path.join(dir, 'tern.db'), 'node', 'list', '-o', 'json']));
+    expect(list).toEqual([expect.objectContaining({ name: 'node1', asn: 64512, labels: { rack: 'r1' }, addresses: expect.arrayContaining(['192.0.2.11/24']) })]);
+    const table = node.must(path.join(DIST_BIN, 'ternctl'), ['--datastore', path.join(dir, 'tern.db'), 'node', 'list']);
+    expect(table).toMatch(/^NAME\s+ADDRESSES\s+ASN/);
+    expect(table).toMatch(/node1\s+192\.0\.2\.11\/24/);
+
+    const pod = sb.netns('pod3');
+    const r = await runCni(node, { command: 'ADD', containerId: 'ctr-block', netns: pod.path, ifname: 'eth0', config: conf });
+    expect(r.code, r.stdout).toBe(0);
+    const ip = r.json.ips[0].address.split('/')[0];
+    // The block around the pod's address (a /26 by default) becomes a blackhole route, marked proto 84.
+    const routes = await waitFor(() => {
+      const bh = node.ipJson('route', 'show', 'type', 'blackhole', 'proto', '84');
+      return bh.length >= 1 ? bh : undefined;
+    }, { what: 'blackhole route for the block' });
+    const block = routes.map((x: any) => x.dst as string).find((d: string) => d.endsWith('/26'));
+    expect(block).toBeDefined();
+    const base = block!.split('/')[0].split('.').map(Number);
+    const a = ip.split('.').map(Number);
+    expect(a.slice(0, 3)).toEqual(base.slice(0, 3));
+    expect(a[3] - base[3]).toBeGreaterThanOrEqual(0);
+    expect(a[3] - base[3]).toBeLessThan(64);
+    // The pod's own /32 is more specific than the blackhole, so it stays reachable.
+    expect(node.ping(ip)).toBe(true);
+    expect((await runCni(node, { command: 'DEL', containerId: 'ctr-block', netns: pod.path, ifname: 'eth0', config: conf })).code).toBe(0);
   });
 
   it('malformed and oversized requests get a CNI error and the daemon keeps serving', async () => {
