@@ -11,6 +11,7 @@ execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc
 
 const bins = {
   'tern-standalone': 'cni-plugin/main.js',
+  'tern-ipam': 'ipam/plugin-main.js',
   ternctl: 'cli/main.js',
 };
 const binDir = path.join(root, 'dist/bin');
