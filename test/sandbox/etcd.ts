@@ -141,9 +141,9 @@ export async function startEtcd(sb: Sandbox, opts: StartEtcdOptions = {}): Promi
     '--initial-cluster', initialCluster,
     '--initial-cluster-state', 'new',
     '--initial-cluster-token', token,
-    // Fast elections keep the fault tests short; loopback latency is tiny.
-    '--heartbeat-interval', '50',
-    '--election-timeout', '500',
+    // etcd's default timing: shorter elections flap on a loaded 2-core machine.
+    '--heartbeat-interval', '100',
+    '--election-timeout', '1000',
     '--log-level', 'warn',
     ...(tls
       ? [
