@@ -3,8 +3,7 @@
  * namespace under this run's prefix and kill every tracked PID still alive.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { PID_DIR, killTracked, killNetnsPids, listNetns, runPrefix, sh } from './sandbox';
+import { killTracked, killNetnsPids, listNetns, pidDir, runPrefix, sh } from './sandbox';
 
 export function setup(): void {
   runPrefix();
@@ -14,7 +13,7 @@ export function teardown(): void {
   const prefix = runPrefix();
   let pids: string[] = [];
   try {
-    pids = fs.readdirSync(PID_DIR);
+    pids = fs.readdirSync(pidDir());
   } catch {
     /* none */
   }
@@ -23,5 +22,5 @@ export function teardown(): void {
     killNetnsPids(ns);
     sh('ip', ['netns', 'del', ns]);
   }
-  fs.rmSync(path.join(PID_DIR), { recursive: true, force: true });
+  fs.rmSync(pidDir(), { recursive: true, force: true });
 }

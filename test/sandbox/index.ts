@@ -11,7 +11,10 @@ import * as crypto from 'node:crypto';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 export const STATE_DIR = path.join(REPO, '.test-state');
-export const PID_DIR = path.join(STATE_DIR, 'pids');
+/** PIDs this run started, per run prefix, so a run's backstop never kills another run's processes. */
+export function pidDir(): string {
+  return path.join(STATE_DIR, 'pids', runPrefix());
+}
 export const DIST_BIN = path.join(REPO, 'dist', 'bin');
 
 /** Run-wide prefix, set by the global setup; a fallback keeps ad-hoc runs unique too. */
@@ -85,18 +88,18 @@ function pidStartTime(pid: number): string | undefined {
 
 /** Record a PID (with its start time, so a reused PID is never killed) for the backstop. */
 export function trackPid(pid: number): void {
-  fs.mkdirSync(PID_DIR, { recursive: true });
+  fs.mkdirSync(pidDir(), { recursive: true });
   const start = pidStartTime(pid);
-  if (start) fs.writeFileSync(path.join(PID_DIR, `${pid}`), start);
+  if (start) fs.writeFileSync(path.join(pidDir(), `${pid}`), start);
 }
 
 export function untrackPid(pid: number): void {
-  fs.rmSync(path.join(PID_DIR, `${pid}`), { force: true });
+  fs.rmSync(path.join(pidDir(), `${pid}`), { force: true });
 }
 
 /** Kill a tracked PID only if it is still the process we started. */
 export function killTracked(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
-  const file = path.join(PID_DIR, `${pid}`);
+  const file = path.join(pidDir(), `${pid}`);
   let start: string | undefined;
   try {
     start = fs.readFileSync(file, 'utf8');
