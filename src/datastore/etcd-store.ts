@@ -7,7 +7,7 @@
  * because every write is one etcd transaction.
  */
 import * as fs from 'node:fs';
-import { Etcd3, GRPCInvalidArgumentError, type IOptions } from 'etcd3';
+import type { Etcd3, IOptions } from 'etcd3';
 import type * as RPC from 'etcd3/lib/rpc';
 import { TernError, messageOf } from '../lib/errors';
 import { TxnStore } from './txn-store';
@@ -39,6 +39,15 @@ export function etcdPrefixEnd(prefix: Buffer): Buffer {
   return Buffer.from([0]);
 }
 
+/**
+ * etcd3 (gRPC) takes most of a second to load; a CNI process on SQLite never
+ * needs it, so it is loaded on first use only.
+ */
+function etcd3(): typeof import('etcd3') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('etcd3') as typeof import('etcd3');
+}
+
 /** etcd's default --max-txn-ops: a larger read is split into several transactions. */
 export const MAX_TXN_OPS = 128;
 
@@ -48,7 +57,7 @@ export const MAX_TXN_OPS = 128;
  */
 function toStoreError(e: unknown, what: string): TernError {
   if (e instanceof TernError) return e;
-  if (e instanceof GRPCInvalidArgumentError) return new TernError('INTERNAL', `etcd ${what}: ${messageOf(e)}`, { cause: e });
+  if (e instanceof etcd3().GRPCInvalidArgumentError) return new TernError('INTERNAL', `etcd ${what}: ${messageOf(e)}`, { cause: e });
   return new TernError('TRY_AGAIN_LATER', `etcd ${what}: ${messageOf(e)}`, { cause: e });
 }
 
@@ -75,7 +84,7 @@ export class EtcdStore extends TxnStore {
         throw new TernError('INVALID_CONFIG', `etcd TLS files: ${messageOf(e)}`, { cause: e });
       }
     }
-    this.client = new Etcd3(o);
+    this.client = new (etcd3().Etcd3)(o);
     this.prefix = opts.prefix ?? '';
     this.timeoutMs = opts.timeoutMs ?? 5000;
   }
