@@ -271,8 +271,8 @@ export class BlockIpam implements Ipam {
       // conflict could trail them forever. Re-read the whole index instead.
       if (ops.some((o) => o.op === 'create' && o.key !== hk && cur.has(o.key))) fresh = false;
       this.log.debug({ attempt, handle: id, keys: ops.map((o) => o.key) }, 'allocation conflicted; retrying');
-      // Back off a little, growing with contention, so racing claimers spread out.
-      await new Promise((res) => setTimeout(res, Math.random() * Math.min(50, attempt * 5)));
+      // Exponential backoff with full jitter, so racing writers spread out.
+      await new Promise((res) => setTimeout(res, Math.random() * Math.min(200, 5 * 2 ** Math.min(attempt, 6))));
     }
     throw new TernError('TRY_AGAIN_LATER', `allocation of ${id} kept conflicting with concurrent writers`);
   }

@@ -36,15 +36,16 @@ describe('cluster concurrency', () => {
     const nodes = ['node-a', 'node-b', 'node-c', 'node-d'];
     const stores = nodes.map(() => new EtcdStore(one.storeOptions({ prefix })));
     try {
-      // Each allocation is its own allocator instance, like one CNI process each.
+      // Per node, 5 allocator instances (separate CAS writers, like CNI
+      // processes) each take 10 of the node's 50 concurrent requests.
       const results = await Promise.all(
-        nodes.flatMap((node, i) =>
-          Array.from({ length: 50 }, async (_, j) => {
-            const ipam = new BlockIpam({ store: stores[i], node });
-            const [ip] = await ipam.allocate({ key: { network: 'conc', containerId: `${node}-${j}`, ifname: 'eth0' }, pools: [pool] });
+        nodes.flatMap((node, i) => {
+          const instances = Array.from({ length: 5 }, () => new BlockIpam({ store: stores[i], node }));
+          return Array.from({ length: 50 }, async (_, j) => {
+            const [ip] = await instances[j % 5].allocate({ key: { network: 'conc', containerId: `${node}-${j}`, ifname: 'eth0' }, pools: [pool] });
             return { node, address: ip.address };
-          }),
-        ),
+          });
+        }),
       );
       expect(results.length).toBe(200);
       expect(new Set(results.map((r) => r.address)).size).toBe(200);
