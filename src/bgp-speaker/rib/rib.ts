@@ -203,7 +203,11 @@ export class Rib {
   /** Originate a prefix from this speaker (e.g. an IPAM block). */
   originate(prefix: string, attrs: Partial<RouteAttrs> = {}): void {
     // Originated routes with equal attributes share one object, so they leave in shared UPDATEs.
-    const key = JSON.stringify(attrs);
+    let key = '';
+    for (const _ in attrs) {
+      key = JSON.stringify(attrs);
+      break;
+    }
     let shared = this.localAttrs.get(key);
     if (!shared) this.localAttrs.set(key, (shared = { origin: 0, asPath: [], nextHop: '', ...attrs }));
     const path: Path = {
