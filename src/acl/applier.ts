@@ -243,10 +243,9 @@ export class Applier {
     // 3. Drop temporaries and sets no rule references any more.
     const wanted = new Set([...rs.v4.sets, ...rs.v6.sets].map((s) => s.name));
     const drop = [...swapped.map((n) => n + TMP_SUFFIX), ...[...sets.keys()].filter((n) => !wanted.has(n) && !swapped.includes(n.replace(/-t$/, '')))];
-    for (const n of drop) {
-      const r = this.exec('ipset', ['destroy', n]);
-      if (r.code === 0) report.setsDestroyed++;
-    }
+    // One batch; should a set still be in use (someone else's rule), fall back to one at a time.
+    if (drop.length && this.exec('ipset', ['restore'], drop.map((n) => `destroy ${n}`).join('\n') + '\n').code === 0) report.setsDestroyed += drop.length;
+    else for (const n of drop) if (this.exec('ipset', ['destroy', n]).code === 0) report.setsDestroyed++;
     this.opts.log?.info({ chains: report.chainsWritten, sets: report.setsWritten, destroyed: report.setsDestroyed, backend: this.backend }, 'ACL applied');
     return report;
   }
@@ -262,7 +261,8 @@ export class Applier {
         const text = plan ? plan.replace('*filter\n', `*filter\n${del.join('\n')}${del.length ? '\n' : ''}`) : del.length ? ['*filter', ...del, 'COMMIT', ''].join('\n') : '';
         if (text) this.must(tool(this.backend, fam, 'restore'), ['--noflush', '--wait'], text);
       }
-      for (const n of parseIpsetSave(this.must('ipset', ['save'])).keys()) this.exec('ipset', ['destroy', n]);
+      const names = [...parseIpsetSave(this.must('ipset', ['save'])).keys()];
+      if (names.length && this.exec('ipset', ['restore'], names.map((n) => `destroy ${n}`).join('\n') + '\n').code !== 0) for (const n of names) this.exec('ipset', ['destroy', n]);
     });
   }
 }
