@@ -3,6 +3,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DIST_BIN, sh, waitFor, type Daemon, type Netns, type Sandbox } from '../sandbox';
 
+/** The speaker settings shared by the two-namespace interop tests (fast timers for tests). */
+export const TERN_AT_T = { asn: 65001, routerId: '198.18.0.1', holdTime: 9, connectRetryTime: 2, idleHoldTime: 1, installIntoKernel: true };
+
 export const TERNCTL = path.join(DIST_BIN, 'ternctl');
 
 export interface TernNode {

@@ -7,7 +7,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Sandbox, waitFor, type Netns } from '../sandbox';
-import { startTern, ternReady, startBird, peerState, kernelRoutes, ternAndPeer, type TernNode, type BirdNode } from './harness';
+import { startTern, ternReady, startBird, peerState, kernelRoutes, ternAndPeer, TERN_AT_T, type TernNode, type BirdNode } from './harness';
 
 const sb = new Sandbox('bgpi');
 let t: Netns;
@@ -39,12 +39,7 @@ beforeAll(async () => {
   ({ t, peer: b, dir } = ternAndPeer(sb, 'b', 2));
   bird = startBird(sb, b, dir, 'bird', birdConf);
   tern = startTern(sb, t, dir, 'tern', {
-    asn: 65001,
-    routerId: '198.18.0.1',
-    holdTime: 9,
-    connectRetryTime: 2,
-    idleHoldTime: 1,
-    installIntoKernel: true,
+    ...TERN_AT_T,
     routes: ['10.30.0.0/26', '10.30.0.64/26', '2001:db8:30::/48'],
     peers: [
       { address: '198.18.0.2', asn: 65002, importPrefixes: ['10.20.0.0/16 le 26'], exportPrefixes: ['10.30.0.0/16'] },

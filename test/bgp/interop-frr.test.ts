@@ -6,7 +6,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Sandbox, sh, waitFor, type Netns, type Daemon } from '../sandbox';
-import { startTern, ternReady, peerState, kernelRoutes, ternAndPeer, type TernNode } from './harness';
+import { startTern, ternReady, peerState, kernelRoutes, ternAndPeer, TERN_AT_T, type TernNode } from './harness';
 
 const sb = new Sandbox('bgpfrr');
 let t: Netns;
@@ -43,12 +43,7 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(dir, 'bgpd.conf'), frrConf);
   bgpd = sb.daemon('/usr/lib/frr/bgpd', ['-f', path.join(dir, 'bgpd.conf'), '-i', path.join(dir, 'bgpd.pid'), '-Z', '-S', '-n', '--vty_socket', dir, '--log', 'stdout'], { netns: f });
   tern = startTern(sb, t, dir, 'tern', {
-    asn: 65001,
-    routerId: '198.18.0.1',
-    holdTime: 9,
-    connectRetryTime: 2,
-    idleHoldTime: 1,
-    installIntoKernel: true,
+    ...TERN_AT_T,
     families: ['ipv4'],
     routes: ['10.30.0.0/26'],
     peers: [{ address: '198.18.0.4', asn: 65004, importPrefixes: ['10.70.0.0/16'], exportPrefixes: ['10.30.0.0/16'] }],

@@ -6,7 +6,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Sandbox, waitFor, type Netns, type Daemon } from '../sandbox';
-import { startTern, ternReady, peerState, kernelRoutes, ternAndPeer, type TernNode } from './harness';
+import { startTern, ternReady, peerState, kernelRoutes, ternAndPeer, TERN_AT_T, type TernNode } from './harness';
 
 const sb = new Sandbox('bgpg');
 let t: Netns;
@@ -54,12 +54,7 @@ beforeAll(async () => {
   fs.writeFileSync(conf, gobgpConf);
   gobgpd = sb.daemon('gobgpd', ['-f', conf, '-t', 'toml', '--api-hosts', '127.0.0.1:50051', '--pprof-disable', '-p'], { netns: g });
   tern = startTern(sb, t, dir, 'tern', {
-    asn: 65001,
-    routerId: '198.18.0.1',
-    holdTime: 9,
-    connectRetryTime: 2,
-    idleHoldTime: 1,
-    installIntoKernel: true,
+    ...TERN_AT_T,
     routes: ['10.30.0.0/26', '2001:db8:30::/48'],
     peers: [
       { address: '198.18.0.3', asn: 65003, importPrefixes: ['10.50.0.0/16'], exportPrefixes: ['10.30.0.0/16'] },
