@@ -121,16 +121,27 @@ export class BlockIpam implements Ipam {
     return items.map((kv) => toAllocation(parseJson<HandleRecord>('handle', kv.value)));
   }
 
-  async status(pools: string[]): Promise<void> {
-    const cidrs = pools.map((p) => formatPrefix(parsePrefix(p)));
-    const snap = await this.store.read(cidrs.map(poolKey));
-    for (const f of new Set(cidrs.map((c) => familyOf(c.split('/')[0])))) {
-      const usable = cidrs
-        .filter((c) => familyOf(c.split('/')[0]) === f)
-        .map((c) => this.poolFrom(c, snap.values.get(poolKey(c))))
-        .filter((p) => !p.disabled);
-      if (usable.length === 0) throw new TernError('NOT_READY', `no enabled IPv${f} pool among ${cidrs.join(', ')}`);
-    }
+  /**
+   * Whether an allocation could succeed now (CNI STATUS): per family, one of
+   * this node's blocks has a free address, or a pool still has an unclaimed
+   * block (or borrowing is on and any block has room).
+   */
+  status(pools: string[]): Promise<void> {
+    return this.serial(async () => {
+      const cidrs = pools.map((p) => formatPrefix(parsePrefix(p)));
+      await this.load(cidrs, undefined, true);
+      const now = this.now();
+      for (const f of new Set(cidrs.map((c) => familyOf(c.split('/')[0])))) {
+        const usable = selectPools(cidrs.map((c) => this.pools.get(c)!), f, undefined, this.opts.nodeLabels ?? {});
+        if (usable.length === 0) throw new TernError('NOT_READY', `no enabled IPv${f} pool for node ${this.node} among ${cidrs.join(', ')}`);
+        const room = usable.some((pool) => {
+          const mine = [...this.blocks.values()].filter((b) => b.block.pool === pool.cidr && (b.block.affinity === this.node || this.opts.allowBorrow));
+          if (mine.some((b) => hasFree(b.block, pool, now, this.opts.cooldownMs ?? 0))) return true;
+          return nextFreeBlock(pool, new Set(this.affinity.get(pool.cidr)?.keys() ?? [])) !== undefined;
+        });
+        if (!room) throw new TernError('NOT_READY', `IPv${f} pools ${usable.map((p) => p.cidr).join(', ')} have no free address for node ${this.node}`);
+      }
+    });
   }
 
   async close(): Promise<void> {
