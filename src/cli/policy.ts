@@ -18,11 +18,11 @@ import {
   renderIptables,
   toInput,
   type Resource,
+  storedResources,
+  syncRules,
+  writeResources,
 } from '../acl';
-import { openStore, resolveDatastore, type Store } from '../datastore';
-
-/** Datastore prefix of ACL resources: /tern/acl/<kind>/<key>. */
-export const ACL_PREFIX = '/tern/acl/';
+import { withDatastore, type Store } from '../datastore';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -36,23 +36,7 @@ function load(files: string[] | undefined): Resource[] {
   }
 }
 
-function storeKey(r: Resource): string {
-  return `${ACL_PREFIX}${r.kind}/${r.key}`;
-}
-
-async function withStore<T>(cmd: Command, fn: (s: Store) => Promise<T>): Promise<T> {
-  const store = openStore(resolveDatastore({ flag: cmd.optsWithGlobals().datastore }));
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
-
-async function storedResources(store: Store): Promise<Resource[]> {
-  const { items } = await store.list(ACL_PREFIX);
-  return items.map((kv) => JSON.parse(kv.value) as Resource);
-}
+const withStore = <T>(cmd: Command, fn: (s: Store) => Promise<T>): Promise<T> => withDatastore(cmd.optsWithGlobals().datastore, fn);
 
 /** Resources to work on: the given files, or everything in the datastore. */
 async function source(cmd: Command, files: string[] | undefined): Promise<Resource[]> {
@@ -61,7 +45,7 @@ async function source(cmd: Command, files: string[] | undefined): Promise<Resour
 }
 
 function sync(resources: Resource[], netns: string | undefined): string {
-  const r = new Applier({ netnsPath: netns }).apply(compileRuleset(toInput(resources)));
+  const r = syncRules(resources, netns);
   return `rules in sync (${r.backend}): ${r.chainsWritten} chains and ${r.setsWritten} sets written, ${r.setsDestroyed} sets removed\n`;
 }
 
@@ -130,9 +114,7 @@ export function register(program: Command): void {
       .action(async function (this: Command, o: { file: string[]; sync?: boolean; netns?: string }) {
         const rs = load(o.file);
         const all = await withStore(this, async (store) => {
-          const ops = rs.map((r) => (name === 'apply' ? { op: 'put' as const, key: storeKey(r), value: JSON.stringify(r) } : { op: 'delete' as const, key: storeKey(r) }));
-          const res = await store.txn(ops);
-          if (!res.ok) throw new TernError('CONFLICT', 'datastore transaction failed');
+          await writeResources(store, name, rs);
           return storedResources(store);
         });
         process.stdout.write(`${name === 'apply' ? 'applied' : 'deleted'} ${rs.length} resources\n`);

@@ -1,7 +1,8 @@
 /** ADD: config -> IPAM -> container netns -> veth -> routes -> result (ptp.go's order). */
 import { TernError } from '../lib/errors';
-import { NetnsHandle, Rtnl, applyEndpoint, planEndpoint } from '../dataplane';
-import { openIpam } from './ipam';
+import { NetnsHandle, Rtnl, applyEndpoint, planEndpoint, removeEndpoint } from '../dataplane';
+import { openDatastore, openIpam } from './ipam';
+import { endpointFor, recordEndpoint } from './acl';
 import { buildResult, type CniResult } from './result';
 import { allocationKey, requestedIps, type Ctx } from './context';
 
@@ -44,7 +45,8 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
     }
     const mtu = conf.mtu || (await detectUplinkMtu());
     const key = allocationKey(ctx);
-    const ipam = openIpam(conf);
+    const store = openDatastore(conf);
+    const ipam = openIpam(conf, log, store);
     try {
       const ips = await ipam.allocate({
         key,
@@ -56,6 +58,12 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
       try {
         const plan = planEndpoint({ network: conf.name, containerId: env.containerId, ifname: env.ifname, ips, mtu });
         const applied = await applyEndpoint(plan, ns);
+        try {
+          await recordEndpoint(store, ctx, endpointFor(ctx, plan.hostIfName, ips.map((i) => i.address)));
+        } catch (e) {
+          await removeEndpoint(plan.hostIfName);
+          throw e;
+        }
         log.info({ host: plan.hostIfName, ips: ips.map((i) => i.address) }, 'attached');
         return buildResult({
           version: conf.cniVersion,
@@ -70,6 +78,7 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
       }
     } finally {
       await ipam.close();
+      await store.close();
     }
   } finally {
     ns.close();
