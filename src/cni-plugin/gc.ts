@@ -1,10 +1,13 @@
 /**
- * GC (CNI 1.1): release every allocation of this network, and remove every
- * host veth marked with this network, whose attachment is not listed in
- * cni.dev/valid-attachments.
+ * GC (CNI 1.1): release every allocation of this network whose attachment is
+ * not listed in cni.dev/valid-attachments (through the same repair path as
+ * `ternctl ipam release`), remove the host veths of those attachments and
+ * every other host veth marked with this network that is not listed, and
+ * forget their ACL endpoints.
  */
 import { TernError } from '../lib/errors';
 import { Rtnl, hostVethName, parseEndpointAlias, removeEndpoint } from '../dataplane';
+import { gcNetwork } from '../ipam/gc';
 import { openDatastore, openIpam } from './ipam';
 import { forgetEndpoints } from './acl';
 import type { Ctx } from './context';
@@ -17,28 +20,32 @@ export async function cmdGc(ctx: Ctx): Promise<void> {
   const ipam = openIpam(conf, log, store);
   const removed: string[] = [];
   try {
+    // Host veths by name first: a kill -9 between creating a veth and marking it leaves no alias.
     for (const alloc of await ipam.list(conf.name)) {
       if (valid.has(`${alloc.key.containerId}\u0000${alloc.key.ifname}`)) continue;
       const host = hostVethName(alloc.key.containerId, alloc.key.ifname);
       await removeEndpoint(host);
-      await ipam.release(alloc.key);
       removed.push(host);
-      log.info({ containerId: alloc.key.containerId, ifname: alloc.key.ifname, ips: alloc.ips.map((i) => i.address) }, 'gc: released stale attachment');
+    }
+    const rep = await gcNetwork(store, conf.name, conf.validAttachments.map((a) => ({ network: conf.name, containerId: a.containerID, ifname: a.ifname })), Date.now());
+    if (rep.repaired.length || rep.skipped.length) log.info({ released: rep.repaired.length, skipped: rep.skipped.length }, 'gc: released stale allocations');
+    if (rep.skipped.length) throw new TernError('TRY_AGAIN_LATER', `gc: ${rep.skipped.length} allocations changed while being released`);
+
+    const rt = Rtnl.open();
+    try {
+      for (const link of await rt.listLinks()) {
+        const owner = parseEndpointAlias(link.alias);
+        if (!owner || owner.network !== conf.name || valid.has(`${owner.containerId}\u0000${owner.ifname}`)) continue;
+        await rt.deleteLink(link.name);
+        removed.push(link.name);
+        log.info({ link: link.name }, 'gc: removed stale host veth');
+      }
+    } finally {
+      rt.close();
     }
     await forgetEndpoints(store, ctx, removed);
   } finally {
     await ipam.close();
     await store.close();
-  }
-  const rt = Rtnl.open();
-  try {
-    for (const link of await rt.listLinks()) {
-      const owner = parseEndpointAlias(link.alias);
-      if (!owner || owner.network !== conf.name || valid.has(`${owner.containerId}\u0000${owner.ifname}`)) continue;
-      await rt.deleteLink(link.name);
-      log.info({ link: link.name }, 'gc: removed stale host veth');
-    }
-  } finally {
-    rt.close();
   }
 }
