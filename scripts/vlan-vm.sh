@@ -78,6 +78,8 @@ guest_main() {
   mount -t overlay overlay -o "lowerdir=$P_WORKDIR,upperdir=/run/vlanvm/upper,workdir=/run/vlanvm/work" /run/vlanvm/wd \
     || { echo "vlan-vm: overlay mount failed"; echo "VLANVM-RC: 2"; busybox poweroff -f; }
   for d in /tmp /var/tmp /root; do mount -t tmpfs -o mode=1777 tmp "$d"; done
+  # The project may live under one of those (CI clones anywhere): recreate its mount point.
+  mkdir -p "$P_WORKDIR"
   mount --move /run/vlanvm/wd "$P_WORKDIR"
   hostname vlanvm
   ip link set lo up
