@@ -75,6 +75,8 @@ export class KernelFib implements FibSink {
         const fmt = family === AF_INET ? v4ToString : v6ToString;
         const dst = m.attrs.dst ? fmt(m.attrs.dst, 0) : family === AF_INET ? '0.0.0.0' : '::';
         const gateways = m.attrs.gateway ? [fmt(m.attrs.gateway, 0)] : m.attrs.multipath ? decodeGateways(m.attrs.multipath, fmt) : [];
+        // BGP routes always have next hops; Tern's other proto-84 routes (pod host routes, block blackholes) have none and are not ours to sweep.
+        if (!gateways.length) continue;
         out.push({ prefix: `${dst}/${m.data.dstLen ?? 0}`, gateways });
       }
     }

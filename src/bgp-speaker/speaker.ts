@@ -9,7 +9,7 @@ import { messageOf } from '../lib/errors';
 import { buildAnnouncements, buildWithdrawals, canonicalPrefix, NotifyCode, CeaseSubcode, type UpdateChanges } from './codec';
 import { Rib, parsePrefixRule, type FibChange, type PeerOut, LOCAL_PEER_ID } from './rib';
 import { Session } from './session';
-import { familiesOf, type SpeakerConfig } from './config';
+import { familiesOf, type PeerSpec, type SpeakerConfig } from './config';
 
 export interface FibSink {
   /** Install (nextHops non-empty) or remove routes; called with one batch at a time. */
@@ -72,56 +72,80 @@ export class Speaker {
     this.rib = new Rib({ asn: cfg.asn, routerId: cfg.routerId, clusterId: cfg.clusterId, maxPaths: cfg.maxPaths });
   }
 
+  private started = false;
+
   async start(): Promise<void> {
-    const families = familiesOf(this.cfg);
-    for (const p of this.cfg.peers) {
-      this.rib.addPeer({
-        id: p.address,
-        address: p.address,
-        asn: p.asn,
-        rrClient: p.routeReflectorClient,
-        nextHopSelf: p.nextHopSelf,
-        selfNextHop: p.nextHop ?? {},
-        importPrefixes: p.importPrefixes?.map(parsePrefixRule),
-        exportPrefixes: p.exportPrefixes?.map(parsePrefixRule),
-        maxPrefix: p.maxPrefix,
-      });
-      const log = this.deps.log.child({ component: 'bgp', peer: p.address });
-      const s = new Session(
-        {
-          address: p.address,
-          port: p.port ?? 179,
-          asn: p.asn,
-          localAsn: this.cfg.asn,
-          routerId: this.cfg.routerId,
-          localAddress: p.localAddress,
-          passive: !!p.passive,
-          holdTime: p.holdTime ?? this.cfg.holdTime ?? 90,
-          connectRetryTime: p.connectRetryTime ?? this.cfg.connectRetryTime ?? 30,
-          idleHoldTime: this.cfg.idleHoldTime ?? 5,
-          families,
-          gracefulRestart: p.gracefulRestart !== false && this.cfg.gracefulRestart ? this.cfg.gracefulRestart : undefined,
-          restarting: this.deps.restarting,
-        },
-        {
-          established: (x) => this.onEstablished(x),
-          down: (x, reason, graceful) => this.onDown(x, reason, graceful),
-          update: (x, ch) => this.onUpdate(x, ch),
-          routeRefresh: (x) => {
-            this.rib.refresh(x.cfg.address);
-            this.schedule();
-          },
-        },
-        log,
-      );
-      this.sessions.set(p.address, s);
-    }
+    for (const p of this.cfg.peers) this.addPeer(p);
     for (const r of this.cfg.routes ?? []) this.rib.originate(r);
     if (this.cfg.listen !== false) await this.listen();
+    this.started = true;
     for (const s of this.sessions.values()) s.start();
     // Mark and sweep: after every peer sent End-of-RIB, or after a deadline, whichever comes first.
     this.convergeTimer = setTimeout(() => this.markConverged(), (this.cfg.gracefulRestart?.restartTime ?? 30) * 1000);
     this.schedule();
+  }
+
+  /** Add a peer (at start, or later as nodes join a full mesh); a known address is left as is. */
+  addPeer(p: PeerSpec): void {
+    if (this.sessions.has(p.address)) return;
+    this.rib.addPeer({
+      id: p.address,
+      address: p.address,
+      asn: p.asn,
+      rrClient: p.routeReflectorClient,
+      nextHopSelf: p.nextHopSelf,
+      selfNextHop: p.nextHop ?? {},
+      importPrefixes: p.importPrefixes?.map(parsePrefixRule),
+      exportPrefixes: p.exportPrefixes?.map(parsePrefixRule),
+      maxPrefix: p.maxPrefix,
+    });
+    const log = this.deps.log.child({ component: 'bgp', peer: p.address });
+    const s = new Session(
+      {
+        address: p.address,
+        port: p.port ?? 179,
+        asn: p.asn,
+        localAsn: this.cfg.asn,
+        routerId: this.cfg.routerId,
+        localAddress: p.localAddress,
+        passive: !!p.passive,
+        holdTime: p.holdTime ?? this.cfg.holdTime ?? 90,
+        connectRetryTime: p.connectRetryTime ?? this.cfg.connectRetryTime ?? 30,
+        idleHoldTime: this.cfg.idleHoldTime ?? 5,
+        families: familiesOf(this.cfg),
+        gracefulRestart: p.gracefulRestart !== false && this.cfg.gracefulRestart ? this.cfg.gracefulRestart : undefined,
+        restarting: this.deps.restarting,
+      },
+      {
+        established: (x) => this.onEstablished(x),
+        down: (x, reason, graceful) => this.onDown(x, reason, graceful),
+        update: (x, ch) => this.onUpdate(x, ch),
+        routeRefresh: (x) => {
+          this.rib.refresh(x.cfg.address);
+          this.schedule();
+        },
+      },
+      log,
+    );
+    this.sessions.set(p.address, s);
+    if (this.started) s.start();
+  }
+
+  /** Remove a peer (a node left): close its session with a Cease and withdraw what it taught us. */
+  removePeer(address: string): void {
+    const s = this.sessions.get(address);
+    if (!s) return;
+    this.sessions.delete(address);
+    this.eorPending.delete(s);
+    clearTimeout(this.staleTimers.get(address));
+    this.staleTimers.delete(address);
+    this.rib.removePeer(address);
+    s.stop(false);
+    this.schedule();
+  }
+
+  peerAddresses(): string[] {
+    return [...this.sessions.keys()];
   }
 
   private listen(): Promise<void> {
@@ -214,6 +238,7 @@ export class Speaker {
   // ---- session events ----
 
   private onEstablished(s: Session): void {
+    if (this.sessions.get(s.cfg.address) !== s) return; // removed meanwhile
     const n = s.negotiated!;
     const local = s.localAddress();
     const self = local ? (local.includes(':') ? { v6: local } : { v4: local }) : {};
@@ -225,6 +250,7 @@ export class Speaker {
   }
 
   private onDown(s: Session, reason: string, graceful: boolean): void {
+    if (this.sessions.get(s.cfg.address) !== s) return; // removed: removePeer already cleaned up
     this.eorPending.delete(s);
     const n = s.negotiated;
     if (graceful && n?.peerGracefulRestart) {
@@ -249,6 +275,7 @@ export class Speaker {
   }
 
   private onUpdate(s: Session, ch: UpdateChanges): void {
+    if (this.sessions.get(s.cfg.address) !== s) return;
     const id = s.cfg.address;
     if (ch.endOfRib !== undefined) {
       this.eorReceived.get(id)?.add(ch.endOfRib);

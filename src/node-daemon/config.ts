@@ -4,6 +4,8 @@ import YAML from 'yaml';
 import { TernError } from '../lib/errors';
 import { parseDatastore, type DatastoreConfig } from '../cni-plugin/config';
 import { NODENAME_FILE } from '../ipam/nodename';
+import { validateConfig as validateSpeaker, type PeerSpec } from '../bgp-speaker/config';
+import type { BgpSettings } from './bgp-mesh';
 
 export interface DaemonConfig {
   nodename?: string;
@@ -13,6 +15,8 @@ export interface DaemonConfig {
   addresses: string[];
   asn?: number;
   labels: Record<string, string>;
+  /** BGP: advertise own blocks, full mesh with the other nodes; absent turns BGP off. */
+  bgp?: BgpSettings;
   cniSocket: string;
   datastore: DatastoreConfig;
   /** host:port for /healthz, /readyz and /metrics; empty disables it. */
@@ -73,9 +77,40 @@ export function parseDaemonConfig(raw: unknown, file = 'config'): DaemonConfig {
     addresses: addresses as string[],
     asn: asn as number | undefined,
     labels: labels as Record<string, string>,
+    bgp: parseBgp(o.bgp, asn as number | undefined, file),
     cniSocket,
     datastore,
     healthListen,
     logLevel: str('logLevel', 'info'),
+  };
+}
+
+function parseBgp(v: unknown, nodeAsn: number | undefined, file: string): BgpSettings | undefined {
+  if (v === undefined || v === null || v === false) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) throw new TernError('INVALID_CONFIG', `${file}: field "bgp" must be a mapping`);
+  const o = v as Record<string, unknown>;
+  const asn = (o.asn ?? nodeAsn ?? 64512) as number;
+  const port = (o.port ?? 179) as number;
+  const restartTime = (o.restartTime ?? 120) as number;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new TernError('INVALID_CONFIG', `${file}: field "bgp.port" must be a port number`);
+  if (!Number.isInteger(restartTime) || restartTime < 0 || restartTime > 4095) throw new TernError('INVALID_CONFIG', `${file}: field "bgp.restartTime" must be 0 to 4095`);
+  const importPools = (o.importPools ?? []) as unknown;
+  if (!Array.isArray(importPools) || importPools.some((x) => typeof x !== 'string')) throw new TernError('INVALID_CONFIG', `${file}: field "bgp.importPools" must be a list of CIDRs`);
+  // Explicit peers and the numbers go through the speaker's own validation (field names included).
+  let peers: PeerSpec[] = [];
+  try {
+    peers = validateSpeaker({ asn, routerId: (o.routerId as string) ?? '0.0.0.1', peers: o.peers ?? [], holdTime: o.holdTime }).peers;
+  } catch (e) {
+    throw new TernError('INVALID_CONFIG', `${file}: ${(e as Error).message}`);
+  }
+  return {
+    asn,
+    routerId: o.routerId as string | undefined,
+    mesh: o.mesh !== false,
+    peers,
+    port,
+    holdTime: o.holdTime as number | undefined,
+    restartTime,
+    importPools: importPools as string[],
   };
 }

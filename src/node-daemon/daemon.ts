@@ -16,6 +16,7 @@ import type { Store } from '../datastore/types';
 import { resolveNodeName } from '../ipam/nodename';
 import { BlockRouteReconciler } from './block-routes';
 import { detectAddresses, registerNode } from './registry';
+import { BgpMesh } from './bgp-mesh';
 
 export class NodeDaemon {
   readonly metrics = new Metrics();
@@ -24,6 +25,7 @@ export class NodeDaemon {
   private ready = false;
   private store?: Store;
   private blocks?: BlockRouteReconciler;
+  bgp?: BgpMesh;
   node = '';
 
   constructor(private readonly config: DaemonConfig, private readonly log: Logger) {}
@@ -35,7 +37,17 @@ export class NodeDaemon {
     this.store = openStore(this.config.datastore);
     const addresses = this.config.addresses.length ? this.config.addresses : await detectAddresses();
     await registerNode(this.store, { name: this.node, addresses, asn: this.config.asn, labels: this.config.labels, updated: new Date().toISOString() });
-    this.blocks = new BlockRouteReconciler({ store: this.store, node: this.node, log: this.log.child({ component: 'routes' }) });
+    if (this.config.bgp) {
+      const routerId = (addresses.find((a) => !a.includes(':')) ?? '0.0.0.1').split('/')[0];
+      this.bgp = new BgpMesh({ store: this.store, node: this.node, routerId, settings: this.config.bgp, log: this.log });
+      await this.bgp.start();
+    }
+    this.blocks = new BlockRouteReconciler({
+      store: this.store,
+      node: this.node,
+      log: this.log.child({ component: 'routes' }),
+      onChange: (blocks) => this.bgp?.setBlocks(blocks),
+    });
     await this.blocks.start();
     const cniLog = this.log.child({ component: 'cni' });
     this.cni = new CniServer({
@@ -78,6 +90,7 @@ export class NodeDaemon {
     this.ready = false;
     await this.cni?.stop();
     await this.blocks?.stop();
+    await this.bgp?.stop();
     await this.store?.close();
     if (this.http) await new Promise<void>((r) => this.http!.close(() => r()));
     this.log.info('node daemon stopped');

@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { desiredPeers, type BgpSettings } from './bgp-mesh';
+import type { NodeRecord } from './registry';
+
+const node = (name: string, addresses: string[], asn?: number): NodeRecord => ({ name, addresses, asn, labels: {}, updated: '' });
+const base: BgpSettings = { asn: 64512, mesh: true, peers: [], port: 179, restartTime: 120, importPools: [] };
+
+describe('desiredPeers', () => {
+  it('peers with every other node on its first IPv4 address, with its ASN or ours', () => {
+    const nodes = [node('n1', ['192.0.2.11/24']), node('n2', ['2001:db8::12/64', '192.0.2.12/24'], 64513), node('n3', ['2001:db8::13/64'])];
+    expect(desiredPeers('n1', nodes, base).map((p) => [p.address, p.asn])).toEqual([
+      ['192.0.2.12', 64513],
+      ['2001:db8::13', 64512],
+    ]);
+  });
+
+  it('skips nodes without addresses; mesh off keeps only explicit peers', () => {
+    const nodes = [node('n1', []), node('n2', [])];
+    expect(desiredPeers('n1', nodes, base)).toEqual([]);
+    const explicit = { ...base, mesh: false, peers: [{ address: '198.51.100.1', asn: 65000 }] };
+    expect(desiredPeers('n1', [node('n2', ['192.0.2.12/24'])], explicit)).toEqual([{ address: '198.51.100.1', asn: 65000, port: 179 }]);
+  });
+
+  it('import filters come from the configured pools', () => {
+    const s = { ...base, importPools: ['10.244.0.0/16', 'fd00:10:244::/48'] };
+    expect(desiredPeers('n1', [node('n2', ['192.0.2.12/24'])], s)[0].importPrefixes).toEqual(['10.244.0.0/16 le 32', 'fd00:10:244::/48 le 128']);
+  });
+});

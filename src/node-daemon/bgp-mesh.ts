@@ -1,0 +1,113 @@
+/**
+ * Calico-style routing from the daemon: a BGP speaker that advertises the
+ * blocks this node owns and peers with every other registered node (full
+ * mesh) plus any explicit peers, installing what it learns into the kernel.
+ * The peer set follows the node registry: a node that joins is added, one
+ * that leaves is removed and its routes withdrawn.
+ */
+import type { Logger } from '../lib/log';
+import type { Store, Watcher } from '../datastore/types';
+import { Speaker, type PeerSpec } from '../bgp-speaker';
+import { KernelFib } from '../bgp-speaker/fib';
+import { NODES, listNodes, type NodeRecord } from './registry';
+
+export interface BgpSettings {
+  asn: number;
+  routerId?: string;
+  /** Peer with every other registered node. */
+  mesh: boolean;
+  peers: PeerSpec[];
+  port: number;
+  holdTime?: number;
+  /** RFC 4724 restart time (s); 0 turns graceful restart off. */
+  restartTime: number;
+  /** Accept only prefixes inside these (e.g. the IP pools); empty accepts what mesh peers send. */
+  importPools: string[];
+}
+
+const hostOf = (cidr: string): string => cidr.split('/')[0];
+
+/** Peers wanted now: every other node's first address of the family we peer on, plus the explicit ones. */
+export function desiredPeers(self: string, nodes: NodeRecord[], s: BgpSettings): PeerSpec[] {
+  const out = new Map<string, PeerSpec>();
+  if (s.mesh) {
+    for (const n of nodes) {
+      if (n.name === self) continue;
+      const addr = n.addresses.find((a) => !a.includes(':')) ?? n.addresses[0];
+      if (!addr) continue;
+      out.set(hostOf(addr), {
+        address: hostOf(addr),
+        asn: n.asn ?? s.asn,
+        port: s.port,
+        holdTime: s.holdTime,
+        importPrefixes: s.importPools.length ? s.importPools.map((p) => `${p} le ${p.includes(':') ? 128 : 32}`) : undefined,
+      });
+    }
+  }
+  for (const p of s.peers) out.set(p.address, { port: s.port, ...p });
+  return [...out.values()].sort((a, b) => a.address.localeCompare(b.address));
+}
+
+export class BgpMesh {
+  readonly speaker: Speaker;
+  private readonly fib: KernelFib;
+  private watcher?: Watcher;
+  private announced = new Set<string>();
+
+  constructor(
+    private readonly deps: { store: Store; node: string; routerId: string; settings: BgpSettings; log: Logger },
+  ) {
+    const s = deps.settings;
+    this.fib = new KernelFib(deps.log.child({ component: 'fib' }));
+    this.speaker = new Speaker(
+      {
+        asn: s.asn,
+        routerId: s.routerId ?? deps.routerId,
+        listen: { port: s.port },
+        peers: [],
+        families: ['ipv4', 'ipv6'],
+        holdTime: s.holdTime,
+        connectRetryTime: 5,
+        idleHoldTime: 1,
+        gracefulRestart: s.restartTime > 0 ? { restartTime: s.restartTime } : undefined,
+        installIntoKernel: true,
+      },
+      { log: deps.log.child({ component: 'bgp' }), fib: this.fib },
+    );
+  }
+
+  async start(): Promise<void> {
+    await this.fib.start();
+    await this.speaker.start();
+    const { revision } = await this.deps.store.list(NODES);
+    await this.syncPeers();
+    this.watcher = await this.deps.store.watch(NODES, revision, () => void this.syncPeers(), (e) => this.deps.log.warn({ err: e }, 'node watch failed'));
+  }
+
+  private async syncPeers(): Promise<void> {
+    try {
+      const want = desiredPeers(this.deps.node, await listNodes(this.deps.store), this.deps.settings);
+      const have = new Set(this.speaker.peerAddresses());
+      for (const p of want) if (!have.has(p.address)) this.speaker.addPeer(p);
+      const keep = new Set(want.map((p) => p.address));
+      for (const a of have) if (!keep.has(a)) this.speaker.removePeer(a);
+    } catch (e) {
+      this.deps.log.error({ err: e }, 'peer sync failed');
+    }
+  }
+
+  /** Advertise exactly these blocks (the node's own, as aggregates). */
+  setBlocks(blocks: string[]): void {
+    const want = new Set(blocks);
+    const add = blocks.filter((b) => !this.announced.has(b));
+    const drop = [...this.announced].filter((b) => !want.has(b));
+    if (add.length) this.speaker.announce(add);
+    if (drop.length) this.speaker.withdraw(drop);
+    this.announced = want;
+  }
+
+  async stop(): Promise<void> {
+    await this.watcher?.close();
+    await this.speaker.stop();
+  }
+}

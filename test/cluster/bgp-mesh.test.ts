@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DIST_BIN, Sandbox, waitFor, type Daemon, type Netns } from '../sandbox';
+import { runCni, ternConfig } from '../sandbox/cni';
+import { SqliteStore } from '../../src/datastore';
+import { removeNode } from '../../src/node-daemon/registry';
+
+/**
+ * Two nodes on one L2 segment, each running `ternctl node run` with BGP on,
+ * sharing one datastore: pods attached through the real `tern` binary get
+ * addresses from per-node blocks, each daemon advertises its blocks to the
+ * other (full mesh from the node registry), and pods on different nodes reach
+ * each other through the routes BGP installs. A node that leaves the registry
+ * has its routes withdrawn.
+ */
+describe('node daemons: BGP full mesh from the node registry', () => {
+  const sb = new Sandbox('mesh');
+  let dir: string;
+  let db: string;
+  const nodes: Record<string, { ns: Netns; ip: string; conf: Record<string, any>; daemon?: Daemon }> = {};
+  const pods: Record<string, { ns: Netns; ip: string }> = {};
+
+  const bgpRoutes = (n: string) => nodes[n].ns.ipJson('route', 'show', 'proto', '84').filter((r: any) => r.gateway);
+
+  beforeAll(async () => {
+    dir = sb.tmpdir();
+    db = path.join(dir, 'tern.db');
+    const sw = sb.netns('sw');
+    sw.ip('link', 'add', 'br0', 'type', 'bridge');
+    sw.ip('addr', 'add', '192.0.2.1/24', 'dev', 'br0');
+    sw.ip('link', 'set', 'br0', 'up');
+    for (const [i, name] of ['n1', 'n2'].entries()) {
+      const ns = sb.netns(name);
+      const ip = `192.0.2.${11 + i}`;
+      sb.link(ns, 'uplink0', sw, `p${i}`, { aAddr: `${ip}/24` });
+      sw.ip('link', 'set', `p${i}`, 'master', 'br0');
+      ns.ip('route', 'add', 'default', 'via', '192.0.2.1');
+      ns.must('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+      const socket = path.join(dir, `${name}.sock`);
+      const cfg = path.join(dir, `${name}.yaml`);
+      fs.writeFileSync(
+        cfg,
+        [`nodename: ${name}`, `nodenameFile: ${dir}/${name}.nodename`, `addresses: [${ip}/24]`, `cniSocket: ${socket}`, 'healthListen: 127.0.0.1:9099', `datastore: {type: sqlite, path: ${db}}`, 'asn: 64512', 'bgp: {mesh: true, holdTime: 9, restartTime: 0}', 'logLevel: debug', ''].join('\n'),
+      );
+      nodes[name] = { ns, ip, conf: ternConfig(dir, { nodename: name, cni_socket: socket, ipam: { type: 'tern-ipam', pools: ['10.244.0.0/16'] } }) };
+      nodes[name].daemon = sb.daemon(path.join(DIST_BIN, 'ternctl'), ['node', 'run', '--config', cfg], { netns: ns });
+      await waitFor(() => fs.existsSync(socket), { what: `${name} daemon`, timeoutMs: 30_000 });
+    }
+    for (const [i, n] of ['n1', 'n2'].entries()) {
+      const ns = sb.netns(`pod${i + 1}`);
+      const r = await runCni(nodes[n].ns, { command: 'ADD', containerId: `ctr-mesh-${i}`, netns: ns.path, ifname: 'eth0', config: nodes[n].conf });
+      expect(r.code, r.stdout + nodes[n].daemon!.output().slice(-2000)).toBe(0);
+      pods[n] = { ns, ip: r.json.ips[0].address.split('/')[0] };
+    }
+  }, 120_000);
+  afterAll(() => sb.cleanup());
+
+  it('each node learns the other node\'s block over BGP and installs it via that node', async () => {
+    for (const [self, other] of [['n1', 'n2'], ['n2', 'n1']]) {
+      const routes = await waitFor(() => {
+        const r = bgpRoutes(self).filter((x: any) => x.gateway === nodes[other].ip);
+        return r.length ? r : undefined;
+      }, { what: `${self} learns ${other}'s block`, timeoutMs: 60_000 });
+      expect(routes.every((r: any) => r.dst.endsWith('/26'))).toBe(true);
+    }
+    // The blocks differ, and each pod's address lies in its own node's block.
+    const b1 = bgpRoutes('n2')[0].dst as string;
+    const b2 = bgpRoutes('n1')[0].dst as string;
+    expect(b1).not.toBe(b2);
+    const status = nodes.n1.ns.must(path.join(DIST_BIN, 'ternctl'), ['--datastore', db, 'node', 'list', '-o', 'json']);
+    expect(JSON.parse(status).map((n: any) => n.name).sort()).toEqual(['n1', 'n2']);
+  });
+
+  it('pods on different nodes reach each other through the BGP routes', () => {
+    expect(pods.n1.ns.ping(pods.n2.ip, 2, 3)).toBe(true);
+    expect(pods.n2.ns.ping(pods.n1.ip, 2, 3)).toBe(true);
+  });
+
+  it('a node removed from the registry has its routes withdrawn on the others', async () => {
+    // Its daemon still runs: the withdrawal comes from n1 following the registry, not from a dead session.
+    const store = new SqliteStore({ path: db });
+    try {
+      await removeNode(store, 'n2');
+    } finally {
+      await store.close();
+    }
+    await waitFor(() => bgpRoutes('n1').every((r: any) => r.gateway !== nodes.n2.ip) || undefined, { what: 'n2 routes withdrawn on n1', timeoutMs: 60_000 });
+    expect(bgpRoutes('n1')).toEqual([]);
+    expect(pods.n1.ns.ping(pods.n2.ip, 1, 1)).toBe(false);
+    expect(nodes.n2.daemon!.child.exitCode).toBeNull();
+    await nodes.n2.daemon!.stop('SIGTERM');
+  });
+});
