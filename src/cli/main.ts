@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { TernError, messageOf } from '../lib/errors';
-import { register as registerNode } from './node';
+import { register as registerNode, registerStatus } from './node';
 import { register as registerBgp } from './bgp';
 import { register as registerDoctor } from './doctor';
 import { register as registerPolicy } from './policy';
@@ -35,6 +35,7 @@ type Register = (program: Command) => void;
 const registrations: Register[] = [
   // Each area adds its register function here.
   registerNode,
+  registerStatus,
   registerBgp,
   registerDoctor,
   registerPolicy,
@@ -66,5 +67,5 @@ export async function main(argv: string[]): Promise<number> {
 
 /** Entry for dist/bin/ternctl. */
 export function run(): void {
-  void main(process.argv).then((code) => process.exit(code));
+  void main(process.argv).then((code) => process.exit(code || Number(process.exitCode ?? 0)));
 }

@@ -4,6 +4,8 @@ import { createLogger } from '../lib/log';
 import { withDatastore } from '../datastore/config';
 import { NodeDaemon, loadDaemonConfig } from '../node-daemon';
 import { listNodes } from '../node-daemon/registry';
+import type { DaemonStatus } from '../node-daemon/daemon';
+import { TernError } from '../lib/errors';
 
 export function register(program: Command): void {
   const node = program.command('node').description('the per-node daemon');
@@ -44,5 +46,41 @@ export function register(program: Command): void {
       const rows = [['NAME', 'ADDRESSES', 'ASN', 'LABELS', 'UPDATED'], ...nodes.map((n) => [n.name, n.addresses.join(',') || '-', n.asn ? String(n.asn) : '-', Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-', n.updated])];
       const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
       process.stdout.write(rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n');
+    });
+}
+
+/** `ternctl status`: the node daemon's view, like `calicoctl node status` and `birdc show protocols`. */
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .description("this node's daemon: health, datastore, owned blocks, BGP sessions")
+    .option('--url <url>', "the daemon's health address (healthListen)", 'http://127.0.0.1:9099')
+    .addHelpText('after', '\nExamples:\n  ternctl status\n  ternctl status -o json\n\nExit code 1 when the daemon is not ready, its datastore is unreachable, or a BGP session is not Established.\n')
+    .action(async (o: { url: string }, cmd: Command) => {
+      const g = cmd.optsWithGlobals() as { output?: string };
+      let st: DaemonStatus;
+      try {
+        const r = await fetch(`${o.url.replace(/\/$/, '')}/status`);
+        st = (await r.json()) as DaemonStatus;
+      } catch (e) {
+        throw new TernError('TRY_AGAIN_LATER', `no node daemon answers at ${o.url}: ${(e as Error).message}`);
+      }
+      const healthy = st.ready && st.datastore.reachable && (st.bgp?.peers ?? []).every((p) => p.state === 'Established');
+      if (g.output === 'json') process.stdout.write(JSON.stringify(st, null, 2) + '\n');
+      else {
+        const lines = [
+          `Tern node ${st.node}: ${st.ready ? 'ready' : 'NOT READY'}`,
+          `Datastore: ${st.datastore.type} ${st.datastore.where} (${st.datastore.reachable ? 'reachable' : 'UNREACHABLE'})`,
+          `Blocks: ${st.blocks.join(', ') || '(none)'}`,
+        ];
+        if (st.bgp) {
+          lines.push(`BGP: AS ${st.bgp.asn}, router ID ${st.bgp.routerId}`);
+          const rows = [['PEER', 'ASN', 'STATE', 'SINCE', 'RECEIVED', 'SENT', 'INFO'], ...st.bgp.peers.map((p) => [p.address, String(p.asn), p.state, p.since.slice(11, 19), String(p.accepted), String(p.sent), p.lastError ?? ''])];
+          const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+          for (const r of rows) lines.push('  ' + r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd());
+        } else lines.push('BGP: off');
+        process.stdout.write(lines.join('\n') + '\n');
+      }
+      if (!healthy) process.exitCode = 1;
     });
 }

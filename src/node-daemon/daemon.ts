@@ -17,6 +17,15 @@ import { resolveNodeName } from '../ipam/nodename';
 import { BlockRouteReconciler } from './block-routes';
 import { detectAddresses, registerNode } from './registry';
 import { BgpMesh } from './bgp-mesh';
+import type { PeerView } from '../bgp-speaker';
+
+export interface DaemonStatus {
+  node: string;
+  ready: boolean;
+  datastore: { type: string; where: string; reachable: boolean };
+  blocks: string[];
+  bgp?: { asn: number; routerId: string; peers: PeerView[] };
+}
 
 export class NodeDaemon {
   readonly metrics = new Metrics();
@@ -77,6 +86,10 @@ export class NodeDaemon {
       if (req.url === '/healthz') return send(200, 'ok\n');
       if (req.url === '/readyz') return this.ready ? send(200, 'ready\n') : send(503, 'not ready\n');
       if (req.url === '/metrics') return send(200, this.metrics.render(), 'text/plain; version=0.0.4');
+      if (req.url === '/status') {
+        void this.status().then((st) => send(200, JSON.stringify(st), 'application/json'));
+        return;
+      }
       send(404, 'not found\n');
     });
     await new Promise<void>((resolve, reject) => {
@@ -84,6 +97,25 @@ export class NodeDaemon {
       server.listen(port, host, () => resolve());
     });
     this.http = server;
+  }
+
+  /** What `ternctl status` shows: node, datastore reachability, owned blocks, BGP sessions. */
+  async status(): Promise<DaemonStatus> {
+    let reachable = false;
+    try {
+      await this.store?.revision();
+      reachable = true;
+    } catch {
+      reachable = false;
+    }
+    const ds = this.config.datastore;
+    return {
+      node: this.node,
+      ready: this.ready,
+      datastore: { type: ds.type, where: ds.type === 'sqlite' ? ds.path : ds.endpoints.join(','), reachable },
+      blocks: this.blocks?.blocks ?? [],
+      bgp: this.bgp ? { asn: this.bgp.speaker.cfg.asn, routerId: this.bgp.speaker.cfg.routerId, peers: this.bgp.speaker.peers() } : undefined,
+    };
   }
 
   async stop(): Promise<void> {

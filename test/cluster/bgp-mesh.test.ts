@@ -5,6 +5,7 @@ import { DIST_BIN, Sandbox, waitFor, type Daemon, type Netns } from '../sandbox'
 import { runCni, ternConfig } from '../sandbox/cni';
 import { SqliteStore } from '../../src/datastore';
 import { removeNode } from '../../src/node-daemon/registry';
+import { addrToBigInt, parsePrefix, prefixContains } from '../../src/lib/cidr';
 
 /**
  * Two nodes on one L2 segment, each running `ternctl node run` with BGP on,
@@ -68,8 +69,18 @@ describe('node daemons: BGP full mesh from the node registry', () => {
     const b1 = bgpRoutes('n2')[0].dst as string;
     const b2 = bgpRoutes('n1')[0].dst as string;
     expect(b1).not.toBe(b2);
-    const status = nodes.n1.ns.must(path.join(DIST_BIN, 'ternctl'), ['--datastore', db, 'node', 'list', '-o', 'json']);
-    expect(JSON.parse(status).map((n: any) => n.name).sort()).toEqual(['n1', 'n2']);
+    expect(prefixContains(parsePrefix(b1), addrToBigInt(pods.n1.ip))).toBe(true);
+    expect(prefixContains(parsePrefix(b2), addrToBigInt(pods.n2.ip))).toBe(true);
+    const list = nodes.n1.ns.must(path.join(DIST_BIN, 'ternctl'), ['--datastore', db, 'node', 'list', '-o', 'json']);
+    expect(JSON.parse(list).map((n: any) => n.name).sort()).toEqual(['n1', 'n2']);
+    // ternctl status asks the node's daemon: ready, datastore reachable, its block, the session Established.
+    const st = nodes.n1.ns.exec(path.join(DIST_BIN, 'ternctl'), ['status', '-o', 'json']);
+    expect(st.code, st.stdout + st.stderr).toBe(0);
+    const status = JSON.parse(st.stdout);
+    expect(status).toMatchObject({ node: 'n1', ready: true, datastore: { type: 'sqlite', reachable: true }, blocks: [b1] });
+    expect(status.bgp.peers).toEqual([expect.objectContaining({ address: nodes.n2.ip, asn: 64512, state: 'Established' })]);
+    const table = nodes.n1.ns.must(path.join(DIST_BIN, 'ternctl'), ['status']);
+    expect(table).toMatch(new RegExp(`${nodes.n2.ip.replace(/\./g, '\\.')}\\s+64512\\s+Established`));
   });
 
   it('pods on different nodes reach each other through the BGP routes', () => {
