@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { TernError, messageOf } from '../lib/errors';
 import { register as registerNode, registerStatus } from './node';
+import { register as registerEndpoint } from './endpoint';
 import { register as registerBgp } from './bgp';
 import { register as registerDoctor } from './doctor';
 import { register as registerPolicy } from './policy';
@@ -36,6 +37,7 @@ const registrations: Register[] = [
   // Each area adds its register function here.
   registerNode,
   registerStatus,
+  registerEndpoint,
   registerBgp,
   registerDoctor,
   registerPolicy,

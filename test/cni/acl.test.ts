@@ -86,6 +86,21 @@ describe('CNI ADD/DEL keep the ACL in sync without a node daemon', () => {
     expect(pods.web.ping(ips.db)).toBe(true);
   });
 
+  it('relabelling a pod with ternctl endpoint label takes effect without re-attaching it', () => {
+    expect(pods.other.ping(ips.db)).toBe(false);
+    const r = ternctl('endpoint', 'label', 'prod/other', 'app=web', '--sync');
+    expect(r.code, r.stderr).toBe(0);
+    expect(pods.other.ping(ips.db)).toBe(true);
+    const list = JSON.parse(ternctl('endpoint', 'list', '-o', 'json').stdout);
+    expect(list.find((e: any) => e.name === 'other')).toMatchObject({ namespace: 'prod', labels: { app: 'web' }, ips: [ips.other] });
+    expect(ternctl('endpoint', 'label', 'prod/other', 'app=other', '--sync').code).toBe(0);
+    expect(pods.other.ping(ips.db)).toBe(false);
+    const missing = ternctl('endpoint', 'label', 'prod/nobody', 'app=web');
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toMatch(/no endpoint prod\/nobody/);
+    expect(ternctl('endpoint', 'ports', 'prod/db', 'sql:tcp:99999').code).toBe(2);
+  });
+
   it('deleting the policy opens the pod again', () => {
     const r = ternctl('policy', 'delete', '-f', path.join(dir, 'db-policy.yaml'), '--sync');
     expect(r.code, r.stderr).toBe(0);
