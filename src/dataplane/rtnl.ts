@@ -287,15 +287,6 @@ export class Rtnl {
     }
   }
 
-  async addRoute(r: RouteSpec): Promise<void> {
-    const { data, attrs } = this.routeMessage(r);
-    try {
-      await this.sock.newRoute(data, attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL });
-    } catch (e) {
-      throw kernelError(`route ${r.dst}`, e);
-    }
-  }
-
   async deleteRoute(r: RouteSpec): Promise<boolean> {
     const { data, attrs } = this.routeMessage(r);
     try {

@@ -27,10 +27,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  if (t) {
-    t.stop();
-    t.applier.remove();
-  }
+  t?.dispose();
   await sb.cleanup();
 });
 

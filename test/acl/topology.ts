@@ -115,6 +115,12 @@ export class AclTopology {
     for (const s of [this.nodeServer, ...[...this.pods.values()].map((p) => p.server)]) if (s && s.child.exitCode === null) s.child.kill('SIGKILL');
   }
 
+  /** Stop the probe servers and remove Tern's rules from the node; call before sb.cleanup(). */
+  dispose(): void {
+    this.stop();
+    this.applier.remove();
+  }
+
   pod(name: string): Pod {
     const p = this.pods.get(name);
     if (!p) throw new Error(`no pod ${name}`);
