@@ -56,14 +56,16 @@ export type FsmEvent =
   | { type: 'KeepAliveMsg' }
   | { type: 'UpdateMsg' }
   /** §6.8: this connection lost a collision. */
-  | { type: 'OpenCollisionDump' };
+  | { type: 'OpenCollisionDump' }
+  /** §6.8: the session continues on the colliding incoming connection, which has already sent our OPEN. */
+  | { type: 'CollisionAdopt' };
 
 export type FsmAction =
   | { type: 'connect' }
   | { type: 'close' }
   | { type: 'sendOpen' }
   | { type: 'sendKeepalive' }
-  | { type: 'sendNotification'; code: number; subcode: number; data?: Buffer }
+  | { type: 'sendNotification'; code: number; subcode: number; data?: Buffer; reason?: string }
   | { type: 'startTimer'; timer: TimerName; seconds: number }
   | { type: 'stopTimer'; timer: TimerName }
   /** Entered Established: the session starts exchanging routes. */
@@ -105,7 +107,7 @@ function start(f: Fsm): StepResult {
 /** Back to Idle after an error: drop the connection and schedule an automatic restart with backoff. */
 function toIdle(f: Fsm, reason: string, notify?: { code: number; subcode: number; data?: Buffer }): StepResult {
   const actions: FsmAction[] = [];
-  if (notify) actions.push({ type: 'sendNotification', code: notify.code, subcode: notify.subcode, data: notify.data });
+  if (notify) actions.push({ type: 'sendNotification', code: notify.code, subcode: notify.subcode, data: notify.data, reason });
   actions.push({ type: 'close' }, ...stopAll);
   if (f.state === 'Established') actions.push({ type: 'down', reason });
   const fsm: Fsm = { ...f, state: 'Idle', connectRetryCounter: f.connectRetryCounter + 1, holdTime: 0, keepaliveTime: 0 };
@@ -116,9 +118,9 @@ function toIdle(f: Fsm, reason: string, notify?: { code: number; subcode: number
   return { fsm, actions };
 }
 
-function fsmError(f: Fsm): StepResult {
+function fsmError(f: Fsm, e: FsmEvent): StepResult {
   const sub = f.state === 'OpenSent' ? FsmSubcode.OPENSENT : f.state === 'OpenConfirm' ? FsmSubcode.OPENCONFIRM : f.state === 'Established' ? FsmSubcode.ESTABLISHED : FsmSubcode.UNSPECIFIED;
-  return toIdle(f, 'FSM error', { code: NotifyCode.FSM_ERROR, subcode: sub });
+  return toIdle(f, `FSM error: unexpected ${e.type} in ${f.state}`, { code: NotifyCode.FSM_ERROR, subcode: sub });
 }
 
 function connected(f: Fsm): StepResult {
@@ -134,7 +136,21 @@ function manualStop(f: Fsm): StepResult {
   return { fsm: { ...r.fsm, connectRetryCounter: 0, idleHoldTime: f.config.idleHoldTime }, actions: r.actions };
 }
 
+/**
+ * Continue on the surviving connection of a collision, from whatever the old
+ * connection left behind (it may already have failed and sent us to Idle or
+ * Active): only the timers of OpenSent may run, or a stale one fires later.
+ */
+function adopt(f: Fsm): StepResult {
+  const actions: FsmAction[] = [...stopAll, { type: 'startTimer', timer: 'hold', seconds: LARGE_HOLD_TIME }];
+  return { fsm: { ...f, state: 'OpenSent', holdTime: 0, keepaliveTime: 0 }, actions };
+}
+
 export function step(f: Fsm, e: FsmEvent): StepResult {
+  if (e.type === 'CollisionAdopt') {
+    if (f.stopped || f.state === 'Established') return { fsm: f, actions: [] }; // the session never adopts over these
+    return adopt(f);
+  }
   if (e.type === 'ManualStop') return f.state === 'Idle' ? { fsm: { ...f, stopped: true }, actions: [{ type: 'stopTimer', timer: 'idleHold' }] } : manualStop(f);
   switch (f.state) {
     case 'Idle':
@@ -156,7 +172,7 @@ export function step(f: Fsm, e: FsmEvent): StepResult {
         case 'ManualStart':
           return { fsm: f, actions: [] };
         default:
-          return fsmError(f);
+          return fsmError(f, e);
       }
     case 'OpenSent':
       switch (e.type) {
@@ -180,7 +196,7 @@ export function step(f: Fsm, e: FsmEvent): StepResult {
         case 'ManualStart':
           return { fsm: f, actions: [] };
         default:
-          return fsmError(f);
+          return fsmError(f, e);
       }
     case 'OpenConfirm':
     case 'Established': {
@@ -205,12 +221,12 @@ export function step(f: Fsm, e: FsmEvent): StepResult {
           return { fsm: { ...f, state: 'Established', idleHoldTime: f.config.idleHoldTime, connectRetryCounter: 0 }, actions: [...restart, { type: 'established' }] };
         }
         case 'UpdateMsg':
-          if (!est) return fsmError(f);
+          if (!est) return fsmError(f, e);
           return { fsm: f, actions: f.holdTime > 0 ? [{ type: 'startTimer', timer: 'hold', seconds: f.holdTime }] : [] };
         case 'ManualStart':
           return { fsm: f, actions: [] };
         default:
-          return fsmError(f);
+          return fsmError(f, e);
       }
     }
   }

@@ -275,7 +275,8 @@ export class Session {
     }
     const keep = resolveCollision(this.cfg.routerId, m.routerId);
     const existingIsOutgoing = this.conn ? !this.conn.incoming : true;
-    const keepRival = keep === 'keep-incoming' ? existingIsOutgoing : !existingIsOutgoing;
+    // An Established session always wins (§6.8); a stopped one takes nothing.
+    const keepRival = this.fsm.state !== 'Established' && !this.fsm.stopped && (keep === 'keep-incoming' ? existingIsOutgoing : !existingIsOutgoing);
     if (!keepRival) {
       c.write({ type: 3, code: NotifyCode.CEASE, subcode: CeaseSubcode.CONNECTION_COLLISION_RESOLUTION, data: Buffer.alloc(0) });
       this.rival = undefined;
@@ -287,7 +288,7 @@ export class Session {
     this.conn = c;
     old?.write({ type: 3, code: NotifyCode.CEASE, subcode: CeaseSubcode.CONNECTION_COLLISION_RESOLUTION, data: Buffer.alloc(0) });
     old?.end();
-    this.fsm = { ...this.fsm, state: 'OpenSent' };
+    this.dispatch({ type: 'CollisionAdopt' });
     this.onMessage(m, c);
   }
 
@@ -317,7 +318,7 @@ export class Session {
           this.conn?.write({ type: 4 });
           break;
         case 'sendNotification':
-          if (!this.lastError?.startsWith(`sent NOTIFICATION ${a.code}/${a.subcode}`)) this.lastError = `sent NOTIFICATION ${a.code}/${a.subcode}`;
+          if (!this.lastError?.startsWith(`sent NOTIFICATION ${a.code}/${a.subcode}`)) this.lastError = `sent NOTIFICATION ${a.code}/${a.subcode}${a.reason ? `: ${a.reason}` : ''}`;
           this.conn?.write({ type: 3, code: a.code, subcode: a.subcode, data: a.data ?? Buffer.alloc(0) });
           break;
         case 'startTimer': {

@@ -99,7 +99,7 @@ export class Speaker {
       exportPrefixes: p.exportPrefixes?.map(parsePrefixRule),
       maxPrefix: p.maxPrefix,
     });
-    const log = this.deps.log.child({ component: 'bgp', peer: p.address });
+    const log = this.deps.log.child({ peer: p.address });
     const s = new Session(
       {
         address: p.address,

@@ -75,7 +75,7 @@ export function register(program: Command): void {
         const marked = await fib.start();
         log.info({ marked }, 'kernel routes owned by Tern at start');
       }
-      const speaker = new Speaker(cfg, { log, fib, restarting: o.restarting });
+      const speaker = new Speaker(cfg, { log: log.child({ component: 'bgp' }), fib, restarting: o.restarting });
       await speaker.start();
       fs.mkdirSync(path.dirname(o.socket), { recursive: true });
       const control = await serveControl(speaker, o.socket);
