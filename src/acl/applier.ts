@@ -185,11 +185,17 @@ export class Applier {
     return this.must(tool(this.backend, fam, 'save'), ['-t', 'filter']);
   }
 
-  apply(rs: CompiledRuleset): ApplyReport {
-    return withLock(this.opts.lockFile ?? defaultLock(this.opts.netnsPath), () => this.applyLocked(rs));
+  /** The lock file serialising the appliers of this namespace. */
+  get lockFile(): string {
+    return this.opts.lockFile ?? defaultLock(this.opts.netnsPath);
   }
 
-  private applyLocked(rs: CompiledRuleset): ApplyReport {
+  apply(rs: CompiledRuleset): ApplyReport {
+    return withLock(this.lockFile, () => this.applyHoldingLock(rs));
+  }
+
+  /** Apply when the caller already holds `lockFile` (it read its input under the lock too). */
+  applyHoldingLock(rs: CompiledRuleset): ApplyReport {
     const sets = parseIpsetSave(this.must('ipset', ['save']));
     const report: ApplyReport = { backend: this.backend, chainsWritten: 0, setsWritten: 0, setsDestroyed: 0, restoreText: { v4: '', v6: '' } };
     // 1. Sets: create missing ones, swap in new contents of changed ones.
@@ -253,7 +259,7 @@ export class Applier {
   /** Remove everything Tern installed in this namespace (hooks, chains, sets). */
   remove(): void {
     const empty: CompiledRuleset = { v4: { family: 4, chains: [], hooks: [], sets: [] }, v6: { family: 6, chains: [], hooks: [], sets: [] } };
-    withLock(this.opts.lockFile ?? defaultLock(this.opts.netnsPath), () => {
+    withLock(this.lockFile, () => {
       for (const fam of [4, 6] as const) {
         const cur = parseSave(this.save(fam));
         const del = [...cur.hooks].flatMap(([chain, h]) => h.specs.map((s) => `-D ${chain} ${s}`));
@@ -303,6 +309,16 @@ function defaultLock(netnsPath?: string): string {
 
 /** Serialise appliers of one namespace: an O_EXCL lock file holding the owner's pid; a dead owner's lock is taken over. */
 export function withLock<T>(file: string, fn: () => T, timeoutMs = 60_000): T {
+  const release = acquireLock(file, timeoutMs);
+  try {
+    return fn();
+  } finally {
+    release();
+  }
+}
+
+/** Take the lock (waiting for a live owner, up to `timeoutMs`); returns its release. */
+export function acquireLock(file: string, timeoutMs = 60_000): () => void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -322,11 +338,7 @@ export function withLock<T>(file: string, fn: () => T, timeoutMs = 60_000): T {
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
     }
   }
-  try {
-    return fn();
-  } finally {
-    fs.rmSync(file, { force: true });
-  }
+  return () => fs.rmSync(file, { force: true });
 }
 
 function alive(pid: number): boolean {

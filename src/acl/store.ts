@@ -1,12 +1,12 @@
 /**
  * ACL resources in the datastore (/tern/acl/<kind>/<key>) and bringing one
- * node's rules in sync with them. Shared by `ternctl policy` and the CNI
- * plugin, which records each endpoint it attaches.
+ * node's rules in sync with them. Shared by `ternctl policy`, the CNI plugin
+ * (which records each endpoint it attaches) and the node daemon.
  */
-import type { Store } from '../datastore/types';
+import type { Store, TxnOp } from '../datastore/types';
 import { TernError } from '../lib/errors';
-import { Applier, type ApplyReport } from './applier';
-import { compileRuleset } from './compile';
+import { Applier, acquireLock, netnsExec, type ApplyReport } from './applier';
+import { compileRuleset, endpointSetName } from './compile';
 import type { Endpoint } from './model';
 import type { Resource } from './parse';
 import { toInput } from './state';
@@ -17,9 +17,35 @@ export function resourceKey(r: Pick<Resource, 'kind' | 'key'>): string {
   return `${ACL_PREFIX}${r.kind}/${r.key}`;
 }
 
-export async function storedResources(store: Store): Promise<Resource[]> {
+/** A stored resource; `source` names who manages it when that is not `ternctl policy apply`. */
+export type StoredResource = Resource & { source?: string };
+
+/** What a node's watched policy directory writes: it owns exactly the resources tagged with this. */
+export const POLICY_DIR_SOURCE = 'policies.d';
+
+export async function storedResources(store: Store): Promise<StoredResource[]> {
   const { items } = await store.list(ACL_PREFIX);
-  return items.map((kv) => JSON.parse(kv.value) as Resource);
+  return items.map((kv) => JSON.parse(kv.value) as StoredResource);
+}
+
+/**
+ * The writes that make the datastore hold exactly the directory's resources
+ * (pure): changed or new ones are put, tagged with the source; ones the
+ * directory once wrote and no longer has are deleted. Resources applied by
+ * `ternctl policy apply` are never deleted, only overwritten by a file that
+ * defines the same kind and name.
+ */
+export function planPolicyDir(desired: Resource[], stored: StoredResource[], source = POLICY_DIR_SOURCE): TxnOp[] {
+  const have = new Map(stored.map((r) => [resourceKey(r), r]));
+  const want = new Map(desired.map((r) => [resourceKey(r), { ...r, source }]));
+  const ops: TxnOp[] = [];
+  for (const [key, r] of [...want].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const value = JSON.stringify(r);
+    const cur = have.get(key);
+    if (!cur || JSON.stringify(cur) !== value) ops.push({ op: 'put', key, value });
+  }
+  for (const [key, r] of [...have].sort(([a], [b]) => (a < b ? -1 : 1))) if (r.source === source && !want.has(key)) ops.push({ op: 'delete', key });
+  return ops;
 }
 
 /** Store or remove resources in one all-or-nothing transaction. */
@@ -33,9 +59,35 @@ export function endpointResource(e: Endpoint): Resource {
   return { kind: 'Endpoint', key: `${e.namespace}/${e.name}`, value: e };
 }
 
-/** Compile everything stored and program one namespace (the calling one by default). */
-export function syncRules(resources: Resource[], netnsPath?: string): ApplyReport {
-  return new Applier({ netnsPath }).apply(compileRuleset(toInput(resources)));
+const inProcess = new Map<string, Promise<unknown>>();
+
+/**
+ * Read the datastore and program one namespace, both under the namespace's
+ * ACL lock: concurrent writers (CNI ADDs, `ternctl policy apply --sync`, the
+ * daemon) each sync after their own write, and whoever syncs last has read
+ * every write that finished before it, so no update is lost. With `when`, the
+ * rules are only touched if it approves of what was read.
+ */
+export async function syncFromStore(store: Store, opts: { netnsPath?: string; when?: (all: StoredResource[]) => boolean } = {}): Promise<{ resources: StoredResource[]; report?: ApplyReport }> {
+  const applier = new Applier({ netnsPath: opts.netnsPath });
+  const file = applier.lockFile;
+  // The file lock spins synchronously; callers inside one process queue up here instead.
+  const run = (inProcess.get(file) ?? Promise.resolve()).catch(() => undefined).then(async () => {
+    const release = acquireLock(file);
+    try {
+      const resources = await storedResources(store);
+      if (opts.when && !opts.when(resources)) return { resources };
+      return { resources, report: applier.applyHoldingLock(compileRuleset(toInput(resources))) };
+    } finally {
+      release();
+    }
+  });
+  inProcess.set(file, run);
+  try {
+    return await run;
+  } finally {
+    if (inProcess.get(file) === run) inProcess.delete(file);
+  }
 }
 
 /**
@@ -45,4 +97,13 @@ export function syncRules(resources: Resource[], netnsPath?: string): ApplyRepor
  */
 export function aclInUse(resources: Resource[]): boolean {
   return resources.some((r) => r.kind !== 'Endpoint');
+}
+
+/**
+ * Whether this namespace holds Tern's ACL state (an earlier sync created the
+ * endpoint set). Such rules must keep following the datastore even after the
+ * last policy is gone, or a new pod would be dropped as unknown (fail closed).
+ */
+export function kernelHasRules(netnsPath?: string): boolean {
+  return netnsExec(netnsPath)('ipset', ['list', '-n', endpointSetName(4)]).code === 0;
 }

@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { TernError } from '../lib/errors';
 import { withDatastore } from '../datastore';
-import { endpointResource, resourceKey, storedResources, syncRules, writeResources, type Endpoint } from '../acl';
+import { endpointResource, resourceKey, storedResources, syncFromStore, writeResources, type Endpoint } from '../acl';
 
 const PROTO: Record<string, number> = { tcp: 6, udp: 17, sctp: 132 };
 const PROTO_NAME: Record<number, string> = { 6: 'tcp', 17: 'udp', 132: 'sctp' };
@@ -57,18 +57,16 @@ export function register(program: Command): void {
       .option('--netns <path>', 'with --sync: program this network namespace instead of the current one')
       .addHelpText('after', `\nExample:\n  ${example}\n`)
       .action(async (id: string, args: string[], o: { sync?: boolean; netns?: string }, cmd: Command) => {
-        const all = await withDatastore(g(cmd).datastore, async (store) => {
+        await withDatastore(g(cmd).datastore, async (store) => {
           const cur = await store.get(resourceKey({ kind: 'Endpoint', key: id }));
           if (!cur) throw new TernError('NOT_FOUND', `no endpoint ${id} (see ternctl endpoint list)`);
           const next = fn((JSON.parse(cur.value) as { value: Endpoint }).value, args);
           await writeResources(store, 'apply', [endpointResource(next)]);
-          return storedResources(store);
+          process.stdout.write(`endpoint ${id} updated\n`);
+          if (!o.sync) return;
+          const { report: r } = await syncFromStore(store, { netnsPath: o.netns });
+          process.stdout.write(`rules in sync (${r!.backend}): ${r!.chainsWritten} chains and ${r!.setsWritten} sets written\n`);
         });
-        process.stdout.write(`endpoint ${id} updated\n`);
-        if (o.sync) {
-          const r = syncRules(all, o.netns);
-          process.stdout.write(`rules in sync (${r.backend}): ${r.chainsWritten} chains and ${r.setsWritten} sets written\n`);
-        }
       });
   change('label', 'set (key=value) or remove (key-) labels of a pod', 'ternctl endpoint label prod/web-1 app=web tier- --sync', (e, a) => ({ ...e, labels: applyLabelArgs(e.labels, a) }));
   change('ports', "replace a pod's named ports (name:protocol:port)", 'ternctl endpoint ports prod/web-1 http:tcp:8080 metrics:tcp:9100', (e, a) => ({ ...e, namedPorts: parsePortArgs(a) }));

@@ -19,7 +19,8 @@ import {
   toInput,
   type Resource,
   storedResources,
-  syncRules,
+  syncFromStore,
+  type ApplyReport,
   writeResources,
 } from '../acl';
 import { withDatastore, type Store } from '../datastore';
@@ -44,13 +45,15 @@ async function source(cmd: Command, files: string[] | undefined): Promise<Resour
   return withStore(cmd, storedResources);
 }
 
-function sync(resources: Resource[], netns: string | undefined): string {
-  const r = syncRules(resources, netns);
-  return `rules in sync (${r.backend}): ${r.chainsWritten} chains and ${r.setsWritten} sets written, ${r.setsDestroyed} sets removed\n`;
+/** Program this node from the datastore (read under the ACL lock, so concurrent appliers lose nothing). */
+async function sync(store: Store, netns: string | undefined): Promise<ApplyReport> {
+  return (await syncFromStore(store, { netnsPath: netns })).report!;
 }
 
+const syncLine = (r: ApplyReport) => `rules in sync (${r.backend}): ${r.chainsWritten} chains and ${r.setsWritten} sets written, ${r.setsDestroyed} sets removed\n`;
+
 export function register(program: Command): void {
-  const policy = program.command('policy').description('ACL policies: validate, show, explain, apply, delete');
+  const policy = program.command('policy').description('ACL policies: validate, show, explain, apply, delete, sync');
   const json = (cmd: Command) => cmd.optsWithGlobals().output === 'json';
 
   policy
@@ -113,13 +116,22 @@ export function register(program: Command): void {
       .option('--netns <path>', 'with --sync: program this network namespace instead of the current one')
       .action(async function (this: Command, o: { file: string[]; sync?: boolean; netns?: string }) {
         const rs = load(o.file);
-        const all = await withStore(this, async (store) => {
+        await withStore(this, async (store) => {
           await writeResources(store, name, rs);
-          return storedResources(store);
+          process.stdout.write(`${name === 'apply' ? 'applied' : 'deleted'} ${rs.length} resources\n`);
+          if (o.sync) process.stdout.write(syncLine(await sync(store, o.netns)));
         });
-        process.stdout.write(`${name === 'apply' ? 'applied' : 'deleted'} ${rs.length} resources\n`);
-        if (o.sync) process.stdout.write(sync(all, o.netns));
       });
   mutate('apply');
   mutate('delete');
+
+  policy
+    .command('sync')
+    .description("compile everything stored and program this node's rules; writes nothing when they already match")
+    .option('--netns <path>', 'program this network namespace instead of the current one')
+    .action(async function (this: Command, o: { netns?: string }) {
+      const r = await withStore(this, (store) => sync(store, o.netns));
+      if (!json(this)) return void process.stdout.write(syncLine(r));
+      process.stdout.write(JSON.stringify({ backend: r.backend, chainsWritten: r.chainsWritten, setsWritten: r.setsWritten, setsDestroyed: r.setsDestroyed }) + '\n');
+    });
 }
