@@ -3,7 +3,8 @@
 # A three-node Tern cluster in network namespaces on the embedded datastore:
 # a node daemon per node (BGP full mesh from the node registry, a blackhole per
 # owned block, the CNI fast path), pods of two tenants attached through the real
-# `tern` CNI binary, a tenant-isolation policy file, then the nodes, the routes
+# `tern` CNI binary, a tenant-isolation policy file dropped into the daemons'
+# watched policy directory, then the nodes, the routes
 # BGP installed and a reachability matrix (tenant A<->A allowed, A<->B denied).
 # Nothing touches the root network namespace; everything is removed on exit
 # (also on Ctrl-C or failure) unless --keep is given.
@@ -16,8 +17,10 @@ bash scripts/setup.sh
 
 P="demo$(head -c2 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 WORK=$(mktemp -d "/tmp/$P.XXXX")
+REPO="$PWD"
 BIN="$PWD/dist/bin"
 DB="$WORK/tern.db"
+mkdir -p "$WORK/policies.d"
 NODES=(n1 n2 n3)
 declare -A POD_NODE=([a1]=n1 [a2]=n2 [b1]=n2 [b2]=n3)
 declare -A POD_TENANT=([a1]=alpha [a2]=alpha [b1]=beta [b2]=beta)
@@ -60,6 +63,7 @@ addresses: [$ip/24]
 asn: 64512
 cniSocket: $WORK/$n.sock
 healthListen: 127.0.0.1:9099
+policyDir: $WORK/policies.d
 datastore: {type: sqlite, path: $DB}
 bgp: {mesh: true, holdTime: 9, restartTime: 0}
 logLevel: info
@@ -104,26 +108,15 @@ for n in "${NODES[@]}"; do
   echo
 done
 
-bold "Tenant isolation policy (applied to the datastore, programmed on every node)"
-cat > "$WORK/tenants.yaml" <<YAML
-apiVersion: tern.io/v1
-kind: ClusterSettings
-metadata: {name: default}
-spec: {tenantIsolation: true}
----
-apiVersion: tern.io/v1
-kind: Tenant
-metadata: {name: alpha}
-spec: {namespaces: [alpha]}
----
-apiVersion: tern.io/v1
-kind: Tenant
-metadata: {name: beta}
-spec: {namespaces: [beta]}
-YAML
-cat "$WORK/tenants.yaml"
+bold "Tenant isolation policy (dropped into the daemons' watched policy directory; each daemon programs its node)"
+cat "$REPO/docs/examples/tenant-isolation.yaml"
+cp "$REPO/docs/examples/tenant-isolation.yaml" "$WORK/policies.d/10-tenants.yaml"
 for n in "${NODES[@]}"; do
-  "$BIN/ternctl" --datastore "$DB" policy apply -f "$WORK/tenants.yaml" --sync --netns "/run/netns/$P-$n" | sed "s/^/$n: /"
+  for _ in $(seq 1 100); do
+    nsenter --net="/run/netns/$P-$n" "$BIN/ternctl" -o json status 2>/dev/null | jq -e '.acl.active and .acl.lastSync != null and .acl.policyDir.resources == 3' >/dev/null && break
+    sleep 0.2
+  done
+  echo "$n: $(nsenter --net="/run/netns/$P-$n" "$BIN/ternctl" status | grep -E '^(ACL|Policy directory):' | paste -sd ';' | sed 's/;/; /')"
 done
 
 bold "Reachability (ping): green = allowed, red = denied; expected: same tenant allowed, other tenant denied"

@@ -53,9 +53,9 @@ export function register(program: Command): void {
 export function registerStatus(program: Command): void {
   program
     .command('status')
-    .description("this node's daemon: health, datastore, owned blocks, BGP sessions")
+    .description("this node's daemon: health, datastore, owned blocks, BGP sessions, ACL sync")
     .option('--url <url>', "the daemon's health address (healthListen)", 'http://127.0.0.1:9099')
-    .addHelpText('after', '\nExamples:\n  ternctl status\n  ternctl status -o json\n\nExit code 1 when the daemon is not ready, its datastore is unreachable, or a BGP session is not Established.\n')
+    .addHelpText('after', '\nExamples:\n  ternctl status\n  ternctl status -o json\n\nExit code 1 when the daemon is not ready, its datastore is unreachable, a BGP session is not Established, or the ACL rules or policy directory failed to apply.\n')
     .action(async (o: { url: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals() as { output?: string };
       let st: DaemonStatus;
@@ -65,7 +65,7 @@ export function registerStatus(program: Command): void {
       } catch (e) {
         throw new TernError('TRY_AGAIN_LATER', `no node daemon answers at ${o.url}: ${(e as Error).message}`);
       }
-      const healthy = st.ready && st.datastore.reachable && (st.bgp?.peers ?? []).every((p) => p.state === 'Established');
+      const healthy = st.ready && st.datastore.reachable && (st.bgp?.peers ?? []).every((p) => p.state === 'Established') && !st.acl?.lastError && !st.acl?.policyDir.lastError;
       if (g.output === 'json') process.stdout.write(JSON.stringify(st, null, 2) + '\n');
       else {
         const lines = [
@@ -79,6 +79,16 @@ export function registerStatus(program: Command): void {
           const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
           for (const r of rows) lines.push('  ' + r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd());
         } else lines.push('BGP: off');
+        if (st.acl) {
+          const a = st.acl;
+          const d = a.policyDir;
+          lines.push(
+            a.active
+              ? `ACL: ${a.lastError ? `SYNC FAILED: ${a.lastError}` : `in sync (${a.backend}) at ${a.lastSync?.slice(11, 19) ?? '-'}`}, ${a.policies} policies, ${a.endpoints} endpoints`
+              : `ACL: not in use (no policy, tenant or setting stored), ${a.endpoints} endpoints`,
+            `Policy directory: ${d.path ? `${d.path} ${d.present ? `(${d.resources} resources${d.lastError ? `; REJECTED: ${d.lastError}` : ''})` : '(absent)'}` : 'off'}`,
+          );
+        }
         process.stdout.write(lines.join('\n') + '\n');
       }
       if (!healthy) process.exitCode = 1;

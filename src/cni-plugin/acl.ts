@@ -5,7 +5,7 @@
  * sync. ADD fails, and is undone, if the rules cannot be programmed.
  */
 import type { Store } from '../datastore/types';
-import { aclInUse, endpointResource, storedResources, syncRules, writeResources, type Endpoint, type Resource } from '../acl';
+import { aclInUse, endpointResource, kernelHasRules, storedResources, syncFromStore, writeResources, type Endpoint, type Resource } from '../acl';
 import type { Ctx } from './context';
 
 const PROTO: Record<string, number> = { TCP: 6, UDP: 17, SCTP: 132 };
@@ -23,10 +23,11 @@ export function endpointFor(ctx: Ctx, hostIface: string, ips: string[]): Endpoin
 }
 
 async function sync(store: Store, ctx: Ctx): Promise<void> {
-  const all = await storedResources(store);
-  if (!aclInUse(all)) return;
-  const r = syncRules(all);
-  ctx.log.debug({ backend: r.backend, chains: r.chainsWritten, sets: r.setsWritten }, 'acl in sync');
+  // Nothing in use and nothing programmed: no iptables round trip. The daemon knows the second part without asking the kernel.
+  const programmed = () => (ctx.aclProgrammed ? ctx.aclProgrammed() : kernelHasRules());
+  if (!aclInUse(await storedResources(store)) && !programmed()) return;
+  const { report: r } = await syncFromStore(store, { when: (all) => aclInUse(all) || programmed() });
+  if (r) ctx.log.debug({ backend: r.backend, chains: r.chainsWritten, sets: r.setsWritten }, 'acl in sync');
 }
 
 export async function recordEndpoint(store: Store, ctx: Ctx, ep: Endpoint): Promise<void> {

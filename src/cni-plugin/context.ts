@@ -8,6 +8,8 @@ export interface Ctx {
   env: CniEnv;
   conf: NetConf;
   log: Logger;
+  /** Set by the node daemon: whether this node's ACL rules exist (saves asking the kernel). */
+  aclProgrammed?: () => boolean;
 }
 
 export function allocationKey(ctx: Ctx): AllocationKey {

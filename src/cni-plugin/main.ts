@@ -8,6 +8,7 @@ import { TernError, messageOf, type ErrorCode } from '../lib/errors';
 import { createLogger, silentLogger, type Logger } from '../lib/log';
 import { parseNetConf, parseStdin } from './config';
 import { parseEnv, type CniEnv } from './env';
+import type { Ctx } from './context';
 import { LATEST, SUPPORTED_VERSIONS, requireVersionFor } from './version';
 import { cmdAdd } from './add';
 import { cmdDel } from './del';
@@ -48,7 +49,7 @@ function errorJson(version: string, e: unknown): string {
 }
 
 /** Run one CNI invocation; pure of process-level side effects so the daemon can reuse it. */
-export async function handle(envVars: NodeJS.ProcessEnv, stdin: string, logOverride?: Logger): Promise<Outcome> {
+export async function handle(envVars: NodeJS.ProcessEnv, stdin: string, logOverride?: Logger, hooks: Pick<Ctx, 'aclProgrammed'> = {}): Promise<Outcome> {
   let version = LATEST;
   let log: Logger = logOverride ?? silentLogger();
   let env: CniEnv | undefined;
@@ -68,7 +69,7 @@ export async function handle(envVars: NodeJS.ProcessEnv, stdin: string, logOverr
     requireVersionFor(env.command, conf.cniVersion);
     if (!logOverride) log = createLogger({ file: conf.logFile, level: conf.logLevel, sync: true, name: 'tern-cni' });
     log = log.child({ command: env.command, containerId: env.containerId || undefined, ifname: env.ifname || undefined });
-    const ctx = { env, conf, log };
+    const ctx: Ctx = { env, conf, log, ...hooks };
     const t0 = process.hrtime.bigint();
     let out = '';
     switch (env.command) {

@@ -22,9 +22,13 @@ export interface DaemonConfig {
   /** host:port for /healthz, /readyz and /metrics; empty disables it. */
   healthListen: string;
   logLevel: string;
+  /** Policy files fed into the datastore while the daemon runs; empty turns the watch off. */
+  policyDir: string;
 }
 
 export const DEFAULT_CNI_SOCKET = '/run/tern/cni.sock';
+
+export const DEFAULT_POLICY_DIR = '/etc/tern/policies.d';
 
 export function loadDaemonConfig(file: string): DaemonConfig {
   let text: string;
@@ -82,6 +86,7 @@ export function parseDaemonConfig(raw: unknown, file = 'config'): DaemonConfig {
     datastore,
     healthListen,
     logLevel: str('logLevel', 'info'),
+    policyDir: str('policyDir', DEFAULT_POLICY_DIR),
   };
 }
 

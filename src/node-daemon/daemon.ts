@@ -1,7 +1,8 @@
 /**
  * The node daemon (composition root). It registers the node, keeps a
  * blackhole route per owned block, serves the warm CNI fast path and
- * health/metrics. The BGP, overlay and ACL reconcilers attach here next.
+ * health/metrics, runs the BGP mesh and keeps the ACL rules in sync. The
+ * overlay reconcilers attach here next.
  */
 import * as http from 'node:http';
 import type { Logger } from '../lib/log';
@@ -18,6 +19,7 @@ import { BlockRouteReconciler } from './block-routes';
 import { detectAddresses, registerNode } from './registry';
 import { BgpMesh } from './bgp-mesh';
 import type { PeerView } from '../bgp-speaker';
+import { AclReconciler, type AclStatus } from './acl-sync';
 
 export interface DaemonStatus {
   node: string;
@@ -25,6 +27,7 @@ export interface DaemonStatus {
   datastore: { type: string; where: string; reachable: boolean };
   blocks: string[];
   bgp?: { asn: number; routerId: string; peers: PeerView[] };
+  acl?: AclStatus;
 }
 
 export class NodeDaemon {
@@ -34,6 +37,7 @@ export class NodeDaemon {
   private ready = false;
   private store?: Store;
   private blocks?: BlockRouteReconciler;
+  private acl?: AclReconciler;
   bgp?: BgpMesh;
   node = '';
 
@@ -58,11 +62,22 @@ export class NodeDaemon {
       onChange: (blocks) => this.bgp?.setBlocks(blocks),
     });
     await this.blocks.start();
+    this.acl = new AclReconciler({
+      store: this.store,
+      log: this.log.child({ component: 'acl' }),
+      policyDir: this.config.policyDir,
+      onSync: (ok, ms) => {
+        this.metrics.observe('tern_acl_sync_duration_seconds', 'ACL compile and apply time', {}, ms / 1000);
+        this.metrics.inc('tern_acl_syncs_total', 'ACL syncs', { result: ok ? 'ok' : 'error' });
+      },
+    });
+    await this.acl.start();
+    const acl = this.acl;
     const cniLog = this.log.child({ component: 'cni' });
     this.cni = new CniServer({
       socketPath: this.config.cniSocket,
       log: cniLog,
-      handle: (env, stdin) => handle(env, stdin, cniLog),
+      handle: (env, stdin) => handle(env, stdin, cniLog, { aclProgrammed: () => acl.programmed }),
       observe: (command, ms, ok) => {
         this.metrics.observe('tern_cni_request_duration_seconds', 'CNI request latency', { command }, ms / 1000);
         this.metrics.inc('tern_cni_requests_total', 'CNI requests', { command, result: ok ? 'ok' : 'error' });
@@ -115,6 +130,7 @@ export class NodeDaemon {
       datastore: { type: ds.type, where: ds.type === 'sqlite' ? ds.path : ds.endpoints.join(','), reachable },
       blocks: this.blocks?.blocks ?? [],
       bgp: this.bgp ? { asn: this.bgp.speaker.cfg.asn, routerId: this.bgp.speaker.cfg.routerId, peers: this.bgp.speaker.peers() } : undefined,
+      acl: this.acl?.state,
     };
   }
 
@@ -122,6 +138,7 @@ export class NodeDaemon {
     this.ready = false;
     await this.cni?.stop();
     await this.blocks?.stop();
+    await this.acl?.stop();
     await this.bgp?.stop();
     await this.store?.close();
     if (this.http) await new Promise<void>((r) => this.http!.close(() => r()));

@@ -42,7 +42,7 @@ describe('node daemons: BGP full mesh from the node registry', () => {
       const cfg = path.join(dir, `${name}.yaml`);
       fs.writeFileSync(
         cfg,
-        [`nodename: ${name}`, `nodenameFile: ${dir}/${name}.nodename`, `addresses: [${ip}/24]`, `cniSocket: ${socket}`, 'healthListen: 127.0.0.1:9099', `datastore: {type: sqlite, path: ${db}}`, 'asn: 64512', 'bgp: {mesh: true, holdTime: 9, restartTime: 0}', 'logLevel: debug', ''].join('\n'),
+        [`nodename: ${name}`, `nodenameFile: ${dir}/${name}.nodename`, `addresses: [${ip}/24]`, `cniSocket: ${socket}`, 'healthListen: 127.0.0.1:9099', "policyDir: ''", `datastore: {type: sqlite, path: ${db}}`, 'asn: 64512', 'bgp: {mesh: true, holdTime: 9, restartTime: 0}', 'logLevel: debug', ''].join('\n'),
       );
       nodes[name] = { ns, ip, conf: ternConfig(dir, { nodename: name, cni_socket: socket, ipam: { type: 'tern-ipam', pools: ['10.244.0.0/16'] } }) };
       nodes[name].daemon = sb.daemon(path.join(DIST_BIN, 'ternctl'), ['node', 'run', '--config', cfg], { netns: ns });

@@ -35,7 +35,7 @@ describe('the fast CNI path: native shim -> node daemon socket, with the standal
     socket = path.join(dir, 'run', 'cni.sock');
     conf = ternConfig(dir, { cni_socket: socket, nodename: 'node1' });
     const cfg = path.join(dir, 'node.yaml');
-    fs.writeFileSync(cfg, `nodename: node1\nnodenameFile: ${dir}/nodename\nasn: 64512\nlabels: {rack: r1}\ncniSocket: ${socket}\nhealthListen: 127.0.0.1:9099\ndatastore:\n  type: sqlite\n  path: ${dir}/tern.db\nlogLevel: debug\n`);
+    fs.writeFileSync(cfg, `nodename: node1\nnodenameFile: ${dir}/nodename\nasn: 64512\nlabels: {rack: r1}\ncniSocket: ${socket}\nhealthListen: 127.0.0.1:9099\npolicyDir: ''\ndatastore:\n  type: sqlite\n  path: ${dir}/tern.db\nlogLevel: debug\n`);
     daemon = sb.daemon(path.join(DIST_BIN, 'ternctl'), ['node', 'run', '--config', cfg], { netns: node });
     await waitFor(() => fs.existsSync(socket) && node.exec('node', ['-e', "fetch('http://127.0.0.1:9099/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]).code === 0, { what: 'daemon ready', timeoutMs: 30_000 });
   });
