@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # For repeated local runs: TERN_SKIP_SETUP=1 skips installs and the build.
 [ "${TERN_SKIP_SETUP:-}" = 1 ] && exit 0
 
-PKGS=(iproute2 iptables ipset iputils-ping jq procps util-linux conntrack ethtool tcpdump iperf3
+PKGS=(iproute2 iptables ipset iputils-ping jq python3 procps util-linux conntrack ethtool tcpdump iperf3
       containernetworking-plugins bird2 gobgpd frr etcd-server etcd-client
       golang-go golang-github-appc-cni-dev user-mode-linux busybox-static podman runc)
 

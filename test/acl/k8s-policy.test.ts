@@ -151,6 +151,16 @@ describe('Kubernetes NetworkPolicy on real packets', () => {
     ]);
   });
 
+  it('SCTP ports and ranges (INIT chunks through the real forwarding path)', async () => {
+    await expectFlows(np('sig', 'shop', 'podSelector: {matchLabels: {app: web}}\ningress:\n  - ports: [{protocol: SCTP, port: 3868}, {protocol: SCTP, port: 2905, endPort: 2910}]'), [
+      ['cli', 'web', 'sctp/3868', true],
+      ['cli', 'web', 'sctp/2907', true],
+      ['cli', 'web', 'sctp/2911', false],
+      ['cli', 'web', 'tcp/3868', false], // the protocol is part of the port
+      ['cli', 'db', 'sctp/9999', true], // db is not selected
+    ]);
+  });
+
   it('named ports resolve on each destination pod', async () => {
     await expectFlows(np('named', 'shop', 'podSelector: {matchExpressions: [{key: app, operator: In, values: [web, db]}]}\ningress:\n  - ports: [{port: http}]'), [
       ['cli', 'web', 'tcp/80', true], // http is 80 on web

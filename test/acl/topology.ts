@@ -17,6 +17,7 @@ export const TCP_PORTS = [22, 80, 443, 5432, 8080, 9000];
 export const UDP_PORTS = [53, 9000];
 const CLIENT = path.join(__dirname, 'fixtures', 'probe-client.cjs');
 const SERVER = path.join(__dirname, 'fixtures', 'probe-server.cjs');
+const SCTP = path.join(__dirname, 'fixtures', 'sctp-probe.py');
 
 export interface PodSpec {
   name: string;
@@ -161,8 +162,19 @@ export class AclTopology {
       return r.code === 0;
     }
     const [proto, port] = w.split('/');
+    if (proto === 'sctp') return this.sctpProbe(src, this.pod(to).ns, dst, Number(port));
     const r = await src.execAsync('node', [CLIENT, proto, dst, port, '2500'], { timeoutMs: 15_000 });
     return r.code === 0;
+  }
+
+  /** SCTP INIT from a raw socket, seen (or not) by a raw socket in the destination pod. */
+  private async sctpProbe(src: Netns, dstNs: Netns, dst: string, port: number): Promise<boolean> {
+    const sport = 20_000 + Math.floor(Math.random() * 40_000);
+    const recv = spawn('nsenter', [`--net=${dstNs.path}`, '--', 'python3', SCTP, 'recv', String(sport), String(port), '2.5'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise<number>((resolve) => recv.on('exit', (code) => resolve(code ?? 1)));
+    await new Promise<void>((resolve) => recv.stdout!.once('data', () => resolve()));
+    await src.execAsync('python3', [SCTP, 'send', dst, String(sport), String(port)], { timeoutMs: 10_000 });
+    return (await exited) === 0;
   }
 
   /** The verdict explain gives for the same packet. */
@@ -170,7 +182,7 @@ export class AclTopology {
     const v6 = what.startsWith('6:');
     const w = v6 ? what.slice(2) : what;
     const [proto, port] = w.split('/');
-    const protocol = proto === 'icmp' ? (v6 ? Proto.ICMPV6 : Proto.ICMP) : proto === 'udp' ? Proto.UDP : Proto.TCP;
+    const protocol = proto === 'icmp' ? (v6 ? Proto.ICMPV6 : Proto.ICMP) : proto === 'udp' ? Proto.UDP : proto === 'sctp' ? Proto.SCTP : Proto.TCP;
     const pkt = { src: this.addr(from, v6), dst: this.addr(to, v6), protocol, dstPort: port ? Number(port) : undefined, icmp: proto === 'icmp' ? { type: v6 ? 128 : 8, code: 0 } : undefined, toNode: to === 'node' };
     if (from === 'node') return true; // node-local traffic takes OUTPUT, which Tern never filters
     return explainPacket(this.lastInput, pkt).verdict === 'allow';
