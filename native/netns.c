@@ -75,7 +75,7 @@ static napi_value do_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* setTcpMd5(fd, peerAddress, key): RFC 2385 signature for one peer. */
+/* setTcpMd5(fd, peerAddress, key): RFC 2385 signature for one peer; an empty key removes it. */
 static napi_value set_tcp_md5(napi_env env, napi_callback_info info) {
   size_t argc = 3; napi_value argv[3];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
@@ -98,12 +98,28 @@ static napi_value set_tcp_md5(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* tcpSocket(family): an unconnected non-blocking TCP socket, so a key can be set before the SYN. */
+static napi_value tcp_socket(napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fam;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fam) != napi_ok || (fam != 4 && fam != 6)) {
+    napi_throw_type_error(env, NULL, "tcpSocket(family: 4 | 6)");
+    return NULL;
+  }
+  int fd = socket(fam == 4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket", errno);
+  napi_value r; napi_create_int32(env, fd, &r);
+  return r;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"openNetns", NULL, open_netns, NULL, NULL, NULL, napi_default, NULL},
     {"setns", NULL, do_setns, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, do_close, NULL, NULL, NULL, napi_default, NULL},
     {"setTcpMd5", NULL, set_tcp_md5, NULL, NULL, NULL, napi_default, NULL},
+    {"tcpSocket", NULL, tcp_socket, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

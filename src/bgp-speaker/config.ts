@@ -22,7 +22,7 @@ export interface PeerSpec {
   importPrefixes?: string[];
   exportPrefixes?: string[];
   maxPrefix?: number;
-  /** Accepted for the peering schema; TCP MD5 (RFC 2385) is not implemented. */
+  /** TCP MD5 signature (RFC 2385) on the session's connections, as BIRD's `password` and GoBGP's `auth-password`. */
   password?: string;
 }
 
@@ -84,6 +84,8 @@ export function validateConfig(raw: unknown): SpeakerConfig {
       }
     }
     if (q.localAddress !== undefined) checkAddr(`${f}.localAddress`, q.localAddress);
+    // Linux keeps at most 80 key bytes (TCP_MD5SIG_MAXKEYLEN).
+    if (q.password !== undefined && (typeof q.password !== 'string' || !q.password || Buffer.byteLength(q.password) > 80)) fail(`${f}.password`, 'must be a string of 1 to 80 bytes');
   });
   if (c.families !== undefined && (!Array.isArray(c.families) || c.families.some((x) => x !== 'ipv4' && x !== 'ipv6'))) fail('families', "must list 'ipv4' and/or 'ipv6'");
   if (c.routes !== undefined) {

@@ -29,6 +29,16 @@ export interface SessionConfig {
   gracefulRestart?: { restartTime: number };
   /** Set the Restart State bit in our OPEN (we are coming back from a restart). */
   restarting?: boolean;
+  /** TCP MD5 key (RFC 2385); needs `tcpMd5`. */
+  password?: string;
+}
+
+/** TCP MD5 through the native addon, injected so the BGP core needs no native code. */
+export interface TcpMd5 {
+  /** An unconnected TCP socket, so the key is in place before the SYN. */
+  socket(family: 4 | 6): number;
+  /** Set (or, with an empty key, remove) the key for one peer address on a socket. */
+  setKey(fd: number, address: string, key: string): void;
 }
 
 export interface SessionEvents {
@@ -83,6 +93,7 @@ export class Session {
     readonly cfg: SessionConfig,
     private readonly ev: SessionEvents,
     private readonly log: Logger,
+    private readonly md5?: TcpMd5,
   ) {
     this.fsm = createFsm({ holdTime: cfg.holdTime, connectRetryTime: cfg.connectRetryTime, passive: cfg.passive, idleHoldTime: cfg.idleHoldTime });
     this.localOpen = buildOpen({
@@ -186,12 +197,21 @@ export class Session {
   }
 
   private connect(): void {
-    const socket = net.connect({ host: this.cfg.address, port: this.cfg.port, localAddress: this.cfg.localAddress });
+    const socket = this.cfg.password ? this.signedSocket(this.cfg.password) : new net.Socket();
+    socket.connect({ host: this.cfg.address, port: this.cfg.port, localAddress: this.cfg.localAddress });
     const c = this.makeConnection(socket, false);
     this.conn = c;
     socket.once('connect', () => {
       if (this.conn === c) this.dispatch({ type: 'TcpCRAcked' });
     });
+  }
+
+  /** A socket that signs its SYN: created by the addon, keyed, then handed to Node to connect. */
+  private signedSocket(key: string): net.Socket {
+    if (!this.md5) throw new Error('TCP MD5 needs the native addon');
+    const fd = this.md5.socket(net.isIPv6(this.cfg.address) ? 6 : 4);
+    this.md5.setKey(fd, this.cfg.address, key);
+    return new net.Socket({ fd, readable: true, writable: true });
   }
 
   private onClosed(c: Connection): void {

@@ -8,7 +8,8 @@ import type { Logger } from '../lib/log';
 import { messageOf } from '../lib/errors';
 import { buildAnnouncements, buildWithdrawals, canonicalPrefix, NotifyCode, CeaseSubcode, type UpdateChanges } from './codec';
 import { Rib, parsePrefixRule, type FibChange, type PeerOut, LOCAL_PEER_ID } from './rib';
-import { Session } from './session';
+import { Session, type TcpMd5 } from './session';
+import { TernError } from '../lib/errors';
 import { familiesOf, type PeerSpec, type SpeakerConfig } from './config';
 
 export interface FibSink {
@@ -67,7 +68,7 @@ export class Speaker {
 
   constructor(
     readonly cfg: SpeakerConfig,
-    private readonly deps: { log: Logger; fib?: FibSink; restarting?: boolean },
+    private readonly deps: { log: Logger; fib?: FibSink; restarting?: boolean; md5?: TcpMd5 },
   ) {
     this.rib = new Rib({ asn: cfg.asn, routerId: cfg.routerId, clusterId: cfg.clusterId, maxPaths: cfg.maxPaths });
   }
@@ -88,6 +89,7 @@ export class Speaker {
   /** Add a peer (at start, or later as nodes join a full mesh); a known address is left as is. */
   addPeer(p: PeerSpec): void {
     if (this.sessions.has(p.address)) return;
+    if (p.password && !this.deps.md5) throw new TernError('INVALID_CONFIG', `bgp config: peer ${p.address}: password needs TCP MD5 support (the native addon)`);
     this.rib.addPeer({
       id: p.address,
       address: p.address,
@@ -115,6 +117,7 @@ export class Speaker {
         families: familiesOf(this.cfg),
         gracefulRestart: p.gracefulRestart !== false && this.cfg.gracefulRestart ? this.cfg.gracefulRestart : undefined,
         restarting: this.deps.restarting,
+        password: p.password,
       },
       {
         established: (x) => this.onEstablished(x),
@@ -126,8 +129,10 @@ export class Speaker {
         },
       },
       log,
+      this.deps.md5,
     );
     this.sessions.set(p.address, s);
+    if (p.password) this.listenerKey(p.address, p.password);
     if (this.started) s.start();
   }
 
@@ -141,6 +146,7 @@ export class Speaker {
     this.staleTimers.delete(address);
     this.rib.removePeer(address);
     s.stop(false);
+    if (s.cfg.password) this.listenerKey(address, '');
     this.schedule();
   }
 
@@ -161,8 +167,27 @@ export class Speaker {
     });
     return new Promise((resolve, reject) => {
       this.server!.once('error', reject);
-      this.server!.listen({ host: l.address ?? '::', port: l.port ?? 179, ipv6Only: false }, () => resolve());
+      this.server!.listen({ host: l.address ?? '::', port: l.port ?? 179, ipv6Only: false }, () => {
+        for (const [addr, sess] of this.sessions) if (sess.cfg.password) this.listenerKey(addr, sess.cfg.password);
+        resolve();
+      });
     });
+  }
+
+  /**
+   * Keys on the listening socket: accepted connections inherit them, and the
+   * kernel drops unsigned or wrongly signed SYNs from that peer. A dual-stack
+   * listener sees IPv4 peers as v4-mapped addresses, so they are keyed so.
+   */
+  private listenerKey(address: string, key: string): void {
+    const fd = (this.server as unknown as { _handle?: { fd?: number } } | undefined)?._handle?.fd;
+    if (fd === undefined || fd < 0 || !this.deps.md5) return; // not listening yet: listen() keys them
+    const v6Listener = (this.server!.address() as net.AddressInfo).family === 'IPv6';
+    try {
+      this.deps.md5.setKey(fd, v6Listener && net.isIPv4(address) ? `::ffff:${address}` : address, key);
+    } catch (e) {
+      if (key) throw e; // removing a key that is already gone is fine
+    }
   }
 
   async stop(): Promise<void> {

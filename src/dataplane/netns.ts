@@ -13,6 +13,7 @@ interface NetnsAddon {
   setns(fd: number): void;
   close(fd: number): void;
   setTcpMd5(fd: number, address: string, key: string): void;
+  tcpSocket(family: 4 | 6): number;
 }
 
 let addon: NetnsAddon | undefined;
@@ -89,4 +90,9 @@ export function netnsExists(nsPath: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** TCP MD5 (RFC 2385) for the BGP speaker, which takes it as an injected capability. */
+export function tcpMd5(): { socket(family: 4 | 6): number; setKey(fd: number, address: string, key: string): void } {
+  return { socket: (family) => loadAddon().tcpSocket(family), setKey: (fd, address, key) => loadAddon().setTcpMd5(fd, address, key) };
 }

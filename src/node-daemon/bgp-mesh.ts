@@ -9,6 +9,7 @@ import type { Logger } from '../lib/log';
 import type { Store, Watcher } from '../datastore/types';
 import { Speaker, type PeerSpec } from '../bgp-speaker';
 import { KernelFib } from '../bgp-speaker/fib';
+import { tcpMd5 } from '../dataplane';
 import { NODES, listNodes, type NodeRecord } from './registry';
 
 export interface BgpSettings {
@@ -72,7 +73,7 @@ export class BgpMesh {
         gracefulRestart: s.restartTime > 0 ? { restartTime: s.restartTime } : undefined,
         installIntoKernel: true,
       },
-      { log: deps.log.child({ component: 'bgp' }), fib: this.fib },
+      { log: deps.log.child({ component: 'bgp' }), fib: this.fib, md5: tcpMd5() },
     );
   }
 
