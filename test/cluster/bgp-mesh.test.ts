@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DIST_BIN, Sandbox, waitFor, type Daemon, type Netns } from '../sandbox';
-import { runCni, ternConfig } from '../sandbox/cni';
+import { DIST_BIN, Sandbox, waitFor, type Netns } from '../sandbox';
+import { runCni } from '../sandbox/cni';
+import { startCluster, type ClusterNode } from '../sandbox/cluster';
 import { SqliteStore } from '../../src/datastore';
 import { removeNode } from '../../src/node-daemon/registry';
 import { addrToBigInt, parsePrefix, prefixContains } from '../../src/lib/cidr';
@@ -17,37 +17,14 @@ import { addrToBigInt, parsePrefix, prefixContains } from '../../src/lib/cidr';
  */
 describe('node daemons: BGP full mesh from the node registry', () => {
   const sb = new Sandbox('mesh');
-  let dir: string;
   let db: string;
-  const nodes: Record<string, { ns: Netns; ip: string; conf: Record<string, any>; daemon?: Daemon }> = {};
+  let nodes: Record<string, ClusterNode>;
   const pods: Record<string, { ns: Netns; ip: string }> = {};
 
   const bgpRoutes = (n: string) => nodes[n].ns.ipJson('route', 'show', 'proto', '84').filter((r: any) => r.gateway);
 
   beforeAll(async () => {
-    dir = sb.tmpdir();
-    db = path.join(dir, 'tern.db');
-    const sw = sb.netns('sw');
-    sw.ip('link', 'add', 'br0', 'type', 'bridge');
-    sw.ip('addr', 'add', '192.0.2.1/24', 'dev', 'br0');
-    sw.ip('link', 'set', 'br0', 'up');
-    for (const [i, name] of ['n1', 'n2'].entries()) {
-      const ns = sb.netns(name);
-      const ip = `192.0.2.${11 + i}`;
-      sb.link(ns, 'uplink0', sw, `p${i}`, { aAddr: `${ip}/24` });
-      sw.ip('link', 'set', `p${i}`, 'master', 'br0');
-      ns.ip('route', 'add', 'default', 'via', '192.0.2.1');
-      ns.must('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-      const socket = path.join(dir, `${name}.sock`);
-      const cfg = path.join(dir, `${name}.yaml`);
-      fs.writeFileSync(
-        cfg,
-        [`nodename: ${name}`, `nodenameFile: ${dir}/${name}.nodename`, `addresses: [${ip}/24]`, `cniSocket: ${socket}`, 'healthListen: 127.0.0.1:9099', "policyDir: ''", `datastore: {type: sqlite, path: ${db}}`, 'asn: 64512', 'bgp: {mesh: true, holdTime: 9, restartTime: 0}', 'logLevel: debug', ''].join('\n'),
-      );
-      nodes[name] = { ns, ip, conf: ternConfig(dir, { nodename: name, cni_socket: socket, ipam: { type: 'tern-ipam', pools: ['10.244.0.0/16'] } }) };
-      nodes[name].daemon = sb.daemon(path.join(DIST_BIN, 'ternctl'), ['node', 'run', '--config', cfg], { netns: ns });
-      await waitFor(() => fs.existsSync(socket), { what: `${name} daemon`, timeoutMs: 30_000 });
-    }
+    ({ nodes, db } = await startCluster(sb, ['n1', 'n2'], { bgp: 'bgp: {mesh: true, holdTime: 9, restartTime: 0}' }));
     for (const [i, n] of ['n1', 'n2'].entries()) {
       const ns = sb.netns(`pod${i + 1}`);
       const r = await runCni(nodes[n].ns, { command: 'ADD', containerId: `ctr-mesh-${i}`, netns: ns.path, ifname: 'eth0', config: nodes[n].conf });
