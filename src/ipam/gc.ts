@@ -217,10 +217,10 @@ export async function gcNetwork(store: Store, network: string, valid: Allocation
   return repairIpam(store, s, leaked, now);
 }
 
-/** Empty blocks past the grace period go back to the pool; each node keeps one. */
-export async function reclaimEmptyBlocks(store: Store, now: number, graceMs: number): Promise<RepairReport> {
+/** Empty blocks past the grace period go back to the pool; each node keeps one. With `node`, only that node's. */
+export async function reclaimEmptyBlocks(store: Store, now: number, graceMs: number, node?: string): Promise<RepairReport> {
   const s = await loadIpamState(store);
-  return repairIpam(store, s, checkIpam(s, { now, graceMs }).filter((f) => f.kind === 'empty-block'), now);
+  return repairIpam(store, s, checkIpam(s, { now, graceMs }).filter((f) => f.kind === 'empty-block' && (node === undefined || f.node === node)), now);
 }
 
 /** Free one address whoever holds it (operator repair), fixing its handle in the same transaction. */

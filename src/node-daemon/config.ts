@@ -24,6 +24,8 @@ export interface DaemonConfig {
   logLevel: string;
   /** Policy files fed into the datastore while the daemon runs; empty turns the watch off. */
   policyDir: string;
+  /** Empty blocks of this node go back to their pool after `emptyBlockGrace` seconds, checked every `reclaimInterval` (0: never). */
+  ipam: { reclaimInterval: number; emptyBlockGrace: number };
 }
 
 export const DEFAULT_CNI_SOCKET = '/run/tern/cni.sock';
@@ -87,7 +89,18 @@ export function parseDaemonConfig(raw: unknown, file = 'config'): DaemonConfig {
     healthListen,
     logLevel: str('logLevel', 'info'),
     policyDir: str('policyDir', DEFAULT_POLICY_DIR),
+    ipam: parseIpamSettings(o.ipam, file),
   };
+}
+
+function parseIpamSettings(v: unknown, file: string): DaemonConfig['ipam'] {
+  const o = (v ?? {}) as Record<string, unknown>;
+  if (typeof o !== 'object' || Array.isArray(o)) throw new TernError('INVALID_CONFIG', `${file}: field "ipam" must be a mapping`);
+  const out = { reclaimInterval: o.reclaimInterval ?? 300, emptyBlockGrace: o.emptyBlockGrace ?? 900 };
+  for (const [k, n] of Object.entries(out)) {
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 86400 * 30) throw new TernError('INVALID_CONFIG', `${file}: field "ipam.${k}" must be a whole number of seconds`);
+  }
+  return out as DaemonConfig['ipam'];
 }
 
 function parseBgp(v: unknown, nodeAsn: number | undefined, file: string): BgpSettings | undefined {

@@ -20,6 +20,7 @@ import { detectAddresses, registerNode } from './registry';
 import { BgpMesh } from './bgp-mesh';
 import type { PeerView } from '../bgp-speaker';
 import { AclReconciler, type AclStatus } from './acl-sync';
+import { reclaimEmptyBlocks } from '../ipam/gc';
 
 export interface DaemonStatus {
   node: string;
@@ -38,6 +39,8 @@ export class NodeDaemon {
   private store?: Store;
   private blocks?: BlockRouteReconciler;
   private acl?: AclReconciler;
+  private reclaimTimer?: NodeJS.Timeout;
+  private reclaiming?: Promise<void>;
   bgp?: BgpMesh;
   node = '';
 
@@ -85,8 +88,33 @@ export class NodeDaemon {
     });
     await this.cni.start();
     if (this.config.healthListen) await this.startHttp(this.config.healthListen);
+    if (this.config.ipam.reclaimInterval > 0) {
+      this.reclaimTimer = setInterval(() => void this.reclaim(), this.config.ipam.reclaimInterval * 1000);
+      this.reclaimTimer.unref();
+    }
     this.ready = true;
     this.log.info({ node: this.node }, 'node daemon started');
+  }
+
+  /** Give this node's long-empty blocks back to their pools (the block reconciler then drops their routes). */
+  private reclaim(): Promise<void> {
+    if (this.reclaiming || !this.store) return this.reclaiming ?? Promise.resolve();
+    const store = this.store;
+    this.reclaiming = (async () => {
+      try {
+        const r = await reclaimEmptyBlocks(store, Date.now(), this.config.ipam.emptyBlockGrace * 1000, this.node);
+        const blocks = r.repaired.map((f) => (f as { block: string }).block);
+        if (blocks.length) {
+          this.log.info({ blocks }, 'empty blocks returned to their pools');
+          this.metrics.inc('tern_ipam_blocks_reclaimed_total', 'Empty blocks returned to their pools', {}, blocks.length);
+        }
+      } catch (e) {
+        this.log.warn({ err: e }, 'reclaiming empty blocks failed; next round retries');
+      } finally {
+        this.reclaiming = undefined;
+      }
+    })();
+    return this.reclaiming;
   }
 
   private async startHttp(listen: string): Promise<void> {
@@ -136,6 +164,8 @@ export class NodeDaemon {
 
   async stop(): Promise<void> {
     this.ready = false;
+    clearInterval(this.reclaimTimer);
+    await this.reclaiming;
     await this.cni?.stop();
     await this.blocks?.stop();
     await this.acl?.stop();
