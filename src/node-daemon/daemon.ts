@@ -31,6 +31,16 @@ export interface DaemonStatus {
   acl?: AclStatus;
 }
 
+/** What keeps a node from being ready (empty: ready): started, datastore reachable, ACL in sync, every BGP session up. */
+export function notReady(st: DaemonStatus): string[] {
+  const why: string[] = [];
+  if (!st.ready) why.push('starting');
+  if (!st.datastore.reachable) why.push('datastore unreachable');
+  if (st.acl?.lastError) why.push(`ACL sync failed: ${st.acl.lastError}`);
+  for (const p of st.bgp?.peers ?? []) if (p.state !== 'Established') why.push(`BGP ${p.address} ${p.state}`);
+  return why;
+}
+
 export class NodeDaemon {
   readonly metrics = new Metrics();
   private cni?: CniServer;
@@ -127,7 +137,13 @@ export class NodeDaemon {
         res.end(body);
       };
       if (req.url === '/healthz') return send(200, 'ok\n');
-      if (req.url === '/readyz') return this.ready ? send(200, 'ready\n') : send(503, 'not ready\n');
+      if (req.url === '/readyz') {
+        void this.status().then((st) => {
+          const why = notReady(st);
+          send(why.length ? 503 : 200, why.length ? `not ready: ${why.join('; ')}\n` : 'ready\n');
+        });
+        return;
+      }
       if (req.url === '/metrics') return send(200, this.metrics.render(), 'text/plain; version=0.0.4');
       if (req.url === '/status') {
         void this.status().then((st) => send(200, JSON.stringify(st), 'application/json'));
