@@ -48,7 +48,7 @@ export class AclReconciler {
   async start(): Promise<void> {
     this.programmed = kernelHasRules();
     if (this.deps.policyDir) await this.readDir();
-    const { revision } = await this.deps.store.list(ACL_PREFIX);
+    const revision = await this.deps.store.revision(); // watch from here: whatever lands during the first sync triggers another
     await this.sync();
     this.watcher = await this.deps.store.watch(ACL_PREFIX, revision, () => this.kick(), (e) => this.deps.log.warn({ err: e }, 'ACL watch failed'));
     if (this.deps.policyDir) {
