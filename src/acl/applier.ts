@@ -321,24 +321,39 @@ export function withLock<T>(file: string, fn: () => T, timeoutMs = 60_000): T {
 export function acquireLock(file: string, timeoutMs = 60_000): () => void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const fd = fs.openSync(file, 'wx');
-      fs.writeSync(fd, String(process.pid));
-      fs.closeSync(fd);
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const owner = Number(fs.readFileSync(file, 'utf8') || '0');
-      if (!owner || !alive(owner)) {
-        fs.rmSync(file, { force: true });
+  // The lock appears with its owner's pid already in it (link(2) of a written file), so no one reads it empty.
+  const mine = `${file}.${process.pid}`;
+  fs.writeFileSync(mine, String(process.pid));
+  try {
+    for (;;) {
+      try {
+        fs.linkSync(mine, file);
+        return () => fs.rmSync(file, { force: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      const owner = readOwner(file);
+      if (owner === undefined) continue; // released meanwhile
+      if (!alive(owner)) {
+        // Take over a dead owner's lock, unless someone already did.
+        if (readOwner(file) === owner) fs.rmSync(file, { force: true });
         continue;
       }
       if (Date.now() > deadline) throw new TernError('TRY_AGAIN_LATER', `ACL lock ${file} held by pid ${owner}`);
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
     }
+  } finally {
+    fs.rmSync(mine, { force: true });
   }
-  return () => fs.rmSync(file, { force: true });
+}
+
+function readOwner(file: string): number | undefined {
+  try {
+    return Number(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
 }
 
 function alive(pid: number): boolean {
