@@ -6,7 +6,7 @@
 import * as net from 'node:net';
 import type { Logger } from '../lib/log';
 import { messageOf } from '../lib/errors';
-import { buildAnnouncements, buildWithdrawals, canonicalPrefix, NotifyCode, CeaseSubcode, type UpdateChanges } from './codec';
+import { buildAnnouncements, buildWithdrawals, canonicalPrefix, NotifyCode, CeaseSubcode, type RouteAttrs, type UpdateChanges } from './codec';
 import { Rib, parsePrefixRule, type FibChange, type PeerOut, LOCAL_PEER_ID } from './rib';
 import { Session, type TcpMd5 } from './session';
 import { TernError } from '../lib/errors';
@@ -203,8 +203,8 @@ export class Speaker {
 
   // ---- control surface ----
 
-  announce(prefixes: string[]): number {
-    for (const p of prefixes) this.rib.originate(canonicalPrefix(p));
+  announce(prefixes: string[], attrs: Partial<RouteAttrs> = {}): number {
+    for (const p of prefixes) this.rib.originate(canonicalPrefix(p), attrs);
     this.schedule();
     return prefixes.length;
   }

@@ -136,7 +136,8 @@ export function register(program: Command): void {
     .option('--node-selector <k=v...>', 'labels a node must carry')
     .option('--namespace <ns...>', 'only (and preferably) for these namespaces')
     .option('--tenant <t...>', 'only (and preferably) for these tenants')
-    .action(async (cidr: string, o: { blockSize?: string; mode: string; disabled?: boolean; reserve?: string[]; nodeSelector?: string[]; namespace?: string[]; tenant?: string[] }, cmd: Command) => {
+    .option('--community <c...>', 'BGP communities for its blocks: 65000:100, or large 65000:1:2')
+    .action(async (cidr: string, o: { blockSize?: string; mode: string; disabled?: boolean; reserve?: string[]; nodeSelector?: string[]; namespace?: string[]; tenant?: string[]; community?: string[] }, cmd: Command) => {
       const sel: Record<string, string> = {};
       for (const kv of o.nodeSelector ?? []) {
         const i = kv.indexOf('=');
@@ -152,6 +153,7 @@ export function register(program: Command): void {
         nodeSelector: sel,
         namespaces: o.namespace,
         tenants: o.tenant,
+        communities: o.community,
       });
       await withStore(cmd, async (s) => {
         await s.txn([{ op: 'put', key: poolKey(p.cidr), value: JSON.stringify(p) }]);

@@ -34,6 +34,8 @@ export interface IPPool {
   /** When set, only requests from these namespaces/tenants use this pool (and prefer it). */
   namespaces?: string[];
   tenants?: string[];
+  /** BGP communities the pool's blocks are advertised with: "65000:100" or large "65000:1:2". */
+  communities?: string[];
 }
 
 export interface BlockEntry {
@@ -115,6 +117,27 @@ export function normalisePool(p: Partial<IPPool> & { cidr: string }): IPPool {
   const out: IPPool = { cidr: formatPrefix(prefix), blockSize, nodeSelector: p.nodeSelector ?? {}, disabled: p.disabled ?? false, mode, reserved };
   if (p.namespaces?.length) out.namespaces = p.namespaces;
   if (p.tenants?.length) out.tenants = p.tenants;
+  if (p.communities?.length) out.communities = p.communities.map((c) => checkCommunity(p.cidr, c));
+  return out;
+}
+
+/** "a:b" (RFC 1997, 16 bits each) or "a:b:c" (RFC 8092, 32 bits each). */
+function checkCommunity(pool: string, c: string): string {
+  const parts = c.split(':');
+  const max = parts.length === 2 ? 0xffff : 0xffffffff;
+  if ((parts.length !== 2 && parts.length !== 3) || parts.some((x) => !/^\d+$/.test(x) || Number(x) > max)) {
+    throw new TernError('INVALID_CONFIG', `pool ${pool}: community "${c}" must be a:b (0-65535 each) or a:b:c (0-4294967295 each)`);
+  }
+  return parts.map(Number).join(':');
+}
+
+/** A pool's communities as BGP attributes. */
+export function poolCommunities(p: Pick<IPPool, 'communities'>): { communities?: number[]; largeCommunities?: [number, number, number][] } {
+  const std = (p.communities ?? []).map((c) => c.split(':').map(Number)).filter((x) => x.length === 2);
+  const large = (p.communities ?? []).map((c) => c.split(':').map(Number)).filter((x) => x.length === 3) as [number, number, number][];
+  const out: { communities?: number[]; largeCommunities?: [number, number, number][] } = {};
+  if (std.length) out.communities = std.map(([a, b]) => a * 65536 + b);
+  if (large.length) out.largeCommunities = large;
   return out;
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { desiredPeers, type BgpSettings } from './bgp-mesh';
+import { blockAttrs, desiredPeers, type BgpSettings } from './bgp-mesh';
 import type { NodeRecord } from './registry';
+import { normalisePool } from '../ipam/model';
 
 const node = (name: string, addresses: string[], asn?: number): NodeRecord => ({ name, addresses, asn, labels: {}, updated: '' });
 const base: BgpSettings = { asn: 64512, mesh: true, peers: [], port: 179, restartTime: 120, importPools: [] };
@@ -24,5 +25,25 @@ describe('desiredPeers', () => {
   it('import filters come from the configured pools', () => {
     const s = { ...base, importPools: ['10.244.0.0/16', 'fd00:10:244::/48'] };
     expect(desiredPeers('n1', [node('n2', ['192.0.2.12/24'])], s)[0].importPrefixes).toEqual(['10.244.0.0/16 le 32', 'fd00:10:244::/48 le 128']);
+  });
+});
+
+describe('blockAttrs: a block is advertised with its pool\'s communities', () => {
+  const pools = [
+    normalisePool({ cidr: '10.244.0.0/16', communities: ['64512:100', '64512:1:2'] }),
+    normalisePool({ cidr: '10.245.0.0/16' }),
+    normalisePool({ cidr: 'fd00:10::/48', communities: ['65535:65535'] }),
+  ];
+  const table: [string, ReturnType<typeof blockAttrs>][] = [
+    ['10.244.3.0/26', { communities: [64512 * 65536 + 100], largeCommunities: [[64512, 1, 2]] }],
+    ['10.245.0.64/26', {}],
+    ['10.9.0.0/26', {}], // in no pool
+    ['fd00:10::/122', { communities: [0xffffffff] }],
+  ];
+  for (const [block, want] of table) it(block, () => expect(blockAttrs(block, pools)).toEqual(want));
+  it('rejects malformed communities with the pool named', () => {
+    expect(() => normalisePool({ cidr: '10.1.0.0/16', communities: ['65536:1'] })).toThrow(/pool 10.1.0.0\/16: community "65536:1"/);
+    expect(() => normalisePool({ cidr: '10.1.0.0/16', communities: ['1:2:3:4'] })).toThrow(/community/);
+    expect(normalisePool({ cidr: '10.1.0.0/16', communities: ['0065000:007'] }).communities).toEqual(['65000:7']);
   });
 });

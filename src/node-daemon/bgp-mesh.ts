@@ -11,6 +11,8 @@ import { Speaker, type PeerSpec } from '../bgp-speaker';
 import { KernelFib } from '../bgp-speaker/fib';
 import { tcpMd5 } from '../dataplane';
 import { NODES, listNodes, type NodeRecord } from './registry';
+import { POOLS, poolCommunities, type IPPool } from '../ipam/model';
+import { parsePrefix, prefixContainsPrefix } from '../lib/cidr';
 
 export interface BgpSettings {
   asn: number;
@@ -49,11 +51,25 @@ export function desiredPeers(self: string, nodes: NodeRecord[], s: BgpSettings):
   return [...out.values()].sort((a, b) => a.address.localeCompare(b.address));
 }
 
+/** What a block is advertised with: its pool's communities (none when no pool holds it). */
+export function blockAttrs(block: string, pools: IPPool[]): ReturnType<typeof poolCommunities> {
+  const b = parsePrefix(block);
+  const pool = pools.find((p) => {
+    const pp = parsePrefix(p.cidr);
+    return pp.family === b.family && prefixContainsPrefix(pp, b);
+  });
+  return pool ? poolCommunities(pool) : {};
+}
+
 export class BgpMesh {
   readonly speaker: Speaker;
   private readonly fib: KernelFib;
   private watcher?: Watcher;
-  private announced = new Set<string>();
+  /** Block -> the attributes it was announced with (JSON), so a pool change re-announces only what changed. */
+  private announced = new Map<string, string>();
+  private blocks: string[] = [];
+  private pools: IPPool[] = [];
+  private poolWatcher?: Watcher;
 
   constructor(
     private readonly deps: { store: Store; node: string; routerId: string; settings: BgpSettings; log: Logger },
@@ -83,6 +99,19 @@ export class BgpMesh {
     const { revision } = await this.deps.store.list(NODES);
     await this.syncPeers();
     this.watcher = await this.deps.store.watch(NODES, revision, () => void this.syncPeers(), (e) => this.deps.log.warn({ err: e }, 'node watch failed'));
+    const pools = await this.deps.store.list(POOLS);
+    this.pools = pools.items.map((kv) => JSON.parse(kv.value) as IPPool);
+    this.poolWatcher = await this.deps.store.watch(POOLS, pools.revision, () => void this.reloadPools(), (e) => this.deps.log.warn({ err: e }, 'pool watch failed'));
+    this.announce();
+  }
+
+  private async reloadPools(): Promise<void> {
+    try {
+      this.pools = (await this.deps.store.list(POOLS)).items.map((kv) => JSON.parse(kv.value) as IPPool);
+      this.announce();
+    } catch (e) {
+      this.deps.log.error({ err: e }, 'pool reload failed');
+    }
   }
 
   private async syncPeers(): Promise<void> {
@@ -99,16 +128,27 @@ export class BgpMesh {
 
   /** Advertise exactly these blocks (the node's own, as aggregates). */
   setBlocks(blocks: string[]): void {
-    const want = new Set(blocks);
-    const add = blocks.filter((b) => !this.announced.has(b));
-    const drop = [...this.announced].filter((b) => !want.has(b));
-    if (add.length) this.speaker.announce(add);
+    this.blocks = blocks;
+    this.announce();
+  }
+
+  /** Originate exactly the node's blocks, each with its pool's communities. */
+  private announce(): void {
+    const want = new Map(this.blocks.map((b) => [b, blockAttrs(b, this.pools)] as const));
+    for (const [b, attrs] of want) {
+      const key = JSON.stringify(attrs);
+      if (this.announced.get(b) === key) continue;
+      this.speaker.announce([b], attrs);
+      this.announced.set(b, key);
+    }
+    const drop = [...this.announced.keys()].filter((b) => !want.has(b));
     if (drop.length) this.speaker.withdraw(drop);
-    this.announced = want;
+    for (const b of drop) this.announced.delete(b);
   }
 
   async stop(): Promise<void> {
     await this.watcher?.close();
+    await this.poolWatcher?.close();
     await this.speaker.stop();
   }
 }
