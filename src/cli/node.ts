@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { createLogger } from '../lib/log';
 import { withDatastore } from '../datastore/config';
 import { NodeDaemon, loadDaemonConfig } from '../node-daemon';
-import { listNodes } from '../node-daemon/registry';
+import { listNodes, removeNode } from '../node-daemon/registry';
 import type { DaemonStatus } from '../node-daemon/daemon';
 import { TernError } from '../lib/errors';
 
@@ -46,6 +46,19 @@ export function register(program: Command): void {
       const rows = [['NAME', 'ADDRESSES', 'ASN', 'LABELS', 'UPDATED'], ...nodes.map((n) => [n.name, n.addresses.join(',') || '-', n.asn ? String(n.asn) : '-', Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-', n.updated])];
       const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
       process.stdout.write(rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n');
+    });
+
+  node
+    .command('remove <name>')
+    .description("take a node out of the registry: every other node drops its BGP session and its routes (a running daemon there registers again when restarted)")
+    .addHelpText('after', '\nExample:\n  ternctl node remove node4\n')
+    .action(async (name: string, _opts, cmd: Command) => {
+      const g = cmd.optsWithGlobals() as { datastore?: string };
+      await withDatastore(g.datastore, async (store) => {
+        if (!(await listNodes(store)).some((n) => n.name === name)) throw new TernError('NOT_FOUND', `no node ${name} (see ternctl node list)`);
+        await removeNode(store, name);
+      });
+      process.stdout.write(`node ${name} removed\n`);
     });
 }
 

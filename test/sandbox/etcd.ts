@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { type Daemon, type Sandbox, must, waitFor } from './index';
+import { type Daemon, type Netns, type Sandbox, must, waitFor } from './index';
 import { EtcdStore, type EtcdStoreOptions } from '../../src/datastore';
 
 export const ETCD_BIN = '/usr/bin/etcd';
@@ -63,6 +63,7 @@ export class EtcdCluster {
     readonly members: EtcdMember[],
     private readonly args: (m: EtcdMember) => string[],
     readonly tls?: EtcdTls,
+    private readonly netns?: Netns,
   ) {}
 
   get endpoints(): string[] {
@@ -77,7 +78,7 @@ export class EtcdCluster {
   startMember(i: number): void {
     const m = this.members[i];
     if (m.daemon && m.daemon.child.exitCode === null && m.daemon.child.signalCode === null) return;
-    m.daemon = this.sb.daemon(ETCD_BIN, this.args(m));
+    m.daemon = this.sb.daemon(ETCD_BIN, this.args(m), this.netns ? { netns: this.netns } : {});
   }
 
   async stopMember(i: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
@@ -87,6 +88,14 @@ export class EtcdCluster {
 
   /** Waits until a write through every listed member's endpoint succeeds. */
   async waitHealthy(timeoutMs = 30_000): Promise<void> {
+    if (this.netns) {
+      // Unreachable from the test process: ask from inside the namespace.
+      const ns = this.netns;
+      for (const m of this.members.filter((x) => x.daemon)) {
+        await waitFor(() => ns.exec('etcdctl', ['--endpoints', m.clientUrl, '--command-timeout=2s', 'put', '/tern-test/health', m.name]).code === 0 || undefined, { timeoutMs, intervalMs: 250, what: `etcd ${m.name} healthy: ${m.daemon?.output().slice(-2000)}` });
+      }
+      return;
+    }
     for (const m of this.members.filter((x) => x.daemon)) {
       const store = new EtcdStore({ ...this.storeOptions(), endpoints: [m.clientUrl], timeoutMs: 2000 });
       try {
@@ -112,6 +121,9 @@ export interface StartEtcdOptions {
   members?: number;
   /** TLS-only: https client and peer URLs, client certificates required. */
   tls?: boolean;
+  /** Run the members inside this namespace, member i on hosts[i] (ports 2379/2380), reachable from node namespaces. */
+  netns?: Netns;
+  hosts?: string[];
 }
 
 export async function startEtcd(sb: Sandbox, opts: StartEtcdOptions = {}): Promise<EtcdCluster> {
@@ -121,11 +133,12 @@ export async function startEtcd(sb: Sandbox, opts: StartEtcdOptions = {}): Promi
   const scheme = tls ? 'https' : 'http';
   const members: EtcdMember[] = [];
   for (let i = 0; i < n; i++) {
-    const [cp, pp] = [await freePort(), await freePort()];
+    const host = opts.hosts?.[i];
+    const [cp, pp] = host ? [2379, 2380] : [await freePort(), await freePort()];
     members.push({
       name: `m${i}`,
-      clientUrl: `${scheme}://127.0.0.1:${cp}`,
-      peerUrl: `${scheme}://127.0.0.1:${pp}`,
+      clientUrl: `${scheme}://${host ?? '127.0.0.1'}:${cp}`,
+      peerUrl: `${scheme}://${host ?? '127.0.0.1'}:${pp}`,
       dataDir: path.join(dir, `m${i}.etcd`),
     });
   }
@@ -152,7 +165,7 @@ export async function startEtcd(sb: Sandbox, opts: StartEtcdOptions = {}): Promi
         ]
       : []),
   ];
-  const cluster = new EtcdCluster(sb, members, args, tls ? { ca: tls.ca, cert: tls.cert, key: tls.key } : undefined);
+  const cluster = new EtcdCluster(sb, members, args, tls ? { ca: tls.ca, cert: tls.cert, key: tls.key } : undefined, opts.netns);
   for (let i = 0; i < n; i++) cluster.startMember(i);
   await cluster.waitHealthy();
   return cluster;
