@@ -98,6 +98,28 @@ static napi_value set_tcp_md5(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+#ifndef IPV6_MINHOPCOUNT
+#define IPV6_MINHOPCOUNT 73
+#endif
+
+/* setTtl(fd, ttl, minTtl): the TTL (hop limit) we send with, and the lowest we accept (0: any; RFC 5082).
+   Set at both IP levels, since an IPv6 socket may carry IPv4 (v4-mapped); it fails only if neither applies. */
+static napi_value set_ttl(napi_env env, napi_callback_info info) {
+  size_t argc = 3; napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd, ttl, min;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int32(env, argv[1], &ttl) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &min) != napi_ok || ttl < 1 || ttl > 255 || min < 0 || min > 255) {
+    napi_throw_type_error(env, NULL, "setTtl(fd: number, ttl: 1..255, minTtl: 0..255)");
+    return NULL;
+  }
+  int ok4 = setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl) == 0 && (min == 0 || setsockopt(fd, IPPROTO_IP, IP_MINTTL, &min, sizeof min) == 0);
+  int err4 = errno;
+  int ok6 = setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl) == 0 && (min == 0 || setsockopt(fd, IPPROTO_IPV6, IPV6_MINHOPCOUNT, &min, sizeof min) == 0);
+  if (!ok4 && !ok6) return throw_errno(env, "setsockopt(IP_TTL)", err4);
+  return NULL;
+}
+
 /* tcpSocket(family): an unconnected non-blocking TCP socket, so a key can be set before the SYN. */
 static napi_value tcp_socket(napi_env env, napi_callback_info info) {
   size_t argc = 1; napi_value argv[1];
@@ -120,6 +142,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"close", NULL, do_close, NULL, NULL, NULL, napi_default, NULL},
     {"setTcpMd5", NULL, set_tcp_md5, NULL, NULL, NULL, napi_default, NULL},
     {"tcpSocket", NULL, tcp_socket, NULL, NULL, NULL, napi_default, NULL},
+    {"setTtl", NULL, set_ttl, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

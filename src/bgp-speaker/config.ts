@@ -24,6 +24,10 @@ export interface PeerSpec {
   maxPrefix?: number;
   /** TCP MD5 signature (RFC 2385) on the session's connections, as BIRD's `password` and GoBGP's `auth-password`. */
   password?: string;
+  /** TTL to send with (BIRD `multihop N`); eBGP defaults to 1 (directly connected). */
+  multihop?: number;
+  /** GTSM (RFC 5082): send TTL 255, accept only packets from at most this many hops away (true: 1). */
+  ttlSecurity?: boolean | number;
 }
 
 export interface SpeakerConfig {
@@ -86,6 +90,9 @@ export function validateConfig(raw: unknown): SpeakerConfig {
     if (q.localAddress !== undefined) checkAddr(`${f}.localAddress`, q.localAddress);
     // Linux keeps at most 80 key bytes (TCP_MD5SIG_MAXKEYLEN).
     if (q.password !== undefined && (typeof q.password !== 'string' || !q.password || Buffer.byteLength(q.password) > 80)) fail(`${f}.password`, 'must be a string of 1 to 80 bytes');
+    if (q.multihop !== undefined && !isInt(q.multihop, 1, 255)) fail(`${f}.multihop`, 'must be a TTL from 1 to 255');
+    if (q.ttlSecurity !== undefined && typeof q.ttlSecurity !== 'boolean' && !isInt(q.ttlSecurity, 1, 254)) fail(`${f}.ttlSecurity`, 'must be true or a hop count from 1 to 254');
+    if (q.ttlSecurity && q.multihop !== undefined) fail(`${f}.ttlSecurity`, 'cannot be combined with multihop (GTSM always sends TTL 255)');
   });
   if (c.families !== undefined && (!Array.isArray(c.families) || c.families.some((x) => x !== 'ipv4' && x !== 'ipv6'))) fail('families', "must list 'ipv4' and/or 'ipv6'");
   if (c.routes !== undefined) {

@@ -16,6 +16,7 @@ import type { FibChange } from './rib';
 import type { FibSink } from './speaker';
 
 const AF_INET = 2;
+const RESOLVE_TTL_MS = 5_000;
 const AF_INET6 = 10;
 const RT_TABLE_MAIN = 254;
 const RTA_GATEWAY = 5;
@@ -85,8 +86,43 @@ export class KernelFib implements FibSink {
 
   async apply(changes: FibChange[]): Promise<void> {
     for (const c of changes) this.marked.delete(c.prefix);
-    const failures = await this.writer.write(changes, this.opts.table ?? RT_TABLE_MAIN);
+    const failures = await this.writer.write(await this.resolve(changes), this.opts.table ?? RT_TABLE_MAIN);
     if (failures.length) throw new TernError('IO_FAILURE', `${failures.length} kernel route writes failed, first: ${failures[0]}`);
+  }
+
+  /** Next hop -> the gateway the kernel reaches it through (undefined: directly connected), with when it was asked. */
+  private readonly via = new Map<string, { gateway?: string; at: number }>();
+
+  /**
+   * Recursive next hops (multihop eBGP, iBGP from a route reflector with
+   * next-hop-self elsewhere): a next hop that is not directly connected is
+   * replaced by the gateway the kernel uses to reach it, one level deep, as
+   * BIRD's `gateway recursive` does. Answers are cached for a few seconds, so
+   * a 100k-route burst costs one lookup per distinct next hop.
+   */
+  private async resolve(changes: FibChange[]): Promise<FibChange[]> {
+    const now = Date.now();
+    const hops = new Set<string>();
+    for (const c of changes) for (const h of c.nextHops) hops.add(h);
+    for (const h of hops) {
+      const cached = this.via.get(h);
+      if (cached && now - cached.at < RESOLVE_TTL_MS) continue;
+      this.via.set(h, { gateway: await this.routeGet(h), at: now });
+    }
+    const map = (h: string) => this.via.get(h)?.gateway ?? h;
+    return changes.map((c) => (c.nextHops.some((h) => map(h) !== h) ? { ...c, nextHops: [...new Set(c.nextHops.map(map))] } : c));
+  }
+
+  /** The kernel's own answer for one destination (`ip route get`): its gateway, if it has one. */
+  private async routeGet(addr: string): Promise<string | undefined> {
+    const v6 = addr.includes(':');
+    try {
+      const [m] = await this.sock.getRoute({ family: v6 ? AF_INET6 : AF_INET, dstLen: v6 ? 128 : 32 }, { dst: Buffer.from(addrToBytes(addr)) });
+      const gw = m?.attrs.gateway;
+      return gw ? (v6 ? v6ToString : v4ToString)(gw, 0) : undefined;
+    } catch {
+      return undefined; // unreachable now: install as learned, and the kernel says why
+    }
   }
 
   /** Sweep: remove marked routes that were not installed again. */

@@ -29,17 +29,22 @@ export interface SessionConfig {
   gracefulRestart?: { restartTime: number };
   /** Set the Restart State bit in our OPEN (we are coming back from a restart). */
   restarting?: boolean;
-  /** TCP MD5 key (RFC 2385); needs `tcpMd5`. */
+  /** TCP MD5 key (RFC 2385); needs socket options. */
   password?: string;
+  /** TTL we send with, and the lowest we accept (GTSM, RFC 5082); needs socket options. */
+  ttl?: { ttl: number; minTtl: number };
 }
 
-/** TCP MD5 through the native addon, injected so the BGP core needs no native code. */
-export interface TcpMd5 {
-  /** An unconnected TCP socket, so the key is in place before the SYN. */
+/** Socket options Node lacks (TCP MD5, TTL), from the native addon, injected so the BGP core needs no native code. */
+export interface BgpSocketOptions {
+  /** An unconnected TCP socket, so options are in place before the SYN. */
   socket(family: 4 | 6): number;
-  /** Set (or, with an empty key, remove) the key for one peer address on a socket. */
+  /** Set (or, with an empty key, remove) the MD5 key for one peer address on a socket. */
   setKey(fd: number, address: string, key: string): void;
+  setTtl(fd: number, ttl: number, minTtl: number): void;
 }
+
+const fdOf = (socket: net.Socket): number | undefined => (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
 
 export interface SessionEvents {
   established(s: Session): void;
@@ -93,7 +98,7 @@ export class Session {
     readonly cfg: SessionConfig,
     private readonly ev: SessionEvents,
     private readonly log: Logger,
-    private readonly md5?: TcpMd5,
+    private readonly sockopts?: BgpSocketOptions,
   ) {
     this.fsm = createFsm({ holdTime: cfg.holdTime, connectRetryTime: cfg.connectRetryTime, passive: cfg.passive, idleHoldTime: cfg.idleHoldTime });
     this.localOpen = buildOpen({
@@ -143,6 +148,9 @@ export class Session {
 
   /** An accepted socket from this peer's address. */
   accept(socket: net.Socket): void {
+    const fd = fdOf(socket);
+    // The SYN-ACK already left with the listener's TTL; everything after uses the peer's.
+    if (this.cfg.ttl && this.sockopts && fd !== undefined && fd >= 0) this.sockopts.setTtl(fd, this.cfg.ttl.ttl, this.cfg.ttl.minTtl);
     const c = this.makeConnection(socket, true);
     if (this.fsm.state === 'Idle' && !this.fsm.stopped) this.dispatch({ type: 'ManualStart' }); // waiting out a backoff
     const s = this.fsm.state;
@@ -197,7 +205,7 @@ export class Session {
   }
 
   private connect(): void {
-    const socket = this.cfg.password ? this.signedSocket(this.cfg.password) : new net.Socket();
+    const socket = this.cfg.password || this.cfg.ttl ? this.optionedSocket() : new net.Socket();
     socket.connect({ host: this.cfg.address, port: this.cfg.port, localAddress: this.cfg.localAddress });
     const c = this.makeConnection(socket, false);
     this.conn = c;
@@ -206,11 +214,12 @@ export class Session {
     });
   }
 
-  /** A socket that signs its SYN: created by the addon, keyed, then handed to Node to connect. */
-  private signedSocket(key: string): net.Socket {
-    if (!this.md5) throw new Error('TCP MD5 needs the native addon');
-    const fd = this.md5.socket(net.isIPv6(this.cfg.address) ? 6 : 4);
-    this.md5.setKey(fd, this.cfg.address, key);
+  /** A socket whose SYN already carries our options: created by the addon, keyed and TTL'd, then handed to Node to connect. */
+  private optionedSocket(): net.Socket {
+    const o = this.sockopts!; // the speaker refuses such peers without it
+    const fd = o.socket(net.isIPv6(this.cfg.address) ? 6 : 4);
+    if (this.cfg.password) o.setKey(fd, this.cfg.address, this.cfg.password);
+    if (this.cfg.ttl) o.setTtl(fd, this.cfg.ttl.ttl, this.cfg.ttl.minTtl);
     return new net.Socket({ fd, readable: true, writable: true });
   }
 

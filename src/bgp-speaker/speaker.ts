@@ -8,7 +8,7 @@ import type { Logger } from '../lib/log';
 import { messageOf } from '../lib/errors';
 import { buildAnnouncements, buildWithdrawals, canonicalPrefix, NotifyCode, CeaseSubcode, type RouteAttrs, type UpdateChanges } from './codec';
 import { Rib, parsePrefixRule, type FibChange, type PeerOut, LOCAL_PEER_ID } from './rib';
-import { Session, type TcpMd5 } from './session';
+import { Session, type BgpSocketOptions } from './session';
 import { TernError } from '../lib/errors';
 import { familiesOf, type PeerSpec, type SpeakerConfig } from './config';
 
@@ -51,6 +51,21 @@ export interface SpeakerStats {
 
 const fmtPath = (segs: { type: number; asns: number[] }[]) => segs.map((s) => (s.type === 1 ? `{${s.asns.join(' ')}}` : s.asns.join(' '))).join(' ');
 
+/**
+ * The TTL a session sends with and the lowest it accepts, as BIRD, GoBGP and
+ * FRR do it: GTSM (RFC 5082) sends 255 and accepts 255 - (hops - 1); eBGP is
+ * single-hop (TTL 1) unless `multihop` says otherwise; iBGP keeps the kernel
+ * default unless `multihop` is set.
+ */
+export function ttlFor(p: Pick<PeerSpec, 'asn' | 'multihop' | 'ttlSecurity'>, localAsn: number): { ttl: number; minTtl: number } | undefined {
+  if (p.ttlSecurity) {
+    const hops = p.ttlSecurity === true ? 1 : p.ttlSecurity;
+    return { ttl: 255, minTtl: 256 - hops };
+  }
+  if (p.multihop) return { ttl: p.multihop, minTtl: 0 };
+  return p.asn !== localAsn ? { ttl: 1, minTtl: 0 } : undefined;
+}
+
 export class Speaker {
   readonly rib: Rib;
   private readonly sessions = new Map<string, Session>();
@@ -68,7 +83,7 @@ export class Speaker {
 
   constructor(
     readonly cfg: SpeakerConfig,
-    private readonly deps: { log: Logger; fib?: FibSink; restarting?: boolean; md5?: TcpMd5 },
+    private readonly deps: { log: Logger; fib?: FibSink; restarting?: boolean; sockopts?: BgpSocketOptions },
   ) {
     this.rib = new Rib({ asn: cfg.asn, routerId: cfg.routerId, clusterId: cfg.clusterId, maxPaths: cfg.maxPaths });
   }
@@ -89,7 +104,7 @@ export class Speaker {
   /** Add a peer (at start, or later as nodes join a full mesh); a known address is left as is. */
   addPeer(p: PeerSpec): void {
     if (this.sessions.has(p.address)) return;
-    if (p.password && !this.deps.md5) throw new TernError('INVALID_CONFIG', `bgp config: peer ${p.address}: password needs TCP MD5 support (the native addon)`);
+    if ((p.password || p.multihop || p.ttlSecurity) && !this.deps.sockopts) throw new TernError('INVALID_CONFIG', `bgp config: peer ${p.address}: password, multihop and ttlSecurity need the native addon`);
     this.rib.addPeer({
       id: p.address,
       address: p.address,
@@ -118,6 +133,7 @@ export class Speaker {
         gracefulRestart: p.gracefulRestart !== false && this.cfg.gracefulRestart ? this.cfg.gracefulRestart : undefined,
         restarting: this.deps.restarting,
         password: p.password,
+        ttl: this.deps.sockopts ? ttlFor(p, this.cfg.asn) : undefined,
       },
       {
         established: (x) => this.onEstablished(x),
@@ -129,7 +145,7 @@ export class Speaker {
         },
       },
       log,
-      this.deps.md5,
+      this.deps.sockopts,
     );
     this.sessions.set(p.address, s);
     if (p.password) this.listenerKey(p.address, p.password);
@@ -181,10 +197,10 @@ export class Speaker {
    */
   private listenerKey(address: string, key: string): void {
     const fd = (this.server as unknown as { _handle?: { fd?: number } } | undefined)?._handle?.fd;
-    if (fd === undefined || fd < 0 || !this.deps.md5) return; // not listening yet: listen() keys them
+    if (fd === undefined || fd < 0 || !this.deps.sockopts) return; // not listening yet: listen() keys them
     const v6Listener = (this.server!.address() as net.AddressInfo).family === 'IPv6';
     try {
-      this.deps.md5.setKey(fd, v6Listener && net.isIPv4(address) ? `::ffff:${address}` : address, key);
+      this.deps.sockopts.setKey(fd, v6Listener && net.isIPv4(address) ? `::ffff:${address}` : address, key);
     } catch (e) {
       if (key) throw e; // removing a key that is already gone is fine
     }

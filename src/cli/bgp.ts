@@ -9,7 +9,7 @@ import { TernError } from '../lib/errors';
 import { createLogger } from '../lib/log';
 import { Speaker, loadConfig, serveControl, controlRequest, type PeerView, type RouteView } from '../bgp-speaker';
 import { KernelFib } from '../bgp-speaker/fib';
-import { tcpMd5 } from '../dataplane';
+import { bgpSocketOptions } from '../dataplane';
 
 export const DEFAULT_SOCKET = '/run/tern/bgp.sock';
 
@@ -76,7 +76,7 @@ export function register(program: Command): void {
         const marked = await fib.start();
         log.info({ marked }, 'kernel routes owned by Tern at start');
       }
-      const speaker = new Speaker(cfg, { log: log.child({ component: 'bgp' }), fib, restarting: o.restarting, md5: tcpMd5() });
+      const speaker = new Speaker(cfg, { log: log.child({ component: 'bgp' }), fib, restarting: o.restarting, sockopts: bgpSocketOptions() });
       await speaker.start();
       fs.mkdirSync(path.dirname(o.socket), { recursive: true });
       const control = await serveControl(speaker, o.socket);

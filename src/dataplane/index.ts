@@ -1,4 +1,4 @@
-export { NetnsHandle, netnsExists, loadAddon, tcpMd5 } from './netns';
+export { NetnsHandle, netnsExists, loadAddon, bgpSocketOptions } from './netns';
 export { Rtnl, flat, macToBytes, bytesToMac, errnoName } from './rtnl';
 export type { LinkInfo, AddressInfo, RouteSpec, RouteInfo } from './rtnl';
 export { writeSysctl, readSysctl } from './sysctl';

@@ -14,6 +14,7 @@ interface NetnsAddon {
   close(fd: number): void;
   setTcpMd5(fd: number, address: string, key: string): void;
   tcpSocket(family: 4 | 6): number;
+  setTtl(fd: number, ttl: number, minTtl: number): void;
 }
 
 let addon: NetnsAddon | undefined;
@@ -92,7 +93,11 @@ export function netnsExists(nsPath: string): boolean {
   }
 }
 
-/** TCP MD5 (RFC 2385) for the BGP speaker, which takes it as an injected capability. */
-export function tcpMd5(): { socket(family: 4 | 6): number; setKey(fd: number, address: string, key: string): void } {
-  return { socket: (family) => loadAddon().tcpSocket(family), setKey: (fd, address, key) => loadAddon().setTcpMd5(fd, address, key) };
+/** Socket options the BGP speaker needs and Node lacks (TCP MD5, TTL), injected as a capability. */
+export function bgpSocketOptions(): { socket(family: 4 | 6): number; setKey(fd: number, address: string, key: string): void; setTtl(fd: number, ttl: number, minTtl: number): void } {
+  return {
+    socket: (family) => loadAddon().tcpSocket(family),
+    setKey: (fd, address, key) => loadAddon().setTcpMd5(fd, address, key),
+    setTtl: (fd, ttl, minTtl) => loadAddon().setTtl(fd, ttl, minTtl),
+  };
 }

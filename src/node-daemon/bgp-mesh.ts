@@ -9,7 +9,7 @@ import type { Logger } from '../lib/log';
 import type { Store, Watcher } from '../datastore/types';
 import { Speaker, type PeerSpec } from '../bgp-speaker';
 import { KernelFib } from '../bgp-speaker/fib';
-import { tcpMd5 } from '../dataplane';
+import { bgpSocketOptions } from '../dataplane';
 import { NODES, listNodes, type NodeRecord } from './registry';
 import { POOLS, poolCommunities, type IPPool } from '../ipam/model';
 import { parsePrefix, prefixContainsPrefix } from '../lib/cidr';
@@ -89,7 +89,7 @@ export class BgpMesh {
         gracefulRestart: s.restartTime > 0 ? { restartTime: s.restartTime } : undefined,
         installIntoKernel: true,
       },
-      { log: deps.log.child({ component: 'bgp' }), fib: this.fib, md5: tcpMd5() },
+      { log: deps.log.child({ component: 'bgp' }), fib: this.fib, sockopts: bgpSocketOptions() },
     );
   }
 
