@@ -47,3 +47,13 @@ describe('blockAttrs: a block is advertised with its pool\'s communities', () =>
     expect(normalisePool({ cidr: '10.1.0.0/16', communities: ['0065000:007'] }).communities).toEqual(['65000:7']);
   });
 });
+
+describe('desiredPeers with route reflectors instead of the mesh', () => {
+  const rr = (name: string, ip: string): NodeRecord => ({ name, addresses: [ip], labels: { 'route-reflector': 'true' }, updated: '' });
+  const nodes = [rr('r1', '192.0.2.1/24'), rr('r2', '192.0.2.2/24'), node('n1', ['192.0.2.11/24']), node('n2', ['192.0.2.12/24'])];
+  const s: BgpSettings = { ...base, mesh: false, reflectors: { selector: 'route-reflector=true' } };
+  const view = (self: string) => desiredPeers(self, nodes, s).map((p) => `${p.address}${p.routeReflectorClient ? ' client' : ''}`);
+  it('a client peers with the reflectors only', () => expect(view('n1')).toEqual(['192.0.2.1', '192.0.2.2']));
+  it('a reflector peers with every node: clients marked, other reflectors plain iBGP', () => expect(view('r1')).toEqual(['192.0.2.11 client', '192.0.2.12 client', '192.0.2.2']));
+  it('without reflectors and without the mesh, only explicit peers', () => expect(desiredPeers('n1', nodes, { ...base, mesh: false })).toEqual([]));
+});

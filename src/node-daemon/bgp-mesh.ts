@@ -19,6 +19,13 @@ export interface BgpSettings {
   routerId?: string;
   /** Peer with every other registered node. */
   mesh: boolean;
+  /**
+   * Route reflectors instead of the full mesh (Calico's topology for large
+   * clusters): nodes carrying the `selector` label reflect, every other node
+   * peers with the reflectors only. Reflectors peer with each other as
+   * ordinary iBGP peers and share one cluster ID.
+   */
+  reflectors?: { selector: string; clusterId?: string };
   peers: PeerSpec[];
   port: number;
   holdTime?: number;
@@ -31,11 +38,22 @@ export interface BgpSettings {
 const hostOf = (cidr: string): string => cidr.split('/')[0];
 
 /** Peers wanted now: every other node's first address of the family we peer on, plus the explicit ones. */
+export function isReflector(n: Pick<NodeRecord, 'labels'>, s: BgpSettings): boolean {
+  if (!s.reflectors) return false;
+  const [k, v] = s.reflectors.selector.split('=');
+  return n.labels[k] === v;
+}
+
 export function desiredPeers(self: string, nodes: NodeRecord[], s: BgpSettings): PeerSpec[] {
   const out = new Map<string, PeerSpec>();
-  if (s.mesh) {
+  const me = nodes.find((n) => n.name === self);
+  const iReflect = !!me && isReflector(me, s);
+  if (s.mesh || s.reflectors) {
     for (const n of nodes) {
       if (n.name === self) continue;
+      // With reflectors: a client peers with reflectors only; a reflector with everyone, its clients marked.
+      const theyReflect = isReflector(n, s);
+      if (s.reflectors && !iReflect && !theyReflect) continue;
       const addr = n.addresses.find((a) => !a.includes(':')) ?? n.addresses[0];
       if (!addr) continue;
       out.set(hostOf(addr), {
@@ -44,6 +62,7 @@ export function desiredPeers(self: string, nodes: NodeRecord[], s: BgpSettings):
         port: s.port,
         holdTime: s.holdTime,
         importPrefixes: s.importPools.length ? s.importPools.map((p) => `${p} le ${p.includes(':') ? 128 : 32}`) : undefined,
+        ...(iReflect && !theyReflect ? { routeReflectorClient: true } : {}),
       });
     }
   }
@@ -70,9 +89,11 @@ export class BgpMesh {
   private blocks: string[] = [];
   private pools: IPPool[] = [];
   private poolWatcher?: Watcher;
+  /** The spec each peer was added with. */
+  private readonly peerSpecs = new Map<string, string>();
 
   constructor(
-    private readonly deps: { store: Store; node: string; routerId: string; settings: BgpSettings; log: Logger },
+    private readonly deps: { store: Store; node: string; routerId: string; settings: BgpSettings; labels: Record<string, string>; log: Logger },
   ) {
     const s = deps.settings;
     this.fib = new KernelFib(deps.log.child({ component: 'fib' }));
@@ -88,6 +109,8 @@ export class BgpMesh {
         idleHoldTime: 1,
         gracefulRestart: s.restartTime > 0 ? { restartTime: s.restartTime } : undefined,
         installIntoKernel: true,
+        // Only reflectors carry the cluster ID: a client that checked CLUSTER_LIST against it would drop every reflected route.
+        clusterId: isReflector({ labels: deps.labels }, s) ? s.reflectors?.clusterId : undefined,
       },
       { log: deps.log.child({ component: 'bgp' }), fib: this.fib, sockopts: bgpSocketOptions() },
     );
@@ -117,10 +140,18 @@ export class BgpMesh {
   private async syncPeers(): Promise<void> {
     try {
       const want = desiredPeers(this.deps.node, await listNodes(this.deps.store), this.deps.settings);
-      const have = new Set(this.speaker.peerAddresses());
-      for (const p of want) if (!have.has(p.address)) this.speaker.addPeer(p);
-      const keep = new Set(want.map((p) => p.address));
-      for (const a of have) if (!keep.has(a)) this.speaker.removePeer(a);
+      const keep = new Map(want.map((p) => [p.address, JSON.stringify(p)]));
+      // Gone, or changed (a node became or stopped being a reflector): the session starts over.
+      for (const [a, spec] of this.peerSpecs) {
+        if (keep.get(a) === spec) continue;
+        this.speaker.removePeer(a);
+        this.peerSpecs.delete(a);
+      }
+      for (const p of want) {
+        if (this.peerSpecs.has(p.address)) continue;
+        this.speaker.addPeer(p);
+        this.peerSpecs.set(p.address, keep.get(p.address)!);
+      }
     } catch (e) {
       this.deps.log.error({ err: e }, 'peer sync failed');
     }

@@ -121,10 +121,22 @@ function parseBgp(v: unknown, nodeAsn: number | undefined, file: string): BgpSet
   } catch (e) {
     throw new TernError('INVALID_CONFIG', `${file}: ${(e as Error).message}`);
   }
+  let reflectors: BgpSettings['reflectors'];
+  if (o.reflectors !== undefined && o.reflectors !== null) {
+    const r = o.reflectors as Record<string, unknown>;
+    if (typeof r !== 'object' || Array.isArray(r) || typeof r.selector !== 'string' || !/^[^=\s]+=[^=\s]*$/.test(r.selector)) {
+      throw new TernError('INVALID_CONFIG', `${file}: field "bgp.reflectors.selector" must be a node label as key=value`);
+    }
+    if (r.clusterId !== undefined && (typeof r.clusterId !== 'string' || !/^\d+\.\d+\.\d+\.\d+$/.test(r.clusterId))) {
+      throw new TernError('INVALID_CONFIG', `${file}: field "bgp.reflectors.clusterId" must be an IPv4-style ID`);
+    }
+    reflectors = { selector: r.selector, clusterId: r.clusterId as string | undefined };
+  }
   return {
     asn,
     routerId: o.routerId as string | undefined,
     mesh: o.mesh !== false,
+    reflectors,
     peers,
     port,
     holdTime: o.holdTime as number | undefined,

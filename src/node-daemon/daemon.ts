@@ -65,7 +65,7 @@ export class NodeDaemon {
     await registerNode(this.store, { name: this.node, addresses, asn: this.config.asn, labels: this.config.labels, updated: new Date().toISOString() });
     if (this.config.bgp) {
       const routerId = (addresses.find((a) => !a.includes(':')) ?? '0.0.0.1').split('/')[0];
-      this.bgp = new BgpMesh({ store: this.store, node: this.node, routerId, settings: this.config.bgp, log: this.log });
+      this.bgp = new BgpMesh({ store: this.store, node: this.node, routerId, settings: this.config.bgp, labels: this.config.labels, log: this.log });
       await this.bgp.start();
     }
     this.blocks = new BlockRouteReconciler({

@@ -49,6 +49,8 @@ export interface ClusterOptions {
   bgp: string;
   pools?: string[];
   lan?: Lan;
+  /** Node labels (the daemon config's `labels`), per node name. */
+  labels?: Record<string, Record<string, string>>;
   /** Daemon `datastore:` value (YAML) and the CNI config's datastore; default: one SQLite file. */
   datastore?: { yaml: string; cni: Record<string, unknown> };
 }
@@ -76,7 +78,7 @@ export async function startCluster(sb: Sandbox, names: string[], opts: ClusterOp
       async start() {
         fs.writeFileSync(
           cfg,
-          [`nodename: ${name}`, `nodenameFile: ${dir}/${name}.nodename`, `addresses: [${ip}/24]`, `cniSocket: ${socket}`, 'healthListen: 127.0.0.1:9099', "policyDir: ''", `datastore: ${ds.yaml}`, 'asn: 64512', node.bgp, 'logLevel: debug', ''].join('\n'),
+          [`nodename: ${name}`, `nodenameFile: ${dir}/${name}.nodename`, `addresses: [${ip}/24]`, `cniSocket: ${socket}`, 'healthListen: 127.0.0.1:9099', "policyDir: ''", `datastore: ${ds.yaml}`, 'asn: 64512', `labels: ${JSON.stringify(opts.labels?.[name] ?? {})}`, node.bgp, 'logLevel: debug', ''].join('\n'),
         );
         fs.rmSync(socket, { force: true }); // a crashed daemon's socket must not pass for the new one's
         node.daemon = sb.daemon(path.join(DIST_BIN, 'ternctl'), ['node', 'run', '--config', cfg], { netns: ns });
