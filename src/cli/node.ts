@@ -78,7 +78,7 @@ export function registerStatus(program: Command): void {
       } catch (e) {
         throw new TernError('TRY_AGAIN_LATER', `no node daemon answers at ${o.url}: ${(e as Error).message}`);
       }
-      const healthy = st.ready && st.datastore.reachable && (st.bgp?.peers ?? []).every((p) => p.state === 'Established') && !st.acl?.lastError && !st.acl?.policyDir.lastError;
+      const healthy = st.ready && st.datastore.reachable && (st.bgp?.peers ?? []).every((p) => p.state === 'Established') && !st.acl?.lastError && !st.acl?.policyDir.lastError && !st.overlay?.lastError;
       if (g.output === 'json') process.stdout.write(JSON.stringify(st, null, 2) + '\n');
       else {
         const lines = [
@@ -92,6 +92,8 @@ export function registerStatus(program: Command): void {
           const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
           for (const r of rows) lines.push('  ' + r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd());
         } else lines.push('BGP: off');
+        const o = st.overlay;
+        lines.push(o ? `Mode: ${o.mode}${o.vtep ? `, VTEP ${o.vtep.mac} on ${o.vtep.underlayIp}, tunnel ${o.vtep.tunnelIp}, ${o.remotes} remote nodes` : ''}${o.lastError ? `; FAILED: ${o.lastError}` : ''}` : `Mode: routed${st.bgp ? ' (BGP)' : ''}`);
         if (st.acl) {
           const a = st.acl;
           const d = a.policyDir;

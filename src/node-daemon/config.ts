@@ -24,6 +24,8 @@ export interface DaemonConfig {
   logLevel: string;
   /** Policy files fed into the datastore while the daemon runs; empty turns the watch off. */
   policyDir: string;
+  /** The VXLAN overlay for pools in vxlan modes; absent turns it off. */
+  vxlan?: { vni?: number; port?: number };
   /** Empty blocks of this node go back to their pool after `emptyBlockGrace` seconds, checked every `reclaimInterval` (0: never). */
   ipam: { reclaimInterval: number; emptyBlockGrace: number };
 }
@@ -90,7 +92,19 @@ export function parseDaemonConfig(raw: unknown, file = 'config'): DaemonConfig {
     logLevel: str('logLevel', 'info'),
     policyDir: str('policyDir', DEFAULT_POLICY_DIR),
     ipam: parseIpamSettings(o.ipam, file),
+    vxlan: parseVxlan(o.vxlan, o.bgp, file),
   };
+}
+
+function parseVxlan(v: unknown, bgp: unknown, file: string): DaemonConfig['vxlan'] {
+  if (v === undefined || v === null || v === false) return undefined;
+  const o = (v === true ? {} : v) as Record<string, unknown>;
+  if (typeof o !== 'object' || Array.isArray(o)) throw new TernError('INVALID_CONFIG', `${file}: field "vxlan" must be a mapping`);
+  if (o.vni !== undefined && (!Number.isInteger(o.vni) || (o.vni as number) < 1 || (o.vni as number) > 16777215)) throw new TernError('INVALID_CONFIG', `${file}: field "vxlan.vni" must be 1 to 16777215`);
+  if (o.port !== undefined && (!Number.isInteger(o.port) || (o.port as number) < 1 || (o.port as number) > 65535)) throw new TernError('INVALID_CONFIG', `${file}: field "vxlan.port" must be a port number`);
+  // Both would install routes to remote blocks, and the BGP FIB's mark and sweep would take the overlay's.
+  if (bgp !== undefined && bgp !== null && bgp !== false) throw new TernError('INVALID_CONFIG', `${file}: field "vxlan": turn "bgp" off on a VXLAN node (the overlay needs only IP reachability between nodes)`);
+  return { vni: o.vni as number | undefined, port: o.port as number | undefined };
 }
 
 function parseIpamSettings(v: unknown, file: string): DaemonConfig['ipam'] {

@@ -16,11 +16,13 @@ import { openStore } from '../datastore';
 import type { Store } from '../datastore/types';
 import { resolveNodeName } from '../ipam/nodename';
 import { BlockRouteReconciler } from './block-routes';
-import { detectAddresses, registerNode } from './registry';
+import { detectAddresses, nodeKey, registerNode, type NodeRecord } from './registry';
 import { BgpMesh } from './bgp-mesh';
 import type { PeerView } from '../bgp-speaker';
 import { AclReconciler, type AclStatus } from './acl-sync';
 import { reclaimEmptyBlocks } from '../ipam/gc';
+import { TernError } from '../lib/errors';
+import { VxlanDriver, type OverlayStatus } from './vxlan';
 
 export interface DaemonStatus {
   node: string;
@@ -29,6 +31,7 @@ export interface DaemonStatus {
   blocks: string[];
   bgp?: { asn: number; routerId: string; peers: PeerView[] };
   acl?: AclStatus;
+  overlay?: OverlayStatus;
 }
 
 /** What keeps a node from being ready (empty: ready): started, datastore reachable, ACL in sync, every BGP session up. */
@@ -37,6 +40,7 @@ export function notReady(st: DaemonStatus): string[] {
   if (!st.ready) why.push('starting');
   if (!st.datastore.reachable) why.push('datastore unreachable');
   if (st.acl?.lastError) why.push(`ACL sync failed: ${st.acl.lastError}`);
+  if (st.overlay?.lastError) why.push(`overlay failed: ${st.overlay.lastError}`);
   for (const p of st.bgp?.peers ?? []) if (p.state !== 'Established') why.push(`BGP ${p.address} ${p.state}`);
   return why;
 }
@@ -50,6 +54,7 @@ export class NodeDaemon {
   private blocks?: BlockRouteReconciler;
   private acl?: AclReconciler;
   private reclaimTimer?: NodeJS.Timeout;
+  private vxlan?: VxlanDriver;
   private reclaiming?: Promise<void>;
   bgp?: BgpMesh;
   node = '';
@@ -62,7 +67,11 @@ export class NodeDaemon {
     fs.writeFileSync(this.config.nodenameFile, `${this.node}\n`);
     this.store = openStore(this.config.datastore);
     const addresses = this.config.addresses.length ? this.config.addresses : await detectAddresses();
-    await registerNode(this.store, { name: this.node, addresses, asn: this.config.asn, labels: this.config.labels, updated: new Date().toISOString() });
+    const record = { name: this.node, addresses, asn: this.config.asn, labels: this.config.labels, updated: new Date().toISOString() };
+    // A restarting VXLAN node keeps its published VTEP, so the others never drop their entries for it.
+    const prev = this.config.vxlan ? await this.store.get(nodeKey(this.node)) : undefined;
+    const vtep = prev ? (JSON.parse(prev.value) as NodeRecord).vtep : undefined;
+    await registerNode(this.store, vtep ? { ...record, vtep } : record);
     if (this.config.bgp) {
       const routerId = (addresses.find((a) => !a.includes(':')) ?? '0.0.0.1').split('/')[0];
       this.bgp = new BgpMesh({ store: this.store, node: this.node, routerId, settings: this.config.bgp, labels: this.config.labels, log: this.log });
@@ -75,6 +84,21 @@ export class NodeDaemon {
       onChange: (blocks) => this.bgp?.setBlocks(blocks),
     });
     await this.blocks.start();
+    if (this.config.vxlan) {
+      const underlay = addresses.find((a) => !a.includes(':')) ?? addresses[0];
+      if (!underlay) throw new TernError('INVALID_CONFIG', 'vxlan needs an underlay address: set "addresses" or give the node a default route');
+      const store = this.store;
+      this.vxlan = new VxlanDriver({
+        store,
+        node: this.node,
+        underlay,
+        labels: this.config.labels,
+        settings: this.config.vxlan,
+        publish: (vtep) => registerNode(store, { ...record, vtep, updated: new Date().toISOString() }),
+        log: this.log.child({ component: 'overlay' }),
+      });
+      await this.vxlan.start();
+    }
     this.acl = new AclReconciler({
       store: this.store,
       log: this.log.child({ component: 'acl' }),
@@ -175,6 +199,7 @@ export class NodeDaemon {
       blocks: this.blocks?.blocks ?? [],
       bgp: this.bgp ? { asn: this.bgp.speaker.cfg.asn, routerId: this.bgp.speaker.cfg.routerId, peers: this.bgp.speaker.peers() } : undefined,
       acl: this.acl?.state,
+      overlay: this.vxlan?.state,
     };
   }
 
@@ -185,6 +210,7 @@ export class NodeDaemon {
     await this.cni?.stop();
     await this.blocks?.stop();
     await this.acl?.stop();
+    await this.vxlan?.stop();
     await this.bgp?.stop();
     await this.store?.close();
     if (this.http) await new Promise<void>((r) => this.http!.close(() => r()));

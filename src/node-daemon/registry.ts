@@ -16,6 +16,17 @@ export interface NodeRecord {
   labels: Record<string, string>;
   /** ISO time of the last registration. */
   updated: string;
+  /** Published when the node runs the VXLAN overlay. */
+  vtep?: VtepRecord;
+}
+
+export interface VtepRecord {
+  mac: string;
+  underlayIp: string;
+  /** From IPAM: the VTEP's own address, the next hop other nodes route this node's blocks to. */
+  tunnelIp: string;
+  /** Underlay subnet, for crosssubnet mode. */
+  subnet: string;
 }
 
 export const nodeKey = (name: string): string => `${NODES}${name}`;
