@@ -137,7 +137,11 @@ export function register(program: Command): void {
     .option('--namespace <ns...>', 'only (and preferably) for these namespaces')
     .option('--tenant <t...>', 'only (and preferably) for these tenants')
     .option('--community <c...>', 'BGP communities for its blocks: 65000:100, or large 65000:1:2')
-    .action(async (cidr: string, o: { blockSize?: string; mode: string; disabled?: boolean; reserve?: string[]; nodeSelector?: string[]; namespace?: string[]; tenant?: string[]; community?: string[] }, cmd: Command) => {
+    .option('--vlan-id <id>', 'mode vlan: the 802.1Q VLAN ID')
+    .option('--vlan-parent <ifname>', "mode vlan: the node's trunk interface")
+    .option('--vlan-gateway <addr>', "mode vlan: the VLAN's router (pods' default gateway)")
+    .option('--vlan-mtu <mtu>', 'mode vlan: MTU of the VLAN devices')
+    .action(async (cidr: string, o: { blockSize?: string; mode: string; disabled?: boolean; reserve?: string[]; nodeSelector?: string[]; namespace?: string[]; tenant?: string[]; community?: string[]; vlanId?: string; vlanParent?: string; vlanGateway?: string; vlanMtu?: string }, cmd: Command) => {
       const sel: Record<string, string> = {};
       for (const kv of o.nodeSelector ?? []) {
         const i = kv.indexOf('=');
@@ -154,6 +158,7 @@ export function register(program: Command): void {
         namespaces: o.namespace,
         tenants: o.tenant,
         communities: o.community,
+        vlan: o.vlanId !== undefined || o.vlanParent !== undefined || o.vlanGateway !== undefined ? { id: Number(o.vlanId), parent: o.vlanParent ?? '', gateway: o.vlanGateway ?? '', mtu: o.vlanMtu !== undefined ? Number(o.vlanMtu) : undefined } : undefined,
       });
       await withStore(cmd, async (s) => {
         await s.txn([{ op: 'put', key: poolKey(p.cidr), value: JSON.stringify(p) }]);

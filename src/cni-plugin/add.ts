@@ -1,6 +1,10 @@
 /** ADD: config -> IPAM -> container netns -> veth -> routes -> result (ptp.go's order). */
 import { TernError } from '../lib/errors';
 import { NetnsHandle, Rtnl, applyEndpoint, planEndpoint, removeEndpoint } from '../dataplane';
+import { attachVlanPod } from '../overlay';
+import { parsePrefix } from '../lib/cidr';
+import type { AllocatedIp } from '../ipam/types';
+import type { IPPool } from '../ipam/model';
 import { openDatastore, openIpam } from './ipam';
 import { endpointFor, recordEndpoint } from './acl';
 import { buildResult, type CniResult } from './result';
@@ -56,6 +60,8 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
       });
       log.debug({ ips }, 'allocated');
       try {
+        const vlanPool = ips.map((i) => ipam.poolRecord(i.pool)).find((p) => p?.mode === 'vlan');
+        if (vlanPool) return await attachVlan(ctx, vlanPool, ips, ns.path);
         const plan = planEndpoint({ network: conf.name, containerId: env.containerId, ifname: env.ifname, ips, mtu });
         const applied = await applyEndpoint(plan, ns);
         try {
@@ -83,4 +89,29 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
   } finally {
     ns.close();
   }
+}
+
+/** VLAN mode: the pod goes onto its pool's 802.1Q segment with the pool's subnet and router. */
+async function attachVlan(ctx: Ctx, pool: IPPool, ips: AllocatedIp[], netnsPath: string): Promise<CniResult> {
+  const { env, conf, log } = ctx;
+  const v = pool.vlan!;
+  if (ips.length !== 1) throw new TernError('INVALID_CONFIG', `VLAN pool ${pool.cidr}: give this network one address family only (got ${ips.map((i) => i.address).join(', ')})`);
+  const prefixLen = parsePrefix(pool.cidr).length;
+  const r = await attachVlanPod({
+    pool: { vlanId: v.id, parent: v.parent, gateway: v.gateway, mtu: v.mtu },
+    containerId: env.containerId,
+    ifName: env.ifname,
+    address: `${ips[0].address}/${prefixLen}`,
+    podNetnsPath: netnsPath,
+  });
+  log.info({ vlan: v.id, host: r.hostVeth, ip: ips[0].address }, 'attached to VLAN');
+  const mtu = v.mtu ?? 1500;
+  return buildResult({
+    version: conf.cniVersion,
+    host: { name: r.hostVeth, mtu },
+    container: { name: env.ifname, mac: r.mac, mtu, sandbox: env.netns },
+    ips,
+    dns: conf.dns,
+    onSubnet: { prefixLen, gateway: v.gateway },
+  });
 }

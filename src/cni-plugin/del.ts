@@ -2,6 +2,8 @@
 import { hostVethName, removeEndpoint } from '../dataplane';
 import { openDatastore, openIpam } from './ipam';
 import { forgetEndpoints } from './acl';
+import { detachVlanPod } from '../overlay';
+import { poolOfAllocation } from './vlan';
 import { allocationKey, type Ctx } from './context';
 
 export async function cmdDel(ctx: Ctx): Promise<void> {
@@ -11,6 +13,14 @@ export async function cmdDel(ctx: Ctx): Promise<void> {
   const store = openDatastore(conf);
   const ipam = openIpam(conf, log, store);
   try {
+    // A VLAN pod hangs off its VLAN's bridge; the VLAN goes with its last pod.
+    const alloc = await ipam.get(allocationKey(ctx));
+    const vlanPool = alloc && (await poolOfAllocation(store, alloc.ips, 'vlan'));
+    if (vlanPool?.vlan) {
+      const v = vlanPool.vlan;
+      const r = await detachVlanPod({ pool: { vlanId: v.id, parent: v.parent, gateway: v.gateway, mtu: v.mtu }, containerId: env.containerId, ifName: env.ifname });
+      log.info({ vlan: v.id, removedVlan: r.removedVlan }, 'detached from VLAN');
+    }
     await ipam.release(allocationKey(ctx));
     await forgetEndpoints(store, ctx, [host]);
   } finally {

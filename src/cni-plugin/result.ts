@@ -24,6 +24,8 @@ export function buildResult(opts: {
   container: { name: string; mac?: string; mtu: number; sandbox: string };
   ips: AllocatedIp[];
   dns?: unknown;
+  /** On a VLAN the pod has a real subnet and router instead of the /32 and the link-local gateway. */
+  onSubnet?: { prefixLen: number; gateway: string };
 }): CniResult {
   const v11 = atLeast(opts.version, '1.1.0');
   const pre1 = !atLeast(opts.version, '1.0.0');
@@ -41,11 +43,13 @@ export function buildResult(opts: {
     interfaces: [iface(opts.host), iface(opts.container)],
     ips: opts.ips.map((ip) => ({
       ...(pre1 ? { version: String(ip.family) } : {}),
-      address: `${ip.address}/${ip.family === 4 ? 32 : 128}`,
-      gateway: ip.family === 4 ? GATEWAY_V4 : GATEWAY_V6,
+      address: `${ip.address}/${opts.onSubnet?.prefixLen ?? (ip.family === 4 ? 32 : 128)}`,
+      gateway: opts.onSubnet?.gateway ?? (ip.family === 4 ? GATEWAY_V4 : GATEWAY_V6),
       interface: 1,
     })),
-    routes: [...(has4 ? [{ dst: '0.0.0.0/0', gw: GATEWAY_V4 }] : []), ...(has6 ? [{ dst: '::/0', gw: GATEWAY_V6 }] : [])],
+    routes: opts.onSubnet
+      ? [{ dst: opts.onSubnet.gateway.includes(':') ? '::/0' : '0.0.0.0/0', gw: opts.onSubnet.gateway }]
+      : [...(has4 ? [{ dst: '0.0.0.0/0', gw: GATEWAY_V4 }] : []), ...(has6 ? [{ dst: '::/0', gw: GATEWAY_V6 }] : [])],
     dns: typeof opts.dns === 'object' && opts.dns !== null ? (opts.dns as Record<string, unknown>) : {},
   };
 }

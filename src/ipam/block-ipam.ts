@@ -111,6 +111,10 @@ export class BlockIpam implements Ipam {
     return this.serial(() => this.doRelease(key));
   }
 
+  poolRecord(cidr: string): IPPool | undefined {
+    return this.pools.get(cidr);
+  }
+
   async get(key: AllocationKey): Promise<Allocation | undefined> {
     const kv = await this.store.get(handleKey(handleId(key)));
     return kv ? toAllocation(parseJson<HandleRecord>('handle', kv.value)) : undefined;

@@ -36,6 +36,8 @@ export interface IPPool {
   tenants?: string[];
   /** BGP communities the pool's blocks are advertised with: "65000:100" or large "65000:1:2". */
   communities?: string[];
+  /** Mode vlan: the 802.1Q segment its pods are placed on. */
+  vlan?: { id: number; parent: string; gateway: string; mtu?: number };
 }
 
 export interface BlockEntry {
@@ -118,7 +120,33 @@ export function normalisePool(p: Partial<IPPool> & { cidr: string }): IPPool {
   if (p.namespaces?.length) out.namespaces = p.namespaces;
   if (p.tenants?.length) out.tenants = p.tenants;
   if (p.communities?.length) out.communities = p.communities.map((c) => checkCommunity(p.cidr, c));
+  if (mode === 'vlan') {
+    out.vlan = checkVlan(p, prefix);
+    // A real L2 subnet: its router, and for IPv4 its network and broadcast addresses, are never a pod's.
+    const host = (a: bigint) => formatPrefix({ ...prefix, base: a, length: max });
+    const extra = [host(parsePrefix(`${out.vlan.gateway}/${max}`).base)];
+    if (prefix.family === 4 && prefix.length < 31) extra.push(host(prefix.base), host(prefix.base + (1n << BigInt(max - prefix.length)) - 1n));
+    out.reserved = [...new Set([...out.reserved, ...extra])];
+  }
+  else if (p.vlan) throw new TernError('INVALID_CONFIG', `pool ${p.cidr}: vlan settings need mode vlan`);
   return out;
+}
+
+/** A VLAN pool names its VLAN ID, trunk (parent) interface and router, which lies inside the pool. */
+function checkVlan(p: Partial<IPPool> & { cidr: string }, prefix: ReturnType<typeof parsePrefix>): NonNullable<IPPool['vlan']> {
+  const v = p.vlan;
+  if (!v) throw new TernError('INVALID_CONFIG', `pool ${p.cidr}: mode vlan needs vlan.id, vlan.parent and vlan.gateway`);
+  if (!Number.isInteger(v.id) || v.id < 1 || v.id > 4094) throw new TernError('INVALID_CONFIG', `pool ${p.cidr}: vlan.id must be 1 to 4094`);
+  if (typeof v.parent !== 'string' || !/^[A-Za-z0-9_.-]{1,15}$/.test(v.parent)) throw new TernError('INVALID_CONFIG', `pool ${p.cidr}: vlan.parent must be an interface name`);
+  let gw: ReturnType<typeof parsePrefix>;
+  try {
+    gw = parsePrefix(`${v.gateway}/${prefix.family === 4 ? 32 : 128}`);
+  } catch {
+    throw new TernError('INVALID_CONFIG', `pool ${p.cidr}: vlan.gateway must be an address`);
+  }
+  if (!prefixContainsPrefix(prefix, gw)) throw new TernError('INVALID_CONFIG', `pool ${p.cidr}: vlan.gateway ${v.gateway} lies outside it`);
+  if (v.mtu !== undefined && (!Number.isInteger(v.mtu) || v.mtu < 68 || v.mtu > 65535)) throw new TernError('INVALID_CONFIG', `pool ${p.cidr}: vlan.mtu must be 68 to 65535`);
+  return { id: v.id, parent: v.parent, gateway: v.gateway, ...(v.mtu ? { mtu: v.mtu } : {}) };
 }
 
 /** "a:b" (RFC 1997, 16 bits each) or "a:b:c" (RFC 8092, 32 bits each). */

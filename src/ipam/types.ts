@@ -1,3 +1,4 @@
+import type { IPPool } from './model';
 /**
  * The IPAM seam between the CNI plugin and whichever allocator backs it.
  * The interim local allocator and the block allocator both implement `Ipam`.
@@ -53,5 +54,7 @@ export interface Ipam {
   list(network?: string): Promise<Allocation[]>;
   /** Whether an allocation could be made now (CNI STATUS). Throws a TernError otherwise. */
   status(pools: string[]): Promise<void>;
+  /** The record of a pool this allocator has loaded (after allocate), without a datastore read. */
+  poolRecord(cidr: string): IPPool | undefined;
   close(): Promise<void>;
 }
