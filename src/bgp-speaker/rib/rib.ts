@@ -62,11 +62,41 @@ const prefixOfKey = (key: string) => {
 };
 const familyOf = (prefix: string) => (prefix.includes(':') ? IPV6_UNICAST : IPV4_UNICAST);
 
+/**
+ * One Loc-RIB entry. There is one per prefix, so it is kept small: every field
+ * set in the constructor (one fixed shape), a one-element path array for the
+ * usual single path, and the multipath set stored only when it is more than
+ * the best path alone.
+ */
+class Dest implements Destination {
+  best?: Path = undefined;
+  reason = '';
+  /** Next hops last handed to the kernel, joined. */
+  installed = '';
+  private ecmp?: Path[] = undefined;
+
+  constructor(
+    readonly family: number,
+    readonly prefix: string,
+    public paths: Path[],
+  ) {}
+
+  get multipath(): Path[] {
+    return this.ecmp ?? (this.best ? [this.best] : []);
+  }
+
+  set multipath(m: Path[]) {
+    this.ecmp = m.length > 1 ? m : undefined;
+  }
+}
+
 export class Rib {
   private readonly peers = new Map<string, PeerState>();
-  private readonly dests = new Map<string, Destination & { installed: string }>();
+  private readonly dests = new Map<string, Dest>();
   private readonly dirty = new Set<string>();
   private readonly localAttrs = new Map<string, RouteAttrs>();
+  /** One Path object per originated attribute set, shared by all its prefixes. */
+  private readonly localPaths = new Map<RouteAttrs, Path>();
 
   constructor(readonly local: LocalConfig) {}
 
@@ -127,10 +157,14 @@ export class Rib {
     p.adjOut.clear();
     p.needsFullTable = false;
     const keep = new Set(opts.keepStale ?? []);
+    const staleOf = new Map<Path, Path>(); // paths are shared by many routes: so are their stale copies
     for (const [key, path] of p.adjIn) {
       const prefix = prefixOfKey(key);
       if (keep.has(familyOf(prefix))) {
-        if (!path.stale) this.replacePath(prefix, path, { ...path, stale: true }, p, key);
+        if (path.stale) continue;
+        let stale = staleOf.get(path);
+        if (!stale) staleOf.set(path, (stale = { ...path, stale: true }));
+        this.replacePath(prefix, path, stale, p, key);
       } else this.removePath(prefix, path, p, key);
     }
   }
@@ -180,6 +214,17 @@ export class Rib {
         if (attrs.originatorId === this.local.routerId) reject = 'originator-id-loop';
         else if (attrs.clusterList?.includes(clusterId)) reject = 'cluster-list-loop';
       }
+      // Routes of one UPDATE share their Path (it names no prefix): one object per
+      // attribute set and path id instead of one per route.
+      let shared: Path | undefined;
+      let byPathId: Map<number, Path> | undefined;
+      const pathFor = (pathId: number): Path => {
+        if (pathId === 0) return (shared ??= { peerId: p.cfg.id, pathId, attrs, ebgp, routerId: p.routerId, peerAddress: p.cfg.address });
+        byPathId ??= new Map();
+        let x = byPathId.get(pathId);
+        if (!x) byPathId.set(pathId, (x = { peerId: p.cfg.id, pathId, attrs, ebgp, routerId: p.routerId, peerAddress: p.cfg.address }));
+        return x;
+      };
       for (const n of f.announce) {
         const allowed = !reject && (p.importFilter ? p.importFilter.matches(n.prefix) : !ebgp); // RFC 8212 for eBGP
         if (!allowed) {
@@ -190,7 +235,7 @@ export class Rib {
         }
         const key = pathKey(n);
         const old = p.adjIn.get(key);
-        const path: Path = { peerId: p.cfg.id, pathId: n.pathId ?? 0, attrs, ebgp, routerId: p.routerId, peerAddress: p.cfg.address };
+        const path = pathFor(n.pathId ?? 0);
         if (old) this.replacePath(n.prefix, old, path, p, key);
         else this.addPath(n.prefix, path, p, key);
         r.accepted++;
@@ -210,14 +255,8 @@ export class Rib {
     }
     let shared = this.localAttrs.get(key);
     if (!shared) this.localAttrs.set(key, (shared = { origin: 0, asPath: [], nextHop: '', ...attrs }));
-    const path: Path = {
-      peerId: LOCAL_PEER_ID,
-      pathId: 0,
-      attrs: shared,
-      ebgp: false,
-      routerId: this.local.routerId,
-      peerAddress: '0.0.0.0',
-    };
+    let path = this.localPaths.get(shared);
+    if (!path) this.localPaths.set(shared, (path = { peerId: LOCAL_PEER_ID, pathId: 0, attrs: shared, ebgp: false, routerId: this.local.routerId, peerAddress: '0.0.0.0' }));
     const d = this.dests.get(prefix);
     const old = d?.paths.find((x) => x.peerId === LOCAL_PEER_ID);
     if (old) this.swap(prefix, old, path);
@@ -271,11 +310,15 @@ export class Rib {
       d.best = sel.best;
       d.reason = sel.reason;
       d.multipath = sel.multipath;
-      const hops = sel.multipath.filter((p) => p.peerId !== LOCAL_PEER_ID && sel.best!.peerId !== LOCAL_PEER_ID).map((p) => p.attrs.nextHop);
-      const installed = hops.length === 1 ? hops[0] : hops.join(',');
+      // Locally originated routes are not installed. The single next hop is the common case: compared without building arrays.
+      const best = sel.best;
+      const local = !best || best.peerId === LOCAL_PEER_ID;
+      const single = sel.multipath.length === 1;
+      const hops = local || single ? undefined : sel.multipath.filter((p) => p.peerId !== LOCAL_PEER_ID).map((p) => p.attrs.nextHop);
+      const installed = local ? '' : single ? best.attrs.nextHop : hops!.join(',');
       if (installed !== d.installed) {
         d.installed = installed;
-        fib.push({ family: d.family, prefix, nextHops: hops });
+        fib.push({ family: d.family, prefix, nextHops: hops ?? (local ? [] : [installed]) });
       }
       for (const p of incremental) emit(p, prefix, this.exportFor(p, d));
       if (d.paths.length === 0) this.dests.delete(prefix);
@@ -353,9 +396,9 @@ export class Rib {
   }
 
   private insert(prefix: string, path: Path): void {
-    let d = this.dests.get(prefix);
-    if (!d) this.dests.set(prefix, (d = { family: familyOf(prefix), prefix, paths: [], reason: '', multipath: [], installed: '' }));
-    d.paths.push(path);
+    const d = this.dests.get(prefix);
+    if (!d) this.dests.set(prefix, new Dest(familyOf(prefix), prefix, [path]));
+    else d.paths.push(path);
     this.dirty.add(prefix);
   }
   private swap(prefix: string, old: Path, path: Path): void {
