@@ -4,7 +4,7 @@
  * returns what the kernel and each peer must be told, computed once per
  * changed prefix.
  */
-import { IPV4_UNICAST, IPV6_UNICAST, type FamilyChanges, type RouteAttrs, type Nlri } from '../codec';
+import { IPV4_UNICAST, IPV6_UNICAST, type FamilyChanges, type RouteAttrs } from '../codec';
 import { selectBest } from './decision';
 import { exportAttrs } from './export';
 import { PrefixFilter } from './policy';
@@ -18,8 +18,11 @@ interface PeerState {
   up: boolean;
   routerId: string;
   families: Set<number>;
-  /** Adj-RIB-In: prefix (or `${prefix}#${pathId}` with ADD-PATH) -> path. */
-  adjIn: Map<string, Path>;
+  /**
+   * Routes accepted from the peer. Its Adj-RIB-In has no map of its own: the
+   * paths are in the Loc-RIB entries, where the decision process needs them anyway.
+   */
+  accepted: number;
   /** Adj-RIB-Out: prefix -> attributes last sent. */
   adjOut: Map<string, RouteAttrs>;
   exportCache: WeakMap<RouteAttrs, RouteAttrs | null>;
@@ -54,32 +57,33 @@ export interface PeerStats {
 }
 
 const ALLOW_ALL = new PrefixFilter([{ prefix: '0.0.0.0/0' }, { prefix: '::/0' }]);
-// Without ADD-PATH the key is the prefix itself: no second string per route.
-const pathKey = (n: Nlri) => (n.pathId ? `${n.prefix}#${n.pathId}` : n.prefix);
-const prefixOfKey = (key: string) => {
-  const i = key.indexOf('#');
-  return i < 0 ? key : key.slice(0, i);
-};
+const NO_PATHS: readonly Path[] = Object.freeze([]);
+const NO_HOPS: readonly string[] = Object.freeze([]);
 const familyOf = (prefix: string) => (prefix.includes(':') ? IPV6_UNICAST : IPV4_UNICAST);
 
 /**
  * One Loc-RIB entry. There is one per prefix, so it is kept small: every field
- * set in the constructor (one fixed shape), a one-element path array for the
- * usual single path, and the multipath set stored only when it is more than
- * the best path alone.
+ * set in the constructor (one fixed shape), the multipath set stored only when
+ * it is more than the best path alone, and `paths` never changed in place, so
+ * that the usual single path is an array shared by all routes of its UPDATE.
  */
 class Dest implements Destination {
   best?: Path = undefined;
   reason = '';
   /** Next hops last handed to the kernel, joined. */
   installed = '';
+  /** Waiting for the decision process. */
+  dirty = false;
   private ecmp?: Path[] = undefined;
 
   constructor(
-    readonly family: number,
     readonly prefix: string,
-    public paths: Path[],
+    public paths: readonly Path[],
   ) {}
+
+  get family(): number {
+    return familyOf(this.prefix);
+  }
 
   get multipath(): Path[] {
     return this.ecmp ?? (this.best ? [this.best] : []);
@@ -93,7 +97,11 @@ class Dest implements Destination {
 export class Rib {
   private readonly peers = new Map<string, PeerState>();
   private readonly dests = new Map<string, Dest>();
-  private readonly dirty = new Set<string>();
+  private dirty: Dest[] = [];
+  /** The one-element path array of each path, shared by every prefix that has only that path. */
+  private readonly solo = new WeakMap<Path, readonly Path[]>();
+  /** The one-element next-hop list of each attribute set, shared by its kernel changes. */
+  private readonly oneHop = new WeakMap<RouteAttrs, readonly string[]>();
   private readonly localAttrs = new Map<string, RouteAttrs>();
   /** One Path object per originated attribute set, shared by all its prefixes. */
   private readonly localPaths = new Map<RouteAttrs, Path>();
@@ -110,7 +118,7 @@ export class Rib {
       up: false,
       routerId: '0.0.0.0',
       families: new Set(),
-      adjIn: new Map(),
+      accepted: 0,
       adjOut: new Map(),
       exportCache: new WeakMap(),
       needsFullTable: false,
@@ -156,16 +164,19 @@ export class Rib {
     p.up = false;
     p.adjOut.clear();
     p.needsFullTable = false;
+    if (!p.accepted) return;
     const keep = new Set(opts.keepStale ?? []);
     const staleOf = new Map<Path, Path>(); // paths are shared by many routes: so are their stale copies
-    for (const [key, path] of p.adjIn) {
-      const prefix = prefixOfKey(key);
-      if (keep.has(familyOf(prefix))) {
-        if (path.stale) continue;
-        let stale = staleOf.get(path);
-        if (!stale) staleOf.set(path, (stale = { ...path, stale: true }));
-        this.replacePath(prefix, path, stale, p, key);
-      } else this.removePath(prefix, path, p, key);
+    for (const d of this.dests.values()) {
+      for (const path of d.paths) {
+        if (path.peerId !== id) continue;
+        if (!keep.has(d.family)) this.removeFrom(p, d, path.pathId);
+        else if (!path.stale) {
+          let stale = staleOf.get(path);
+          if (!stale) staleOf.set(path, (stale = { ...path, stale: true }));
+          this.put(d, stale);
+        }
+      }
     }
   }
 
@@ -173,18 +184,21 @@ export class Rib {
   sweepStale(id: string, family?: number): number {
     const p = this.peer(id);
     let n = 0;
-    for (const [key, path] of p.adjIn) {
-      const prefix = prefixOfKey(key);
-      if (path.stale && (family === undefined || familyOf(prefix) === family)) {
-        this.removePath(prefix, path, p, key);
-        n++;
+    for (const d of this.dests.values()) {
+      if (family !== undefined && d.family !== family) continue;
+      for (const path of d.paths) {
+        if (path.peerId === id && path.stale) {
+          this.removeFrom(p, d, path.pathId);
+          n++;
+        }
       }
     }
     return n;
   }
 
   hasStale(id: string): boolean {
-    for (const path of this.peer(id).adjIn.values()) if (path.stale) return true;
+    if (!this.peer(id).accepted) return false;
+    for (const d of this.dests.values()) for (const path of d.paths) if (path.stale && path.peerId === id) return true;
     return false;
   }
 
@@ -233,15 +247,11 @@ export class Rib {
           if (this.withdrawFrom(p, n)) r.withdrawn++;
           continue;
         }
-        const key = pathKey(n);
-        const old = p.adjIn.get(key);
-        const path = pathFor(n.pathId ?? 0);
-        if (old) this.replacePath(n.prefix, old, path, p, key);
-        else this.addPath(n.prefix, path, p, key);
+        if (this.setPath(n.prefix, pathFor(n.pathId ?? 0))) p.accepted++;
         r.accepted++;
       }
     }
-    if (p.cfg.maxPrefix !== undefined && p.adjIn.size > p.cfg.maxPrefix) r.maxPrefixExceeded = true;
+    if (p.cfg.maxPrefix !== undefined && p.accepted > p.cfg.maxPrefix) r.maxPrefixExceeded = true;
     return r;
   }
 
@@ -257,16 +267,14 @@ export class Rib {
     if (!shared) this.localAttrs.set(key, (shared = { origin: 0, asPath: [], nextHop: '', ...attrs }));
     let path = this.localPaths.get(shared);
     if (!path) this.localPaths.set(shared, (path = { peerId: LOCAL_PEER_ID, pathId: 0, attrs: shared, ebgp: false, routerId: this.local.routerId, peerAddress: '0.0.0.0' }));
-    const d = this.dests.get(prefix);
-    const old = d?.paths.find((x) => x.peerId === LOCAL_PEER_ID);
-    if (old) this.swap(prefix, old, path);
-    else this.insert(prefix, path);
+    this.setPath(prefix, path);
   }
 
   withdrawOriginated(prefix: string): boolean {
-    const old = this.dests.get(prefix)?.paths.find((x) => x.peerId === LOCAL_PEER_ID);
-    if (!old) return false;
-    this.drop(prefix, old);
+    const d = this.dests.get(prefix);
+    const i = d ? indexOfPath(d.paths, LOCAL_PEER_ID, 0) : -1;
+    if (i < 0) return false;
+    this.drop(d!, i);
     return true;
   }
 
@@ -303,9 +311,11 @@ export class Rib {
     };
     const full = upPeers.filter((p) => p.needsFullTable);
     const incremental = upPeers.filter((p) => !p.needsFullTable);
-    for (const prefix of this.dirty) {
-      const d = this.dests.get(prefix);
-      if (!d) continue;
+    const dirty = this.dirty;
+    this.dirty = [];
+    for (const d of dirty) {
+      d.dirty = false;
+      const prefix = d.prefix;
       const sel = selectBest(d.paths, this.local.maxPaths ?? 1);
       d.best = sel.best;
       d.reason = sel.reason;
@@ -318,12 +328,11 @@ export class Rib {
       const installed = local ? '' : single ? best.attrs.nextHop : hops!.join(',');
       if (installed !== d.installed) {
         d.installed = installed;
-        fib.push({ family: d.family, prefix, nextHops: hops ?? (local ? [] : [installed]) });
+        fib.push({ family: d.family, prefix, nextHops: hops ?? (local ? NO_HOPS : this.nextHopList(best.attrs)) });
       }
       for (const p of incremental) emit(p, prefix, this.exportFor(p, d));
       if (d.paths.length === 0) this.dests.delete(prefix);
     }
-    this.dirty.clear();
     for (const p of full) {
       p.needsFullTable = false;
       for (const d of this.dests.values()) emit(p, d.prefix, this.exportFor(p, d));
@@ -350,7 +359,7 @@ export class Rib {
 
   stats(id: string): PeerStats {
     const p = this.peer(id);
-    return { received: p.adjIn.size + p.filtered, accepted: p.adjIn.size, filtered: p.filtered, sent: p.adjOut.size };
+    return { received: p.accepted + p.filtered, accepted: p.accepted, filtered: p.filtered, sent: p.adjOut.size };
   }
 
   private exportFor(p: PeerState, d: Destination): RouteAttrs | undefined {
@@ -374,42 +383,63 @@ export class Rib {
     return p;
   }
 
-  private withdrawFrom(p: PeerState, n: Nlri): boolean {
-    const key = pathKey(n);
-    const old = p.adjIn.get(key);
-    if (!old) return false;
-    this.removePath(n.prefix, old, p, key);
+  private withdrawFrom(p: PeerState, n: { prefix: string; pathId?: number }): boolean {
+    const d = this.dests.get(n.prefix);
+    return !!d && this.removeFrom(p, d, n.pathId ?? 0);
+  }
+
+  private removeFrom(p: PeerState, d: Dest, pathId: number): boolean {
+    const i = indexOfPath(d.paths, p.cfg.id, pathId);
+    if (i < 0) return false;
+    this.drop(d, i);
+    p.accepted--;
     return true;
   }
 
-  private addPath(prefix: string, path: Path, p: PeerState, key: string): void {
-    p.adjIn.set(key, path);
-    this.insert(prefix, path);
-  }
-  private replacePath(prefix: string, old: Path, path: Path, p: PeerState, key: string): void {
-    p.adjIn.set(key, path);
-    this.swap(prefix, old, path);
-  }
-  private removePath(prefix: string, old: Path, p: PeerState, key: string): void {
-    p.adjIn.delete(key);
-    this.drop(prefix, old);
+  /** Add `path` to its prefix, or put it in place of the path it replaces (same peer and path id); true when added. */
+  private setPath(prefix: string, path: Path): boolean {
+    const d = this.dests.get(prefix);
+    if (d) return this.put(d, path);
+    const nd = new Dest(prefix, this.soloOf(path));
+    this.dests.set(prefix, nd);
+    this.markDirty(nd);
+    return true;
   }
 
-  private insert(prefix: string, path: Path): void {
-    const d = this.dests.get(prefix);
-    if (!d) this.dests.set(prefix, new Dest(familyOf(prefix), prefix, [path]));
-    else d.paths.push(path);
-    this.dirty.add(prefix);
+  private put(d: Dest, path: Path): boolean {
+    const i = indexOfPath(d.paths, path.peerId, path.pathId);
+    if (d.paths.length === (i < 0 ? 0 : 1)) d.paths = this.soloOf(path);
+    else if (i < 0) d.paths = [...d.paths, path];
+    else d.paths = d.paths.map((x, j) => (j === i ? path : x));
+    this.markDirty(d);
+    return i < 0;
   }
-  private swap(prefix: string, old: Path, path: Path): void {
-    const d = this.dests.get(prefix)!;
-    d.paths[d.paths.indexOf(old)] = path;
-    this.dirty.add(prefix);
+
+  private drop(d: Dest, i: number): void {
+    d.paths = d.paths.length === 1 ? NO_PATHS : d.paths.filter((_, j) => j !== i);
+    this.markDirty(d);
   }
-  private drop(prefix: string, old: Path): void {
-    const d = this.dests.get(prefix);
-    if (!d) return;
-    d.paths = d.paths.filter((x) => x !== old);
-    this.dirty.add(prefix);
+
+  private markDirty(d: Dest): void {
+    if (d.dirty) return;
+    d.dirty = true;
+    this.dirty.push(d);
   }
+
+  private soloOf(path: Path): readonly Path[] {
+    let a = this.solo.get(path);
+    if (!a) this.solo.set(path, (a = Object.freeze([path])));
+    return a;
+  }
+
+  private nextHopList(attrs: RouteAttrs): readonly string[] {
+    let a = this.oneHop.get(attrs);
+    if (!a) this.oneHop.set(attrs, (a = Object.freeze([attrs.nextHop])));
+    return a;
+  }
+}
+
+function indexOfPath(paths: readonly Path[], peerId: string, pathId: number): number {
+  for (let i = 0; i < paths.length; i++) if (paths[i].peerId === peerId && paths[i].pathId === pathId) return i;
+  return -1;
 }
