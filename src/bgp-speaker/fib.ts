@@ -217,7 +217,9 @@ class RouteWriter {
     private readonly batchSize: number,
     private readonly window: number,
   ) {
-    this.raw = new RawNetlinkSocket(NETLINK_ROUTE, { recvBufferSize: 8 << 20, sendBufferSize: 8 << 20, messagePeeking: false, msgBufferSize: 64 << 10 });
+    // Replies are peeked for their size: without peeking every reply, mostly a 36-octet
+    // ACK, got a zeroed buffer of the full receive size (64 KiB) held until the next GC.
+    this.raw = new RawNetlinkSocket(NETLINK_ROUTE, { recvBufferSize: 8 << 20, sendBufferSize: 8 << 20, messagePeeking: true });
     this.raw.on('message', (b) => this.receive(b));
   }
 
