@@ -132,7 +132,8 @@ export function parsePrefix(p: string): ParsedPrefix {
 export function canonicalPrefix(p: string): string {
   const { v6, len, bytes } = parsePrefix(p);
   maskBytes(bytes, len);
-  return `${v6 ? v6ToString(bytes, 0) : v4ToString(bytes, 0)}/${len}`;
+  const text = v6 ? `${v6ToString(bytes, 0)}/${len}` : v4PrefixText(bytes, 0, 4, len);
+  return text === p ? p : text; // the caller's string when it was canonical: one copy of each prefix is kept
 }
 
 export function maskBytes(bytes: Buffer, len: number): void {
