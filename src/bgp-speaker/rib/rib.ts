@@ -5,7 +5,7 @@
  * changed prefix.
  */
 import { IPV4_UNICAST, IPV6_UNICAST, type FamilyChanges, type RouteAttrs } from '../codec';
-import { selectBest } from './decision';
+import { selectBest, type Selection } from './decision';
 import { exportAttrs } from './export';
 import { PrefixFilter } from './policy';
 import { LOCAL_PEER_ID, type Destination, type FibChange, type LocalConfig, type Path, type RibPeer } from './types';
@@ -63,18 +63,16 @@ const familyOf = (prefix: string) => (prefix.includes(':') ? IPV6_UNICAST : IPV4
 
 /**
  * One Loc-RIB entry. There is one per prefix, so it is kept small: every field
- * set in the constructor (one fixed shape), the multipath set stored only when
- * it is more than the best path alone, and `paths` never changed in place, so
- * that the usual single path is an array shared by all routes of its UPDATE.
+ * set in the constructor (one fixed shape), a decision stored only when there
+ * was more than one path to decide between, and `paths` never changed in
+ * place, so that the usual single path is an array shared by all routes of its UPDATE.
  */
 class Dest implements Destination {
-  best?: Path = undefined;
-  reason = '';
   /** Next hops last handed to the kernel, joined. */
   installed = '';
   /** Waiting for the decision process. */
   dirty = false;
-  private ecmp?: Path[] = undefined;
+  private sel?: Selection = undefined;
 
   constructor(
     readonly prefix: string,
@@ -85,12 +83,21 @@ class Dest implements Destination {
     return familyOf(this.prefix);
   }
 
-  get multipath(): Path[] {
-    return this.ecmp ?? (this.best ? [this.best] : []);
+  get best(): Path | undefined {
+    return this.sel ? this.sel.best : this.paths[0];
   }
 
-  set multipath(m: Path[]) {
-    this.ecmp = m.length > 1 ? m : undefined;
+  get reason(): string {
+    return this.sel ? this.sel.reason : this.paths.length ? 'only-path' : 'no-path';
+  }
+
+  get multipath(): Path[] {
+    return this.sel ? this.sel.multipath : this.paths.slice(0, 1);
+  }
+
+  /** Run the decision process; a single path wins without one. */
+  decide(maxPaths: number): void {
+    this.sel = this.paths.length > 1 ? selectBest(this.paths, maxPaths) : undefined;
   }
 }
 
@@ -316,15 +323,13 @@ export class Rib {
     for (const d of dirty) {
       d.dirty = false;
       const prefix = d.prefix;
-      const sel = selectBest(d.paths, this.local.maxPaths ?? 1);
-      d.best = sel.best;
-      d.reason = sel.reason;
-      d.multipath = sel.multipath;
+      d.decide(this.local.maxPaths ?? 1);
       // Locally originated routes are not installed. The single next hop is the common case: compared without building arrays.
-      const best = sel.best;
+      const best = d.best;
       const local = !best || best.peerId === LOCAL_PEER_ID;
-      const single = sel.multipath.length === 1;
-      const hops = local || single ? undefined : sel.multipath.filter((p) => p.peerId !== LOCAL_PEER_ID).map((p) => p.attrs.nextHop);
+      const multipath = d.paths.length > 1 ? d.multipath : undefined;
+      const single = !multipath || multipath.length === 1;
+      const hops = local || single ? undefined : multipath!.filter((p) => p.peerId !== LOCAL_PEER_ID).map((p) => p.attrs.nextHop);
       const installed = local ? '' : single ? best.attrs.nextHop : hops!.join(',');
       if (installed !== d.installed) {
         d.installed = installed;
