@@ -75,6 +75,11 @@ try {
     sh('ip', ['-n', ns(b), 'addr', 'add', bAddr, 'dev', bIf]);
     sh('ip', ['-n', ns(a), 'link', 'set', aIf, 'up']);
     sh('ip', ['-n', ns(b), 'link', 'set', bIf, 'up']);
+    // Static neighbours: on a shared machine the kernel's neighbour table (one limit
+    // for all namespaces) can be full, and then ARP here fails and no session comes up.
+    const mac = (n, dev) => JSON.parse(sh('ip', ['-n', ns(n), '-j', 'link', 'show', 'dev', dev]))[0].address;
+    sh('ip', ['-n', ns(a), 'neigh', 'replace', bAddr.split('/')[0], 'lladdr', mac(b, bIf), 'dev', aIf, 'nud', 'permanent']);
+    sh('ip', ['-n', ns(b), 'neigh', 'replace', aAddr.split('/')[0], 'lladdr', mac(a, aIf), 'dev', bIf, 'nud', 'permanent']);
   };
   link('src', 'e1', '198.18.1.1/24', 'tern', 'eth0', '198.18.1.2/24');
   link('src', 'e2', '198.18.2.1/24', 'bird', 'eth0', '198.18.2.2/24');

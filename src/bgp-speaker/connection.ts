@@ -1,5 +1,6 @@
 /** One TCP connection carrying BGP: framing, decoding with the current options, writing. */
 import type { Socket } from 'node:net';
+import { MsgType } from './codec/constants';
 import { decodeMessage, encodeMessage, frameLength, type CodecOptions, type Message } from './codec';
 
 export interface ConnectionHandlers {
@@ -9,11 +10,19 @@ export interface ConnectionHandlers {
   closed(c: Connection): void;
 }
 
+/** Octets handed to the socket before waiting for it to drain. */
+const OUT_WINDOW = 256 << 10;
+
 export class Connection {
   receive: CodecOptions = { as4: false };
   send: CodecOptions = { as4: false };
   private buf: Buffer = Buffer.alloc(0);
   private dead = false;
+  /**
+   * Messages waiting for the socket, in order. UPDATEs come as iterators that
+   * encode on demand, so a full table is never encoded all at once.
+   */
+  private readonly queue: (Buffer | Iterator<Buffer>)[] = [];
   /** The peer's OPEN on this connection, once seen. */
   remoteOpen?: Extract<Message, { type: 1 }>;
 
@@ -54,14 +63,49 @@ export class Connection {
 
   write(m: Message | Buffer): void {
     if (this.dead) return;
-    this.socket.write(Buffer.isBuffer(m) ? m : encodeMessage(m, this.send));
+    if (!Buffer.isBuffer(m) && m.type === MsgType.NOTIFICATION) {
+      // A NOTIFICATION ends the session: it goes out now, and nothing queued after it.
+      this.queue.length = 0;
+      this.socket.write(encodeMessage(m, this.send));
+      return;
+    }
+    this.enqueue(Buffer.isBuffer(m) ? m : encodeMessage(m, this.send));
   }
 
-  writeMany(bufs: Buffer[]): void {
-    if (this.dead || bufs.length === 0) return;
+  /** Queue messages produced on demand, as the socket takes them (after anything queued before). */
+  writeMany(bufs: Iterable<Buffer>): void {
+    if (this.dead) return;
+    this.enqueue(bufs[Symbol.iterator]());
+  }
+
+  private enqueue(item: Buffer | Iterator<Buffer>): void {
+    this.queue.push(item);
+    if (this.queue.length === 1) this.pump();
+  }
+
+  /** Write queued messages until the socket holds OUT_WINDOW octets, then wait for 'drain'. */
+  private pump(): void {
+    if (this.dead || !this.queue.length) return;
     this.socket.cork();
-    for (const b of bufs) this.socket.write(b);
-    process.nextTick(() => this.socket.uncork());
+    try {
+      while (this.queue.length && !this.dead) {
+        if (this.socket.writableLength >= OUT_WINDOW) {
+          this.socket.once('drain', () => this.pump());
+          return;
+        }
+        const head = this.queue[0];
+        if (Buffer.isBuffer(head)) {
+          this.queue.shift();
+          this.socket.write(head);
+          continue;
+        }
+        const r = head.next();
+        if (r.done) this.queue.shift();
+        else this.socket.write(r.value);
+      }
+    } finally {
+      process.nextTick(() => this.socket.uncork());
+    }
   }
 
   /** Flush what is queued, then close. */

@@ -36,13 +36,16 @@ function handle(s: Speaker, r: ControlRequest): unknown {
 export function serveControl(speaker: Speaker, path: string): Promise<net.Server> {
   fs.rmSync(path, { force: true });
   const server = net.createServer((sock) => {
-    let buf = '';
-    sock.on('data', (d) => {
-      buf += d.toString('utf8');
+    // Chunks are kept as they come and joined once per line: an announce of 100k
+    // prefixes is megabytes, and growing one string per chunk copied it every time.
+    let chunks: Buffer[] = [];
+    sock.on('data', (d: Buffer) => {
       let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
+      while ((nl = d.indexOf(10)) >= 0) {
+        chunks.push(d.subarray(0, nl));
+        const line = Buffer.concat(chunks).toString('utf8');
+        chunks = [];
+        d = d.subarray(nl + 1);
         let reply: ControlReply;
         try {
           reply = { ok: true, result: handle(speaker, JSON.parse(line) as ControlRequest) };
@@ -51,6 +54,7 @@ export function serveControl(speaker: Speaker, path: string): Promise<net.Server
         }
         sock.write(JSON.stringify(reply) + '\n');
       }
+      if (d.length) chunks.push(d);
     });
     sock.on('error', () => sock.destroy());
   });

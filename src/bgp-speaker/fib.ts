@@ -23,22 +23,6 @@ const RTA_GATEWAY = 5;
 const ENOENT = 2;
 const ESRCH = 3;
 
-/** RTA_MULTIPATH payload: one rtnexthop plus RTA_GATEWAY per hop. */
-export function encodeMultipath(gateways: string[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const gw of gateways) {
-    const addr = addrToBytes(gw);
-    const attrLen = 4 + addr.length;
-    const hop = Buffer.alloc(8 + ((attrLen + 3) & ~3));
-    hop.writeUInt16LE(8 + attrLen, 0); // rtnh_len
-    hop.writeUInt16LE(attrLen, 8);
-    hop.writeUInt16LE(RTA_GATEWAY, 10);
-    addr.copy(hop, 12);
-    parts.push(hop);
-  }
-  return Buffer.concat(parts);
-}
-
 export interface KernelRoute {
   prefix: string;
   gateways: string[];
@@ -169,41 +153,74 @@ const RTA_MULTIPATH = 9;
 const RTA_TABLE = 15;
 const NETLINK_ROUTE = 0;
 
-function rtattr(type: number, payload: Buffer): Buffer {
-  const b = Buffer.alloc((4 + payload.length + 3) & ~3);
-  b.writeUInt16LE(4 + payload.length, 0);
-  b.writeUInt16LE(type, 2);
-  payload.copy(b, 4);
-  return b;
+/** Upper bound of one route message's size, so that a batch is encoded into one buffer. */
+function routeMessageBound(c: FibChange): number {
+  const addr = c.prefix.includes(':') ? 16 : 4;
+  const hops = c.nextHops.length;
+  // nlmsghdr + rtmsg, RTA_DST, RTA_TABLE, then RTA_GATEWAY or RTA_MULTIPATH of rtnexthop + RTA_GATEWAY each
+  return 28 + (4 + addr) + 8 + (hops <= 1 ? 4 + addr : 4 + hops * (8 + 4 + 16));
 }
 
-/** One RTM_NEWROUTE/RTM_DELROUTE message (nlmsghdr + rtmsg + attributes). */
-export function encodeRouteMessage(c: FibChange, seq: number, table: number, ack = true): Buffer {
+function putAttrHeader(b: Buffer, off: number, type: number, payloadLen: number): number {
+  b.writeUInt16LE(4 + payloadLen, off);
+  b.writeUInt16LE(type, off + 2);
+  return off + 4;
+}
+
+/**
+ * One RTM_NEWROUTE/RTM_DELROUTE message (nlmsghdr + rtmsg + attributes),
+ * written at `off` in `b`; returns the offset after it (attributes are
+ * 4-aligned: address payloads are 4 or 16 octets). `gw` turns a next hop into
+ * its address octets (the writer caches them: a table has few next hops).
+ */
+export function writeRouteMessage(b: Buffer, off: number, c: FibChange, seq: number, table: number, ack: boolean, gw: (addr: string) => Buffer = addrToBytes): number {
   const p = parsePrefix(c.prefix);
+  const addrLen = p.v6 ? 16 : 4;
   const del = c.nextHops.length === 0;
-  const attrs: Buffer[] = [];
-  if (p.len > 0) attrs.push(rtattr(RTA_DST, p.bytes));
-  if (!del) attrs.push(c.nextHops.length === 1 ? rtattr(RTA_GATEWAY, addrToBytes(c.nextHops[0])) : rtattr(RTA_MULTIPATH, encodeMultipath(c.nextHops)));
-  if (table > 255) {
-    const t = Buffer.alloc(4);
-    t.writeUInt32LE(table, 0);
-    attrs.push(rtattr(RTA_TABLE, t));
+  const start = off;
+  b.fill(0, off, off + 28);
+  b.writeUInt16LE(del ? RTM_DELROUTE : RTM_NEWROUTE, off + 4);
+  b.writeUInt16LE(NLM_F_REQUEST | (ack ? NLM_F_ACK : 0) | (del ? 0 : NLM_F_CREATE | NLM_F_REPLACE), off + 6);
+  b.writeUInt32LE(seq, off + 8);
+  b[off + 16] = p.v6 ? AF_INET6 : AF_INET;
+  b[off + 17] = p.len;
+  b[off + 20] = table > 255 ? 252 : table; // RT_TABLE_COMPAT when the real id is in RTA_TABLE
+  b[off + 21] = RTPROT_TERN;
+  b[off + 22] = 0; // RT_SCOPE_UNIVERSE
+  b[off + 23] = 1; // RTN_UNICAST
+  off += 28;
+  if (p.len > 0) {
+    off = putAttrHeader(b, off, RTA_DST, addrLen);
+    off += p.bytes.copy(b, off, 0, addrLen);
   }
-  const body = Buffer.concat(attrs);
-  const m = Buffer.alloc(28 + body.length);
-  m.writeUInt32LE(m.length, 0);
-  m.writeUInt16LE(del ? RTM_DELROUTE : RTM_NEWROUTE, 4);
-  m.writeUInt16LE(NLM_F_REQUEST | (ack ? NLM_F_ACK : 0) | (del ? 0 : NLM_F_CREATE | NLM_F_REPLACE), 6);
-  m.writeUInt32LE(seq, 8);
-  m.writeUInt32LE(0, 12);
-  m[16] = p.v6 ? AF_INET6 : AF_INET;
-  m[17] = p.len;
-  m[20] = table > 255 ? 252 : table; // RT_TABLE_COMPAT when the real id is in RTA_TABLE
-  m[21] = RTPROT_TERN;
-  m[22] = 0; // RT_SCOPE_UNIVERSE
-  m[23] = 1; // RTN_UNICAST
-  body.copy(m, 28);
-  return m;
+  if (c.nextHops.length === 1) {
+    const a = gw(c.nextHops[0]);
+    off = putAttrHeader(b, off, RTA_GATEWAY, a.length);
+    off += a.copy(b, off);
+  } else if (!del) {
+    const mpStart = off;
+    off += 4;
+    for (const h of c.nextHops) {
+      const a = gw(h);
+      b.fill(0, off, off + 8);
+      b.writeUInt16LE(8 + 4 + a.length, off); // rtnh_len
+      off = putAttrHeader(b, off + 8, RTA_GATEWAY, a.length);
+      off += a.copy(b, off);
+    }
+    putAttrHeader(b, mpStart, RTA_MULTIPATH, off - mpStart - 4);
+  }
+  if (table > 255) {
+    off = putAttrHeader(b, off, RTA_TABLE, 4);
+    off = b.writeUInt32LE(table, off);
+  }
+  b.writeUInt32LE(off - start, start);
+  return off;
+}
+
+/** One route message on its own (tests, and anything not batching). */
+export function encodeRouteMessage(c: FibChange, seq: number, table: number, ack = true): Buffer {
+  const b = Buffer.alloc(routeMessageBound(c));
+  return b.subarray(0, writeRouteMessage(b, 0, c, seq, table, ack));
 }
 
 interface Batch {
@@ -222,12 +239,23 @@ class RouteWriter {
   private readonly raw: RawNetlinkSocket;
   private seq = 1;
   private readonly inFlight = new Map<number, Batch>();
+  private readonly gateways = new Map<string, Buffer>();
+  private readonly gateway = (addr: string): Buffer => {
+    let b = this.gateways.get(addr);
+    if (!b) {
+      if (this.gateways.size >= 4096) this.gateways.clear(); // next hops are peers: few, but never unbounded
+      this.gateways.set(addr, (b = addrToBytes(addr)));
+    }
+    return b;
+  };
 
   constructor(
     private readonly batchSize: number,
     private readonly window: number,
   ) {
-    this.raw = new RawNetlinkSocket(NETLINK_ROUTE, { recvBufferSize: 8 << 20, sendBufferSize: 8 << 20, messagePeeking: false, msgBufferSize: 64 << 10 });
+    // Replies are peeked for their size: without peeking every reply, mostly a 36-octet
+    // ACK, got a zeroed buffer of the full receive size (64 KiB) held until the next GC.
+    this.raw = new RawNetlinkSocket(NETLINK_ROUTE, { recvBufferSize: 8 << 20, sendBufferSize: 8 << 20, messagePeeking: true });
     this.raw.on('message', (b) => this.receive(b));
   }
 
@@ -255,8 +283,13 @@ class RouteWriter {
       const last = firstSeq + changes.length - 1;
       const batch: Batch = { changes, firstSeq, failures, done: resolve };
       this.inFlight.set(last, batch);
-      const msgs = changes.map((c, i) => encodeRouteMessage(c, firstSeq + i, table, firstSeq + i === last));
-      this.raw.send(Buffer.concat(msgs), {}, (err) => {
+      // The whole batch is written into one buffer: no per-route buffers to allocate and collect.
+      let size = 0;
+      for (const c of changes) size += routeMessageBound(c);
+      const b = Buffer.allocUnsafe(size);
+      let off = 0;
+      for (let i = 0; i < changes.length; i++) off = writeRouteMessage(b, off, changes[i], firstSeq + i, table, firstSeq + i === last, this.gateway);
+      this.raw.send(b.subarray(0, off), {}, (err) => {
         if (!err) return;
         this.inFlight.delete(last);
         reject(err);

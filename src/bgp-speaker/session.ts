@@ -186,7 +186,8 @@ export class Session {
     this.dispatch({ type: 'MsgErr', code, subcode });
   }
 
-  sendUpdates(bufs: Buffer[]): void {
+  /** Queue UPDATEs; they may be encoded lazily, as the socket drains. */
+  sendUpdates(bufs: Iterable<Buffer>): void {
     if (this.fsm.state !== 'Established' || !this.conn) return;
     this.conn.writeMany(bufs);
   }

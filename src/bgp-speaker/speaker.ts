@@ -6,7 +6,7 @@
 import * as net from 'node:net';
 import type { Logger } from '../lib/log';
 import { messageOf } from '../lib/errors';
-import { buildAnnouncements, buildWithdrawals, canonicalPrefix, NotifyCode, CeaseSubcode, type RouteAttrs, type UpdateChanges } from './codec';
+import { buildAnnouncements, buildWithdrawals, canonicalPrefix, NotifyCode, CeaseSubcode, type CodecOptions, type Nlri, type RouteAttrs, type UpdateChanges } from './codec';
 import { Rib, parsePrefixRule, type FibChange, type PeerOut, LOCAL_PEER_ID } from './rib';
 import { Session, type BgpSocketOptions } from './session';
 import { TernError } from '../lib/errors';
@@ -64,6 +64,16 @@ export function ttlFor(p: Pick<PeerSpec, 'asn' | 'multihop' | 'ttlSecurity'>, lo
   }
   if (p.multihop) return { ttl: p.multihop, minTtl: 0 };
   return p.asn !== localAsn ? { ttl: 1, minTtl: 0 } : undefined;
+}
+
+/** Prefixes encoded per step (about ten full UPDATEs of IPv4 /26s), so a full table is encoded as the socket takes it. */
+const ENCODE_STEP = 8192;
+
+/** The UPDATEs for one peer's changes, withdrawals first, encoded a step at a time. */
+function* encodeOut(o: PeerOut, opts: CodecOptions): Generator<Buffer> {
+  const step = (prefixes: string[], i: number): Nlri[] => prefixes.slice(i, i + ENCODE_STEP).map((prefix) => ({ prefix }));
+  for (const w of o.withdraw) for (let i = 0; i < w.prefixes.length; i += ENCODE_STEP) yield* buildWithdrawals(w.family, step(w.prefixes, i), opts);
+  for (const a of o.announce) for (let i = 0; i < a.prefixes.length; i += ENCODE_STEP) yield* buildAnnouncements(a.family, a.attrs, step(a.prefixes, i), opts);
 }
 
 export class Speaker {
@@ -381,10 +391,7 @@ export class Speaker {
   private sendOut(s: Session, o: PeerOut): void {
     const opts = s.conn?.send;
     if (!opts) return;
-    const bufs: Buffer[] = [];
-    for (const w of o.withdraw) bufs.push(...buildWithdrawals(w.family, w.prefixes.map((prefix) => ({ prefix })), opts));
-    for (const a of o.announce) bufs.push(...buildAnnouncements(a.family, a.attrs, a.prefixes.map((prefix) => ({ prefix })), opts));
-    s.sendUpdates(bufs);
+    s.sendUpdates(encodeOut(o, opts));
   }
 
   /** One batch in flight at a time; changes that arrive meanwhile coalesce by prefix. */

@@ -4,7 +4,8 @@ import { normalisePool } from '../ipam/model';
 import type { NodeRecord } from './registry';
 
 describe('vxlanModeOf: the overlay the pools ask for', () => {
-  const p = (cidr: string, mode: 'routed' | 'vxlan' | 'vxlan-crosssubnet' | 'vlan', disabled = false) => normalisePool({ cidr, mode, disabled });
+  const p = (cidr: string, mode: 'routed' | 'vxlan' | 'vxlan-crosssubnet' | 'vlan', disabled = false) =>
+    normalisePool({ cidr, mode, disabled, ...(mode === 'vlan' ? { vlan: { id: 100, parent: 'eth1', gateway: cidr.replace(/0\/\d+$/, '1') } } : {}) });
   const table: [string, ReturnType<typeof normalisePool>[], string | undefined][] = [
     ['routed pools only: none', [p('10.1.0.0/16', 'routed')], undefined],
     ['a vxlan pool', [p('10.1.0.0/16', 'routed'), p('10.2.0.0/16', 'vxlan')], 'vxlan'],

@@ -4,8 +4,8 @@
  * returns what the kernel and each peer must be told, computed once per
  * changed prefix.
  */
-import { IPV4_UNICAST, IPV6_UNICAST, type FamilyChanges, type RouteAttrs, type Nlri } from '../codec';
-import { selectBest } from './decision';
+import { IPV4_UNICAST, IPV6_UNICAST, type FamilyChanges, type RouteAttrs } from '../codec';
+import { selectBest, type Selection } from './decision';
 import { exportAttrs } from './export';
 import { PrefixFilter } from './policy';
 import { LOCAL_PEER_ID, type Destination, type FibChange, type LocalConfig, type Path, type RibPeer } from './types';
@@ -18,8 +18,11 @@ interface PeerState {
   up: boolean;
   routerId: string;
   families: Set<number>;
-  /** Adj-RIB-In: prefix (or `${prefix}#${pathId}` with ADD-PATH) -> path. */
-  adjIn: Map<string, Path>;
+  /**
+   * Routes accepted from the peer. Its Adj-RIB-In has no map of its own: the
+   * paths are in the Loc-RIB entries, where the decision process needs them anyway.
+   */
+  accepted: number;
   /** Adj-RIB-Out: prefix -> attributes last sent. */
   adjOut: Map<string, RouteAttrs>;
   exportCache: WeakMap<RouteAttrs, RouteAttrs | null>;
@@ -54,19 +57,61 @@ export interface PeerStats {
 }
 
 const ALLOW_ALL = new PrefixFilter([{ prefix: '0.0.0.0/0' }, { prefix: '::/0' }]);
-// Without ADD-PATH the key is the prefix itself: no second string per route.
-const pathKey = (n: Nlri) => (n.pathId ? `${n.prefix}#${n.pathId}` : n.prefix);
-const prefixOfKey = (key: string) => {
-  const i = key.indexOf('#');
-  return i < 0 ? key : key.slice(0, i);
-};
+const NO_PATHS: readonly Path[] = Object.freeze([]);
+const NO_HOPS: readonly string[] = Object.freeze([]);
 const familyOf = (prefix: string) => (prefix.includes(':') ? IPV6_UNICAST : IPV4_UNICAST);
+
+/**
+ * One Loc-RIB entry. There is one per prefix, so it is kept small: every field
+ * set in the constructor (one fixed shape), a decision stored only when there
+ * was more than one path to decide between, and `paths` never changed in
+ * place, so that the usual single path is an array shared by all routes of its UPDATE.
+ */
+class Dest implements Destination {
+  /** Next hops last handed to the kernel, joined. */
+  installed = '';
+  /** Waiting for the decision process. */
+  dirty = false;
+  private sel?: Selection = undefined;
+
+  constructor(
+    readonly prefix: string,
+    public paths: readonly Path[],
+  ) {}
+
+  get family(): number {
+    return familyOf(this.prefix);
+  }
+
+  get best(): Path | undefined {
+    return this.sel ? this.sel.best : this.paths[0];
+  }
+
+  get reason(): string {
+    return this.sel ? this.sel.reason : this.paths.length ? 'only-path' : 'no-path';
+  }
+
+  get multipath(): Path[] {
+    return this.sel ? this.sel.multipath : this.paths.slice(0, 1);
+  }
+
+  /** Run the decision process; a single path wins without one. */
+  decide(maxPaths: number): void {
+    this.sel = this.paths.length > 1 ? selectBest(this.paths, maxPaths) : undefined;
+  }
+}
 
 export class Rib {
   private readonly peers = new Map<string, PeerState>();
-  private readonly dests = new Map<string, Destination & { installed: string }>();
-  private readonly dirty = new Set<string>();
+  private readonly dests = new Map<string, Dest>();
+  private dirty: Dest[] = [];
+  /** The one-element path array of each path, shared by every prefix that has only that path. */
+  private readonly solo = new WeakMap<Path, readonly Path[]>();
+  /** The one-element next-hop list of each attribute set, shared by its kernel changes. */
+  private readonly oneHop = new WeakMap<RouteAttrs, readonly string[]>();
   private readonly localAttrs = new Map<string, RouteAttrs>();
+  /** One Path object per originated attribute set, shared by all its prefixes. */
+  private readonly localPaths = new Map<RouteAttrs, Path>();
 
   constructor(readonly local: LocalConfig) {}
 
@@ -80,7 +125,7 @@ export class Rib {
       up: false,
       routerId: '0.0.0.0',
       families: new Set(),
-      adjIn: new Map(),
+      accepted: 0,
       adjOut: new Map(),
       exportCache: new WeakMap(),
       needsFullTable: false,
@@ -126,12 +171,19 @@ export class Rib {
     p.up = false;
     p.adjOut.clear();
     p.needsFullTable = false;
+    if (!p.accepted) return;
     const keep = new Set(opts.keepStale ?? []);
-    for (const [key, path] of p.adjIn) {
-      const prefix = prefixOfKey(key);
-      if (keep.has(familyOf(prefix))) {
-        if (!path.stale) this.replacePath(prefix, path, { ...path, stale: true }, p, key);
-      } else this.removePath(prefix, path, p, key);
+    const staleOf = new Map<Path, Path>(); // paths are shared by many routes: so are their stale copies
+    for (const d of this.dests.values()) {
+      for (const path of d.paths) {
+        if (path.peerId !== id) continue;
+        if (!keep.has(d.family)) this.removeFrom(p, d, path.pathId);
+        else if (!path.stale) {
+          let stale = staleOf.get(path);
+          if (!stale) staleOf.set(path, (stale = { ...path, stale: true }));
+          this.put(d, stale);
+        }
+      }
     }
   }
 
@@ -139,18 +191,21 @@ export class Rib {
   sweepStale(id: string, family?: number): number {
     const p = this.peer(id);
     let n = 0;
-    for (const [key, path] of p.adjIn) {
-      const prefix = prefixOfKey(key);
-      if (path.stale && (family === undefined || familyOf(prefix) === family)) {
-        this.removePath(prefix, path, p, key);
-        n++;
+    for (const d of this.dests.values()) {
+      if (family !== undefined && d.family !== family) continue;
+      for (const path of d.paths) {
+        if (path.peerId === id && path.stale) {
+          this.removeFrom(p, d, path.pathId);
+          n++;
+        }
       }
     }
     return n;
   }
 
   hasStale(id: string): boolean {
-    for (const path of this.peer(id).adjIn.values()) if (path.stale) return true;
+    if (!this.peer(id).accepted) return false;
+    for (const d of this.dests.values()) for (const path of d.paths) if (path.stale && path.peerId === id) return true;
     return false;
   }
 
@@ -180,6 +235,17 @@ export class Rib {
         if (attrs.originatorId === this.local.routerId) reject = 'originator-id-loop';
         else if (attrs.clusterList?.includes(clusterId)) reject = 'cluster-list-loop';
       }
+      // Routes of one UPDATE share their Path (it names no prefix): one object per
+      // attribute set and path id instead of one per route.
+      let shared: Path | undefined;
+      let byPathId: Map<number, Path> | undefined;
+      const pathFor = (pathId: number): Path => {
+        if (pathId === 0) return (shared ??= { peerId: p.cfg.id, pathId, attrs, ebgp, routerId: p.routerId, peerAddress: p.cfg.address });
+        byPathId ??= new Map();
+        let x = byPathId.get(pathId);
+        if (!x) byPathId.set(pathId, (x = { peerId: p.cfg.id, pathId, attrs, ebgp, routerId: p.routerId, peerAddress: p.cfg.address }));
+        return x;
+      };
       for (const n of f.announce) {
         const allowed = !reject && (p.importFilter ? p.importFilter.matches(n.prefix) : !ebgp); // RFC 8212 for eBGP
         if (!allowed) {
@@ -188,15 +254,11 @@ export class Rib {
           if (this.withdrawFrom(p, n)) r.withdrawn++;
           continue;
         }
-        const key = pathKey(n);
-        const old = p.adjIn.get(key);
-        const path: Path = { peerId: p.cfg.id, pathId: n.pathId ?? 0, attrs, ebgp, routerId: p.routerId, peerAddress: p.cfg.address };
-        if (old) this.replacePath(n.prefix, old, path, p, key);
-        else this.addPath(n.prefix, path, p, key);
+        if (this.setPath(n.prefix, pathFor(n.pathId ?? 0))) p.accepted++;
         r.accepted++;
       }
     }
-    if (p.cfg.maxPrefix !== undefined && p.adjIn.size > p.cfg.maxPrefix) r.maxPrefixExceeded = true;
+    if (p.cfg.maxPrefix !== undefined && p.accepted > p.cfg.maxPrefix) r.maxPrefixExceeded = true;
     return r;
   }
 
@@ -210,24 +272,16 @@ export class Rib {
     }
     let shared = this.localAttrs.get(key);
     if (!shared) this.localAttrs.set(key, (shared = { origin: 0, asPath: [], nextHop: '', ...attrs }));
-    const path: Path = {
-      peerId: LOCAL_PEER_ID,
-      pathId: 0,
-      attrs: shared,
-      ebgp: false,
-      routerId: this.local.routerId,
-      peerAddress: '0.0.0.0',
-    };
-    const d = this.dests.get(prefix);
-    const old = d?.paths.find((x) => x.peerId === LOCAL_PEER_ID);
-    if (old) this.swap(prefix, old, path);
-    else this.insert(prefix, path);
+    let path = this.localPaths.get(shared);
+    if (!path) this.localPaths.set(shared, (path = { peerId: LOCAL_PEER_ID, pathId: 0, attrs: shared, ebgp: false, routerId: this.local.routerId, peerAddress: '0.0.0.0' }));
+    this.setPath(prefix, path);
   }
 
   withdrawOriginated(prefix: string): boolean {
-    const old = this.dests.get(prefix)?.paths.find((x) => x.peerId === LOCAL_PEER_ID);
-    if (!old) return false;
-    this.drop(prefix, old);
+    const d = this.dests.get(prefix);
+    const i = d ? indexOfPath(d.paths, LOCAL_PEER_ID, 0) : -1;
+    if (i < 0) return false;
+    this.drop(d!, i);
     return true;
   }
 
@@ -264,23 +318,26 @@ export class Rib {
     };
     const full = upPeers.filter((p) => p.needsFullTable);
     const incremental = upPeers.filter((p) => !p.needsFullTable);
-    for (const prefix of this.dirty) {
-      const d = this.dests.get(prefix);
-      if (!d) continue;
-      const sel = selectBest(d.paths, this.local.maxPaths ?? 1);
-      d.best = sel.best;
-      d.reason = sel.reason;
-      d.multipath = sel.multipath;
-      const hops = sel.multipath.filter((p) => p.peerId !== LOCAL_PEER_ID && sel.best!.peerId !== LOCAL_PEER_ID).map((p) => p.attrs.nextHop);
-      const installed = hops.length === 1 ? hops[0] : hops.join(',');
+    const dirty = this.dirty;
+    this.dirty = [];
+    for (const d of dirty) {
+      d.dirty = false;
+      const prefix = d.prefix;
+      d.decide(this.local.maxPaths ?? 1);
+      // Locally originated routes are not installed. The single next hop is the common case: compared without building arrays.
+      const best = d.best;
+      const local = !best || best.peerId === LOCAL_PEER_ID;
+      const multipath = d.paths.length > 1 ? d.multipath : undefined;
+      const single = !multipath || multipath.length === 1;
+      const hops = local || single ? undefined : multipath!.filter((p) => p.peerId !== LOCAL_PEER_ID).map((p) => p.attrs.nextHop);
+      const installed = local ? '' : single ? best.attrs.nextHop : hops!.join(',');
       if (installed !== d.installed) {
         d.installed = installed;
-        fib.push({ family: d.family, prefix, nextHops: hops });
+        fib.push({ family: d.family, prefix, nextHops: hops ?? (local ? NO_HOPS : this.nextHopList(best.attrs)) });
       }
       for (const p of incremental) emit(p, prefix, this.exportFor(p, d));
       if (d.paths.length === 0) this.dests.delete(prefix);
     }
-    this.dirty.clear();
     for (const p of full) {
       p.needsFullTable = false;
       for (const d of this.dests.values()) emit(p, d.prefix, this.exportFor(p, d));
@@ -307,7 +364,7 @@ export class Rib {
 
   stats(id: string): PeerStats {
     const p = this.peer(id);
-    return { received: p.adjIn.size + p.filtered, accepted: p.adjIn.size, filtered: p.filtered, sent: p.adjOut.size };
+    return { received: p.accepted + p.filtered, accepted: p.accepted, filtered: p.filtered, sent: p.adjOut.size };
   }
 
   private exportFor(p: PeerState, d: Destination): RouteAttrs | undefined {
@@ -331,42 +388,63 @@ export class Rib {
     return p;
   }
 
-  private withdrawFrom(p: PeerState, n: Nlri): boolean {
-    const key = pathKey(n);
-    const old = p.adjIn.get(key);
-    if (!old) return false;
-    this.removePath(n.prefix, old, p, key);
+  private withdrawFrom(p: PeerState, n: { prefix: string; pathId?: number }): boolean {
+    const d = this.dests.get(n.prefix);
+    return !!d && this.removeFrom(p, d, n.pathId ?? 0);
+  }
+
+  private removeFrom(p: PeerState, d: Dest, pathId: number): boolean {
+    const i = indexOfPath(d.paths, p.cfg.id, pathId);
+    if (i < 0) return false;
+    this.drop(d, i);
+    p.accepted--;
     return true;
   }
 
-  private addPath(prefix: string, path: Path, p: PeerState, key: string): void {
-    p.adjIn.set(key, path);
-    this.insert(prefix, path);
-  }
-  private replacePath(prefix: string, old: Path, path: Path, p: PeerState, key: string): void {
-    p.adjIn.set(key, path);
-    this.swap(prefix, old, path);
-  }
-  private removePath(prefix: string, old: Path, p: PeerState, key: string): void {
-    p.adjIn.delete(key);
-    this.drop(prefix, old);
+  /** Add `path` to its prefix, or put it in place of the path it replaces (same peer and path id); true when added. */
+  private setPath(prefix: string, path: Path): boolean {
+    const d = this.dests.get(prefix);
+    if (d) return this.put(d, path);
+    const nd = new Dest(prefix, this.soloOf(path));
+    this.dests.set(prefix, nd);
+    this.markDirty(nd);
+    return true;
   }
 
-  private insert(prefix: string, path: Path): void {
-    let d = this.dests.get(prefix);
-    if (!d) this.dests.set(prefix, (d = { family: familyOf(prefix), prefix, paths: [], reason: '', multipath: [], installed: '' }));
-    d.paths.push(path);
-    this.dirty.add(prefix);
+  private put(d: Dest, path: Path): boolean {
+    const i = indexOfPath(d.paths, path.peerId, path.pathId);
+    if (d.paths.length === (i < 0 ? 0 : 1)) d.paths = this.soloOf(path);
+    else if (i < 0) d.paths = [...d.paths, path];
+    else d.paths = d.paths.map((x, j) => (j === i ? path : x));
+    this.markDirty(d);
+    return i < 0;
   }
-  private swap(prefix: string, old: Path, path: Path): void {
-    const d = this.dests.get(prefix)!;
-    d.paths[d.paths.indexOf(old)] = path;
-    this.dirty.add(prefix);
+
+  private drop(d: Dest, i: number): void {
+    d.paths = d.paths.length === 1 ? NO_PATHS : d.paths.filter((_, j) => j !== i);
+    this.markDirty(d);
   }
-  private drop(prefix: string, old: Path): void {
-    const d = this.dests.get(prefix);
-    if (!d) return;
-    d.paths = d.paths.filter((x) => x !== old);
-    this.dirty.add(prefix);
+
+  private markDirty(d: Dest): void {
+    if (d.dirty) return;
+    d.dirty = true;
+    this.dirty.push(d);
   }
+
+  private soloOf(path: Path): readonly Path[] {
+    let a = this.solo.get(path);
+    if (!a) this.solo.set(path, (a = Object.freeze([path])));
+    return a;
+  }
+
+  private nextHopList(attrs: RouteAttrs): readonly string[] {
+    let a = this.oneHop.get(attrs);
+    if (!a) this.oneHop.set(attrs, (a = Object.freeze([attrs.nextHop])));
+    return a;
+  }
+}
+
+function indexOfPath(paths: readonly Path[], peerId: string, pathId: number): number {
+  for (let i = 0; i < paths.length; i++) if (paths[i].peerId === peerId && paths[i].pathId === pathId) return i;
+  return -1;
 }

@@ -52,7 +52,8 @@ export interface Path {
 export interface Destination {
   family: number;
   prefix: string;
-  paths: Path[];
+  /** Not changed in place: replaced on every change (single paths are shared arrays). */
+  paths: readonly Path[];
   best?: Path;
   reason: string;
   /** Paths sharing the best one's rank up to the ECMP point, best first. */
@@ -62,6 +63,6 @@ export interface Destination {
 export interface FibChange {
   family: number;
   prefix: string;
-  /** Next hops to install; empty means remove. */
-  nextHops: string[];
+  /** Next hops to install; empty means remove. Shared between changes: do not modify. */
+  nextHops: readonly string[];
 }
