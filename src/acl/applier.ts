@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { TernError } from '../lib/errors';
 import { CHAIN_PREFIX } from '../lib/constants';
 import type { Logger } from '../lib/log';
+import { withLock } from '../lib/lock';
 import type { CompiledRuleset, FamilyRuleset, IpSetSpec } from './compile';
 import { chainLines, createLine, hookSpec, HOOK_COMMENT, isTernChain } from './render';
 
@@ -307,60 +308,4 @@ function defaultLock(netnsPath?: string): string {
   return path.join('/run/tern', `acl-${netnsPath ? path.basename(netnsPath) : 'self'}.lock`);
 }
 
-/** Serialise appliers of one namespace: an O_EXCL lock file holding the owner's pid; a dead owner's lock is taken over. */
-export function withLock<T>(file: string, fn: () => T, timeoutMs = 60_000): T {
-  const release = acquireLock(file, timeoutMs);
-  try {
-    return fn();
-  } finally {
-    release();
-  }
-}
 
-/** Take the lock (waiting for a live owner, up to `timeoutMs`); returns its release. */
-export function acquireLock(file: string, timeoutMs = 60_000): () => void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const deadline = Date.now() + timeoutMs;
-  // The lock appears with its owner's pid already in it (link(2) of a written file), so no one reads it empty.
-  const mine = `${file}.${process.pid}`;
-  fs.writeFileSync(mine, String(process.pid));
-  try {
-    for (;;) {
-      try {
-        fs.linkSync(mine, file);
-        return () => fs.rmSync(file, { force: true });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      }
-      const owner = readOwner(file);
-      if (owner === undefined) continue; // released meanwhile
-      if (!alive(owner)) {
-        // Take over a dead owner's lock, unless someone already did.
-        if (readOwner(file) === owner) fs.rmSync(file, { force: true });
-        continue;
-      }
-      if (Date.now() > deadline) throw new TernError('TRY_AGAIN_LATER', `ACL lock ${file} held by pid ${owner}`);
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
-    }
-  } finally {
-    fs.rmSync(mine, { force: true });
-  }
-}
-
-function readOwner(file: string): number | undefined {
-  try {
-    return Number(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

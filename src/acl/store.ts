@@ -5,7 +5,8 @@
  */
 import type { Store, TxnOp } from '../datastore/types';
 import { TernError } from '../lib/errors';
-import { Applier, acquireLock, netnsExec, type ApplyReport } from './applier';
+import { Applier, netnsExec, type ApplyReport } from './applier';
+import { withNodeLock } from '../lib/lock';
 import { compileRuleset, endpointSetName } from './compile';
 import type { Endpoint } from './model';
 import type { Resource } from './parse';
@@ -59,8 +60,6 @@ export function endpointResource(e: Endpoint): Resource {
   return { kind: 'Endpoint', key: `${e.namespace}/${e.name}`, value: e };
 }
 
-const inProcess = new Map<string, Promise<unknown>>();
-
 /**
  * Read the datastore and program one namespace, both under the namespace's
  * ACL lock: concurrent writers (CNI ADDs, `ternctl policy apply --sync`, the
@@ -70,24 +69,11 @@ const inProcess = new Map<string, Promise<unknown>>();
  */
 export async function syncFromStore(store: Store, opts: { netnsPath?: string; when?: (all: StoredResource[]) => boolean } = {}): Promise<{ resources: StoredResource[]; report?: ApplyReport }> {
   const applier = new Applier({ netnsPath: opts.netnsPath });
-  const file = applier.lockFile;
-  // The file lock spins synchronously; callers inside one process queue up here instead.
-  const run = (inProcess.get(file) ?? Promise.resolve()).catch(() => undefined).then(async () => {
-    const release = acquireLock(file);
-    try {
-      const resources = await storedResources(store);
-      if (opts.when && !opts.when(resources)) return { resources };
-      return { resources, report: applier.applyHoldingLock(compileRuleset(toInput(resources))) };
-    } finally {
-      release();
-    }
+  return withNodeLock(applier.lockFile, async () => {
+    const resources = await storedResources(store);
+    if (opts.when && !opts.when(resources)) return { resources };
+    return { resources, report: applier.applyHoldingLock(compileRuleset(toInput(resources))) };
   });
-  inProcess.set(file, run);
-  try {
-    return await run;
-  } finally {
-    if (inProcess.get(file) === run) inProcess.delete(file);
-  }
 }
 
 /**

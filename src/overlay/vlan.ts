@@ -3,6 +3,9 @@
  * per-VLAN bridge (see vlan-plan.ts for why a bridge), and detach it, removing
  * the bridge and the sub-interface with the last pod.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { withNodeLock } from '../lib/lock';
 import * as ifla from 'netlink/dist/rt/ifla';
 import { flat, NetnsHandle, Rtnl } from '../dataplane';
 import { TernError, isTernError, messageOf } from '../lib/errors';
@@ -89,8 +92,22 @@ async function setMaster(rtnl: Rtnl, name: string, master: number): Promise<void
   await rtnl.sock.setLink({ index: l.data.index }, { master });
 }
 
+/**
+ * One VLAN of one node at a time: a DEL removing the VLAN's last port must not
+ * delete the bridge or sub-interface an ADD is attaching a new port to.
+ */
+function vlanLock(nodeNetnsPath: string | undefined, vlanId: number): string {
+  const ns = fs.statSync(nodeNetnsPath ?? '/proc/self/ns/net').ino;
+  return path.join('/run/tern', `vlan-${ns}-${vlanId}.lock`);
+}
+
 /** Attach a pod to its pool's VLAN. On failure nothing of this pod is left behind. */
-export async function attachVlanPod(req: AttachVlanPodRequest): Promise<AttachVlanPodResult> {
+export function attachVlanPod(req: AttachVlanPodRequest): Promise<AttachVlanPodResult> {
+  vlanNames(req); // bad IDs and names fail before any lock
+  return withNodeLock(vlanLock(req.nodeNetnsPath, req.pool.vlanId), () => attachLocked(req));
+}
+
+async function attachLocked(req: AttachVlanPodRequest): Promise<AttachVlanPodResult> {
   const n = vlanNames(req);
   const addr = checkVlanAddressing(req);
   const node = openRtnl(req.nodeNetnsPath);
@@ -133,7 +150,12 @@ export async function attachVlanPod(req: AttachVlanPodRequest): Promise<AttachVl
  * gone counts as success (CNI DEL may repeat). Returns whether the VLAN's
  * bridge and sub-interface went with it.
  */
-export async function detachVlanPod(req: DetachVlanPodRequest): Promise<{ removedVlan: boolean }> {
+export function detachVlanPod(req: DetachVlanPodRequest): Promise<{ removedVlan: boolean }> {
+  vlanNames(req);
+  return withNodeLock(vlanLock(req.nodeNetnsPath, req.pool.vlanId), () => detachLocked(req));
+}
+
+async function detachLocked(req: DetachVlanPodRequest): Promise<{ removedVlan: boolean }> {
   const n = vlanNames(req);
   const node = openRtnl(req.nodeNetnsPath);
   try {

@@ -19,7 +19,7 @@ describe('ACL lock across processes', () => {
       fs.writeFileSync(counter, '0');
       const script = `
         const fs = require('fs');
-        const { acquireLock } = require(${JSON.stringify(path.join(REPO, 'dist/src/acl/applier.js'))});
+        const { acquireLock } = require(${JSON.stringify(path.join(REPO, 'dist/src/lib/lock.js'))});
         for (let i = 0; i < 40; i++) {
           const release = acquireLock(${JSON.stringify(lock)});
           const n = Number(fs.readFileSync(${JSON.stringify(counter)}, 'utf8'));

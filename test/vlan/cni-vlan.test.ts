@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { DIST_BIN, Netns, Sandbox } from '../sandbox';
 import { runCni, ternConfig } from '../sandbox/cni';
 import { capture } from '../overlay/topology';
+import { attachVlanPod, detachVlanPod } from '../../src/overlay';
 
 const inVm = process.env.VLANVM === '1';
 const sb = inVm ? new Sandbox('cvl') : undefined;
@@ -73,5 +74,20 @@ describe.skipIf(!inVm)('VLAN mode chosen by the pool, through the tern binary (i
     expect(n1.exec('ip', ['link', 'show', 'ternbr100']).code).not.toBe(0);
     expect((await del('pc')).code).toBe(0);
     expect(pods.pb.ns.ping('10.100.0.1', 1, 2)).toBe(true); // n2 untouched
+  });
+
+  it('ADD and DEL racing on the VLAN of one node: the last port leaving never takes the new one down', async () => {
+    // n1 has no VLAN pod now, so each DEL below removes the VLAN's last port, while an ADD attaches the next.
+    const pool = { vlanId: 100, parent: 'trunk0', gateway: '10.100.0.1' };
+    const q = (i: number) => ({ pool, containerId: `race-${i}`, podNetnsPath: sb!.netns(`q${i}`).path, nodeNetnsPath: n1.path, address: `10.100.0.${60 + i}/24` });
+    const reqs = [q(0)];
+    await attachVlanPod(reqs[0]);
+    for (let i = 1; i <= 4; i++) {
+      reqs.push(q(i));
+      await Promise.all([detachVlanPod(reqs[i - 1]), attachVlanPod(reqs[i])]);
+      expect(n1.ipJson('link', 'show', 'master', 'ternbr100').map((l: { ifname: string }) => l.ifname).sort(), `round ${i}`).toHaveLength(2);
+      expect(new Netns(reqs[i].podNetnsPath.split('/').pop()!).ping('10.100.0.1', 1, 2), `round ${i}`).toBe(true);
+    }
+    await detachVlanPod(reqs[4]);
   });
 });
