@@ -5,7 +5,7 @@
  */
 import type { Store, TxnOp } from '../datastore/types';
 import { TernError } from '../lib/errors';
-import { Applier, acquireLock, netnsExec, type ApplyReport } from './applier';
+import { Applier, acquireLock, defaultLock, netnsExec, type ApplyReport } from './applier';
 import { compileRuleset, endpointSetName } from './compile';
 import type { Endpoint } from './model';
 import type { Resource } from './parse';
@@ -69,14 +69,15 @@ const inProcess = new Map<string, Promise<unknown>>();
  * rules are only touched if it approves of what was read.
  */
 export async function syncFromStore(store: Store, opts: { netnsPath?: string; when?: (all: StoredResource[]) => boolean } = {}): Promise<{ resources: StoredResource[]; report?: ApplyReport }> {
-  const applier = new Applier({ netnsPath: opts.netnsPath });
-  const file = applier.lockFile;
+  const file = defaultLock(opts.netnsPath);
   // The file lock spins synchronously; callers inside one process queue up here instead.
   const run = (inProcess.get(file) ?? Promise.resolve()).catch(() => undefined).then(async () => {
     const release = acquireLock(file);
     try {
       const resources = await storedResources(store);
       if (opts.when && !opts.when(resources)) return { resources };
+      // Only now: choosing the backend runs four iptables-save processes, synchronously.
+      const applier = new Applier({ netnsPath: opts.netnsPath });
       return { resources, report: applier.applyHoldingLock(compileRuleset(toInput(resources))) };
     } finally {
       release();
