@@ -5,7 +5,7 @@
 // gateway, for every other node's block in its kernel), BGP sessions, memory
 // (VmRSS) per daemon, and a pod-to-pod reachability spot check.
 // Usage (as root, after npm run build):
-//   node bench/cluster/scale.mjs [--nodes 30] [--settle 30] [--timeout 600] [--hold 30] [--keep-logs]
+//   node bench/cluster/scale.mjs [--nodes 30] [--settle 30] [--timeout 600] [--hold 30] [--concurrent 8] [--keep-logs] [--debug]
 // Everything (daemons by PID, namespaces, the work directory) is removed on
 // exit, also on Ctrl-C or error. The root network namespace is not touched.
 import * as fs from 'node:fs';
@@ -23,6 +23,7 @@ const TIMEOUT = arg('--timeout', 600);
 const HOLD = arg('--hold', 30);
 const CONC = arg('--concurrent', 8);
 const KEEP_LOGS = process.argv.includes('--keep-logs');
+const LOG_LEVEL = process.argv.includes('--debug') ? 'debug' : 'info';
 if (!(N >= 2 && N <= 4000)) throw new Error('--nodes must be 2..4000');
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tern-scale-'));
@@ -70,7 +71,7 @@ for (let i = 0; i < N; i++) {
   fs.writeFileSync(cfg, [
     `nodename: ${name}`, `nodenameFile: ${work}/${name}.nodename`, `addresses: [${ip}/${plen}]`, `cniSocket: ${socket}`,
     'healthListen: 127.0.0.1:9099', "policyDir: ''", `datastore: {type: sqlite, path: ${db}}`, 'asn: 64512',
-    `bgp: {mesh: true, holdTime: ${HOLD}, restartTime: 0}`, 'logLevel: info', '',
+    `bgp: {mesh: true, holdTime: ${HOLD}, restartTime: 0}`, `logLevel: ${LOG_LEVEL}`, '',
   ].join('\n'));
   const conf = {
     cniVersion: '1.0.0', name: 'tern-net', type: 'tern', nodename: name, cni_socket: socket,
