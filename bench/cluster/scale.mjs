@@ -5,7 +5,7 @@
 // gateway, for every other node's block in its kernel), BGP sessions, memory
 // (VmRSS) per daemon, and a pod-to-pod reachability spot check.
 // Usage (as root, after npm run build):
-//   node bench/cluster/scale.mjs [--nodes 30] [--settle 30] [--timeout 600] [--hold 30] [--concurrent 8] [--keep-logs] [--debug]
+//   node bench/cluster/scale.mjs [--nodes 30] [--settle 30] [--timeout 600] [--hold 30] [--concurrent 8] [--static-arp] [--keep-logs] [--debug]
 // Everything (daemons by PID, namespaces, the work directory) is removed on
 // exit, also on Ctrl-C or error. The root network namespace is not touched.
 import * as fs from 'node:fs';
@@ -23,6 +23,14 @@ const TIMEOUT = arg('--timeout', 600);
 const HOLD = arg('--hold', 30);
 const CONC = arg('--concurrent', 8);
 const KEEP_LOGS = process.argv.includes('--keep-logs');
+// The kernel's ARP table is one table for all namespaces: past gc_thresh3 (1024
+// by default) dynamic entries it refuses new ones ("neighbor table overflow"),
+// and a full mesh needs N*(N-1) of them, so from about 32 nodes some nodes
+// cannot reach their peers at all. Permanent entries are exempt from that limit
+// (Linux 5.0+), so --static-arp writes them into each node namespace: what a
+// real cluster, one kernel per node, never runs into. The root namespace's
+// limits are not changed.
+const STATIC_ARP = process.argv.includes('--static-arp');
 const LOG_LEVEL = process.argv.includes('--debug') ? 'debug' : 'info';
 if (!(N >= 2 && N <= 4000)) throw new Error('--nodes must be 2..4000');
 
@@ -63,6 +71,8 @@ for (let i = 0; i < N; i++) {
   sh('ip', ['-n', nsName, 'link', 'add', 'uplink0', 'type', 'veth', 'peer', 'name', `p${i}`, 'netns', sw]);
   sh('ip', ['-n', sw, 'link', 'set', `p${i}`, 'master', 'br0', 'up']);
   sh('ip', ['-n', nsName, 'addr', 'add', `${ip}/${plen}`, 'dev', 'uplink0']);
+  const mac = `02:7e:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+  sh('ip', ['-n', nsName, 'link', 'set', 'uplink0', 'address', mac]);
   sh('ip', ['-n', nsName, 'link', 'set', 'uplink0', 'up']);
   sh('ip', ['-n', nsName, 'route', 'add', 'default', 'via', swIp]);
   sh('ip', ['netns', 'exec', nsName, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
@@ -78,7 +88,13 @@ for (let i = 0; i < N; i++) {
     ipam: { type: 'tern-ipam', pools: ['10.244.0.0/16'] }, datastore: { type: 'sqlite', path: db },
     log_file: path.join(work, 'cni.log'), log_level: 'warn',
   };
-  nodes.push({ i, name, ns: nsName, ip, socket, cfg, conf, logFile: path.join(work, `${name}.log`) });
+  nodes.push({ i, name, ns: nsName, ip, mac, socket, cfg, conf, logFile: path.join(work, `${name}.log`) });
+}
+if (STATIC_ARP) {
+  for (const n of nodes) {
+    const lines = nodes.filter((m) => m !== n).map((m) => `neigh replace ${m.ip} lladdr ${m.mac} dev uplink0 nud permanent`);
+    sh('ip', ['-n', n.ns, '-batch', '-'], { input: lines.join('\n') + '\n' });
+  }
 }
 log(`${N} node namespaces on one bridge (${ns.prefix}-*), datastore ${db}`);
 
@@ -129,6 +145,11 @@ function cniAdd(n) {
 const tPods = t();
 log(`${N} pods attached after ${((tPods - tFirstStart) / 1000).toFixed(1)} s (ADD p50 ${pct(nodes.map((n) => n.pod.addMs), 50)} ms)`);
 
+const statusOf = (n) => {
+  const r = sh('ip', ['netns', 'exec', n.ns, 'curl', '-sS', '--max-time', '10', 'http://127.0.0.1:9099/status'], { allowFail: true });
+  try { return JSON.parse(r.stdout); } catch { return undefined; }
+};
+
 // ---- convergence: every node has a gateway route for every other node's block ----
 const routesOf = (n) => JSON.parse(sh('ip', ['-n', n.ns, '-j', 'route', 'show', 'proto', '84']).stdout || '[]');
 let tConv;
@@ -147,7 +168,16 @@ for (;;) {
     }
   }
   if (!missing) { tConv = t(); break; }
-  if (t() - tFirstStart > TIMEOUT * 1000) throw new Error(`no convergence within ${TIMEOUT} s: ${missing} routes missing, e.g. ${example}`);
+  if (t() - tFirstStart > TIMEOUT * 1000) {
+    // What each node has: learned routes and its sessions by state, from its daemon's /status.
+    for (const n of nodes) {
+      const st = statusOf(n);
+      const states = {};
+      for (const p of st?.bgp?.peers ?? []) states[p.state] = (states[p.state] ?? 0) + 1;
+      log(`${n.name}: ${tables[n.i].filter((r) => r.gateway).length}/${N - 1} blocks learned, peers ${JSON.stringify(states)}${st ? '' : ' (status unreadable)'}`);
+    }
+    throw new Error(`no convergence within ${TIMEOUT} s: ${missing} routes missing, e.g. ${example}`);
+  }
   if (example !== lastMissing) { lastMissing = example; }
   await sleep(200);
 }
@@ -173,12 +203,10 @@ const cpuIdle = (steady.reduce((a, m) => a + m.cpu, 0) - cpuAtConv) / SETTLE;
 let established = 0;
 let peersSeen = 0;
 for (const n of nodes) {
-  const r = sh('ip', ['netns', 'exec', n.ns, 'curl', '-sS', '--max-time', '10', 'http://127.0.0.1:9099/status'], { allowFail: true });
-  try {
-    const st = JSON.parse(r.stdout);
-    peersSeen += st.bgp.peers.length;
-    established += st.bgp.peers.filter((p) => p.state === 'Established').length;
-  } catch { log(`status of ${n.name} unreadable: ${r.stderr}`); }
+  const st = statusOf(n);
+  if (!st?.bgp) { log(`status of ${n.name} unreadable`); continue; }
+  peersSeen += st.bgp.peers.length;
+  established += st.bgp.peers.filter((p) => p.state === 'Established').length;
 }
 let downs = 0;
 let toEstablished = 0;
@@ -207,7 +235,7 @@ for (const [a, b] of pairs) {
 const s = (ms) => `${(ms / 1000).toFixed(1)} s`;
 const mmm = (xs, f = (x) => x.toFixed(0)) => `${f(Math.min(...xs))} / ${f(pct(xs, 50))} / ${f(Math.max(...xs))}`;
 const wallClockOfFirstStart = Date.now() - (t() - tFirstStart);
-console.log(`\nCluster scale run: ${N} nodes, full mesh, ${os.cpus().length} cores, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}\n`);
+console.log(`\nCluster scale run: ${N} nodes, full mesh,${STATIC_ARP ? ' static ARP,' : ''} ${os.cpus().length} cores, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}\n`);
 console.log(`daemons spawned in ${s(tLastSpawn - tFirstStart)}; all serving CNI after ${s(tAllStarted - tFirstStart)} (first at ${s(Math.min(...nodes.map((n) => n.tSocket)) - tFirstStart)})`);
 console.log(`pods attached (${CONC} concurrent ADDs) after ${s(tPods - tFirstStart)}, ADD p50 ${pct(nodes.map((n) => n.pod.addMs), 50)} ms, max ${Math.max(...nodes.map((n) => n.pod.addMs))} ms`);
 console.log(`last BGP session Established (from the logs) ${s(lastEstablishedAt - wallClockOfFirstStart)} after the first start`);
