@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # npm run bench [-- NAME...]: the benchmarks, each Tern side by side with its
 # reference in one run (see BENCHMARKS.md). Benchmarks print; they never fail
-# on a timing. Names: cni ipam bgp acl acl-iperf overlay (default: all).
+# on a timing. Names: cni ipam bgp acl acl-iperf overlay scale (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,11 +12,12 @@ declare -A CMD=(
   [acl]="node bench/acl/compile-apply.mjs"
   [acl-iperf]="node bench/acl/iperf.mjs"
   [overlay]="node bench/overlay/iperf.mjs --seconds 5 --rounds 3"
+  [scale]="node bench/cluster/scale.mjs --nodes 30"
 )
 names=("$@")
-[ ${#names[@]} -eq 0 ] && names=(cni ipam bgp acl acl-iperf overlay)
+[ ${#names[@]} -eq 0 ] && names=(cni ipam bgp acl acl-iperf overlay scale)
 for n in "${names[@]}"; do
-  [ -n "${CMD[$n]:-}" ] || { echo "unknown benchmark $n (cni ipam bgp acl acl-iperf overlay)" >&2; exit 2; }
+  [ -n "${CMD[$n]:-}" ] || { echo "unknown benchmark $n (cni ipam bgp acl acl-iperf overlay scale)" >&2; exit 2; }
   printf '\n== %s: %s\n' "$n" "${CMD[$n]}"
   ${CMD[$n]}
 done

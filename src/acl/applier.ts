@@ -304,7 +304,8 @@ export function rollbackText(before: string, now: string): string {
   return out.join('\n');
 }
 
-function defaultLock(netnsPath?: string): string {
+/** The lock file serialising the ACL appliers of one namespace (the caller's when no path is given). */
+export function defaultLock(netnsPath?: string): string {
   return path.join('/run/tern', `acl-${netnsPath ? path.basename(netnsPath) : 'self'}.lock`);
 }
 

@@ -5,7 +5,7 @@
  */
 import type { Store, TxnOp } from '../datastore/types';
 import { TernError } from '../lib/errors';
-import { Applier, netnsExec, type ApplyReport } from './applier';
+import { Applier, defaultLock, netnsExec, type ApplyReport } from './applier';
 import { withNodeLock } from '../lib/lock';
 import { compileRuleset, endpointSetName } from './compile';
 import type { Endpoint } from './model';
@@ -68,10 +68,11 @@ export function endpointResource(e: Endpoint): Resource {
  * rules are only touched if it approves of what was read.
  */
 export async function syncFromStore(store: Store, opts: { netnsPath?: string; when?: (all: StoredResource[]) => boolean } = {}): Promise<{ resources: StoredResource[]; report?: ApplyReport }> {
-  const applier = new Applier({ netnsPath: opts.netnsPath });
-  return withNodeLock(applier.lockFile, async () => {
+  return withNodeLock(defaultLock(opts.netnsPath), async () => {
     const resources = await storedResources(store);
     if (opts.when && !opts.when(resources)) return { resources };
+    // Only now: choosing the backend runs four iptables-save processes, synchronously.
+    const applier = new Applier({ netnsPath: opts.netnsPath });
     return { resources, report: applier.applyHoldingLock(compileRuleset(toInput(resources))) };
   });
 }
