@@ -20,7 +20,7 @@ import { detectAddresses, nodeKey, registerNode, type NodeRecord } from './regis
 import { BgpMesh } from './bgp-mesh';
 import type { PeerView } from '../bgp-speaker';
 import { AclReconciler, type AclStatus } from './acl-sync';
-import { reclaimEmptyBlocks } from '../ipam/gc';
+import { loadIpamState, reclaimEmptyBlocks, utilisation } from '../ipam/gc';
 import { TernError } from '../lib/errors';
 import { VxlanDriver, type OverlayStatus } from './vxlan';
 
@@ -168,7 +168,10 @@ export class NodeDaemon {
         });
         return;
       }
-      if (req.url === '/metrics') return send(200, this.metrics.render(), 'text/plain; version=0.0.4');
+      if (req.url === '/metrics') {
+        void this.snapshotMetrics().then(() => send(200, this.metrics.render(), 'text/plain; version=0.0.4'));
+        return;
+      }
       if (req.url === '/status') {
         void this.status().then((st) => send(200, JSON.stringify(st), 'application/json'));
         return;
@@ -180,6 +183,27 @@ export class NodeDaemon {
       server.listen(port, host, () => resolve());
     });
     this.http = server;
+  }
+
+  /** State gauges, taken at scrape time: BGP sessions and routes, this node's IPAM use. */
+  private async snapshotMetrics(): Promise<void> {
+    if (this.bgp) {
+      const peers = this.bgp.speaker.peers();
+      this.metrics.replaceGauge('tern_bgp_session_up', 'BGP session state per peer (1 when Established)', peers.map((p) => ({ labels: { peer: p.address, state: p.state }, value: p.state === 'Established' ? 1 : 0 })));
+      const st = this.bgp.speaker.stats();
+      this.metrics.set('tern_bgp_routes', 'Prefixes in the Loc-RIB', {}, st.routes);
+      this.metrics.set('tern_bgp_fib_errors', 'Kernel route writes that failed', {}, st.fibErrors);
+    }
+    if (this.store) {
+      try {
+        const row = utilisation(await loadIpamState(this.store)).nodes.find((n) => n.node === this.node);
+        this.metrics.set('tern_ipam_node_blocks', 'IPAM blocks affine to this node', {}, row?.blocks ?? 0);
+        this.metrics.set('tern_ipam_node_addresses_used', 'Addresses in use in this node\'s blocks', {}, row?.used ?? 0);
+        this.metrics.set('tern_ipam_node_addresses_capacity', 'Addresses in this node\'s blocks', {}, row?.capacity ?? 0);
+      } catch (e) {
+        this.log.warn({ err: e }, 'IPAM metrics unavailable');
+      }
+    }
   }
 
   /** What `ternctl status` shows: node, datastore reachability, owned blocks, BGP sessions. */

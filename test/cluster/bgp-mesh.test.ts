@@ -60,6 +60,12 @@ describe('node daemons: BGP full mesh from the node registry', () => {
     expect(table).toMatch(new RegExp(`${nodes.n2.ip.replace(/\./g, '\\.')}\\s+64512\\s+Established`));
   });
 
+  it('/metrics shows the session state and the routes', () => {
+    const m = nodes.n1.ns.must(process.execPath, ['-e', "fetch('http://127.0.0.1:9099/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"]);
+    expect(m).toMatch(/tern_bgp_session_up\{peer="192\.0\.2\.12",state="Established"\} 1/);
+    expect(m).toMatch(/tern_bgp_routes [1-9]/);
+  });
+
   it('pods on different nodes reach each other through the BGP routes', () => {
     expect(pods.n1.ns.ping(pods.n2.ip, 2, 3)).toBe(true);
     expect(pods.n2.ns.ping(pods.n1.ip, 2, 3)).toBe(true);

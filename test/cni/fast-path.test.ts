@@ -53,6 +53,9 @@ describe('the fast CNI path: native shim -> node daemon socket, with the standal
     const r = await runCni(node, { command: 'ADD', containerId: 'ctr-fast', netns: pod.path, ifname: 'eth0', config: conf });
     expect(r.code, r.stdout + daemon.output()).toBe(0);
     expect(adds()).toBe(before + 1);
+    // IPAM use of this node, taken at scrape time.
+    expect(metrics()).toMatch(/tern_ipam_node_addresses_used [1-9]/);
+    expect(metrics()).toMatch(/tern_ipam_node_blocks [1-9]/);
     expect(r.json.ips[0].address).toMatch(/^10\.244\./);
     expect(node.ping(r.json.ips[0].address.split('/')[0])).toBe(true);
     const c = await runCni(node, { command: 'CHECK', containerId: 'ctr-fast', netns: pod.path, ifname: 'eth0', config: { ...conf, prevResult: r.json } });
