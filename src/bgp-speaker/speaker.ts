@@ -358,7 +358,9 @@ export class Speaker {
     clearTimeout(this.convergeTimer);
     const sink = this.deps.fib;
     if (sink?.converged) {
-      // After the queued installs, so that re-learned routes are not swept.
+      // After the re-learned routes are in the kernel, or the sweep takes them out for a moment:
+      // the End-of-RIB that got us here arrives before the flush that turns its UPDATEs into FIB changes.
+      this.flushNow();
       void this.drainFib().then(() => sink.converged!().catch((e) => this.deps.log.error({ err: messageOf(e) }, 'kernel sweep failed')));
     }
   }

@@ -75,7 +75,6 @@ export class NodeDaemon {
     if (this.config.bgp) {
       const routerId = (addresses.find((a) => !a.includes(':')) ?? '0.0.0.1').split('/')[0];
       this.bgp = new BgpMesh({ store: this.store, node: this.node, routerId, settings: this.config.bgp, labels: this.config.labels, log: this.log });
-      await this.bgp.start();
     }
     this.blocks = new BlockRouteReconciler({
       store: this.store,
@@ -84,6 +83,9 @@ export class NodeDaemon {
       onChange: (blocks) => this.bgp?.setBlocks(blocks),
     });
     await this.blocks.start();
+    // Sessions only after the blocks are originated: a restarted node's first table and End-of-RIB
+    // must hold them, or its graceful-restart helpers sweep its routes as stale (RFC 4724 §4.2).
+    await this.bgp?.start();
     if (this.config.vxlan) {
       const underlay = addresses.find((a) => !a.includes(':')) ?? addresses[0];
       if (!underlay) throw new TernError('INVALID_CONFIG', 'vxlan needs an underlay address: set "addresses" or give the node a default route');

@@ -35,9 +35,11 @@ describe('node daemon restart under traffic', () => {
   afterAll(() => sb.cleanup());
 
   /** Restart n1's daemon with `signal` while pod1 pings pod2; returns the ping summary. */
+  let lost: number[] = [];
   async function restartUnderTraffic(signal: NodeJS.Signals): Promise<{ sent: number; received: number }> {
     const before = { n1: bgpRoutes('n1'), n2: bgpRoutes('n2') };
-    const flow = pods.n1.ns.execAsync('ping', ['-n', '-q', '-i', '0.02', '-c', '400', '-W', '1', pods.n2.ip], { timeoutMs: 60_000 });
+    // -w: wait for late replies up to a deadline, so a reply slowed by a loaded machine is not counted lost.
+    const flow = pods.n1.ns.execAsync('ping', ['-n', '-i', '0.02', '-c', '400', '-w', '30', pods.n2.ip], { timeoutMs: 60_000 });
     await new Promise((r) => setTimeout(r, 1000));
     await nodes.n1.daemon!.stop(signal);
     // While n1 is down its routes stay on both sides.
@@ -46,7 +48,9 @@ describe('node daemon restart under traffic', () => {
     await nodes.n1.start();
     const out = (await flow).stdout;
     const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
-    expect(m, out).not.toBeNull();
+    expect(m, out.slice(-2000)).not.toBeNull();
+    const seen = new Set([...out.matchAll(/icmp_seq=(\d+)/g)].map((x) => Number(x[1])));
+    lost = Array.from({ length: 400 }, (_, i) => i + 1).filter((i) => !seen.has(i));
     await waitFor(() => (established('n1') && established('n2')) || undefined, { what: 'sessions back', timeoutMs: 60_000 });
     // Re-learned, not duplicated; nothing left stale.
     await waitFor(() => (JSON.stringify(bgpRoutes('n1')) === JSON.stringify(before.n1) && JSON.stringify(bgpRoutes('n2')) === JSON.stringify(before.n2)) || undefined, { what: 'the same routes after restart', timeoutMs: 30_000 });
@@ -55,14 +59,16 @@ describe('node daemon restart under traffic', () => {
 
   it('SIGTERM and start again: no packet lost', async () => {
     const r = await restartUnderTraffic('SIGTERM');
-    expect(r.sent).toBe(400);
-    expect(r.received).toBe(400);
+    // Every one of the first 400 echo requests was answered (with -w, ping may send a few more while it waits).
+    expect(r.sent).toBeGreaterThanOrEqual(400);
+    expect(lost, `lost icmp_seq ${lost.join(',')}`).toEqual([]);
   }, 120_000);
 
   it('SIGKILL (a crash) and start again: no packet lost', async () => {
     const r = await restartUnderTraffic('SIGKILL');
-    expect(r.sent).toBe(400);
-    expect(r.received).toBe(400);
+    // Every one of the first 400 echo requests was answered (with -w, ping may send a few more while it waits).
+    expect(r.sent).toBeGreaterThanOrEqual(400);
+    expect(lost, `lost icmp_seq ${lost.join(',')}`).toEqual([]);
   }, 120_000);
 
   it('the restarted daemon serves CNI at once, and the new pod is reachable across nodes', async () => {
