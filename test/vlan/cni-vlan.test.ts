@@ -4,36 +4,27 @@
  * trunk and router; `tern` ADD puts the pod on that segment with the pool's
  * subnet and the VLAN's router as its gateway; DEL takes it off, and the
  * VLAN's sub-interface and bridge go with its last pod.
- *
- *   n1 --trunk0--+-- sw (br0) --+--trunk0-- n2
- *                       |
- *                 trunk0 -- gw: trunk0.100 10.100.0.1/24
+ * The segment is test/vlan/topology.ts with VLAN 100.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as path from 'node:path';
 import { DIST_BIN, Netns, Sandbox } from '../sandbox';
 import { runCni, ternConfig } from '../sandbox/cni';
 import { capture } from '../overlay/topology';
+import { vlanTrunk } from './topology';
 import { attachVlanPod, detachVlanPod } from '../../src/overlay';
 
 const inVm = process.env.VLANVM === '1';
 const sb = inVm ? new Sandbox('cvl') : undefined;
 
 describe.skipIf(!inVm)('VLAN mode chosen by the pool, through the tern binary (in the VM)', () => {
-  let n1: Netns, n2: Netns, gw: Netns, sw: Netns;
+  let n1: Netns, n2: Netns;
   let dir: string;
   const pods: Record<string, { ns: Netns; ip: string; node: Netns; conf: Record<string, unknown> }> = {};
 
   beforeAll(async () => {
     const s = sb!;
-    [n1, n2, gw, sw] = [s.netns('n1'), s.netns('n2'), s.netns('gw'), s.netns('sw')];
-    sw.ip('link', 'add', 'br0', 'type', 'bridge');
-    sw.ip('link', 'set', 'br0', 'up');
-    for (const [ns, port] of [[n1, 'p1'], [n2, 'p2'], [gw, 'pg']] as const) {
-      s.link(ns, 'trunk0', sw, port);
-      sw.ip('link', 'set', port, 'master', 'br0');
-    }
-    gw.must('ip', ['-b', '-'], { input: 'link add link trunk0 name trunk0.100 type vlan id 100\naddr add 10.100.0.1/24 dev trunk0.100\nlink set trunk0.100 up\n' });
+    ({ n1, n2 } = vlanTrunk(s, [100]));
     dir = s.tmpdir();
     const pool = n1.exec(path.join(DIST_BIN, 'ternctl'), ['--datastore', path.join(dir, 'tern.db'), 'ipam', 'pool', 'set', '10.100.0.0/24', '--mode', 'vlan', '--block-size', '28', '--vlan-id', '100', '--vlan-parent', 'trunk0', '--vlan-gateway', '10.100.0.1']);
     expect(pool.code, pool.stderr).toBe(0);

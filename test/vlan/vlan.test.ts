@@ -14,10 +14,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attachVlanPod, detachVlanPod, type AttachVlanPodRequest } from '../../src/overlay';
 import { Netns, Sandbox } from '../sandbox';
 import { capture } from '../overlay/topology';
+import { vlanTrunk } from './topology';
 
 const inVm = process.env.VLANVM === '1';
 const sb = inVm ? new Sandbox('ovl') : undefined;
-let n1: Netns, n2: Netns, gw: Netns, sw: Netns;
+let n1: Netns, n2: Netns;
 const pods: Record<string, Netns> = {};
 const reqs: Record<string, AttachVlanPodRequest> = {};
 
@@ -28,24 +29,7 @@ const v200in100 = { vlanId: 200, parent: 'trunk0', gateway: '10.100.0.1' };
 describe.skipIf(!inVm)('VLAN mode (802.1Q, in the VM)', () => {
   beforeAll(async () => {
     const s = sb!;
-    [n1, n2, gw, sw] = [s.netns('n1'), s.netns('n2'), s.netns('gw'), s.netns('sw')];
-    sw.ip('link', 'add', 'br0', 'type', 'bridge');
-    sw.ip('link', 'set', 'br0', 'up');
-    for (const [ns, port] of [[n1, 'p1'], [n2, 'p2'], [gw, 'pg']] as const) {
-      s.link(ns, 'trunk0', sw, port);
-      sw.ip('link', 'set', port, 'master', 'br0');
-    }
-    gw.sysctl('net.ipv4.ip_forward', '0');
-    gw.must('ip', ['-b', '-'], {
-      input: [
-        'link add link trunk0 name trunk0.100 type vlan id 100',
-        'addr add 10.100.0.1/24 dev trunk0.100',
-        'link set trunk0.100 up',
-        'link add link trunk0 name trunk0.200 type vlan id 200',
-        'addr add 10.200.0.1/24 dev trunk0.200',
-        'link set trunk0.200 up',
-      ].join('\n'),
-    });
+    ({ n1, n2 } = vlanTrunk(s, [100, 200]));
     const add = async (name: string, node: Netns, pool: typeof v100, address: string) => {
       pods[name] = s.netns(name);
       reqs[name] = { pool, containerId: `ctr-${name}`, podNetnsPath: pods[name].path, nodeNetnsPath: node.path, address };
