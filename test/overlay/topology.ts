@@ -10,7 +10,7 @@ import { HOST_VETH_MAC, GATEWAY_V4 } from '../../src/lib/constants';
 import type { RemoteNode, SelfNode } from '../../src/overlay';
 import { vtepMacFor } from '../../src/overlay';
 import { spawn } from 'node:child_process';
-import { Netns, Sandbox } from '../sandbox';
+import { Netns, Sandbox, waitInNetns } from '../sandbox';
 
 export interface TopoNode {
   ns: Netns;
@@ -114,6 +114,7 @@ export interface NsProcess {
  */
 export function spawnIn(ns: Netns, cmd: string, args: string[]): NsProcess {
   const child = spawn('nsenter', [`--net=${ns.path}`, '--', cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (child.pid !== undefined) waitInNetns(child.pid, ns.path);
   let out = '';
   child.stdout.on('data', (d) => (out = (out + d).slice(-200_000)));
   child.stderr.on('data', (d) => (out = (out + d).slice(-200_000)));

@@ -221,6 +221,7 @@ export class Sandbox {
     if (child.pid === undefined) throw new Error(`failed to start ${cmd}`);
     const pid = child.pid;
     trackPid(pid);
+    if (opts.netns) waitInNetns(pid, opts.netns.path);
     let out = '';
     child.stdout?.on('data', (d) => (out = (out + d).slice(-200_000)));
     child.stderr?.on('data', (d) => (out = (out + d).slice(-200_000)));
@@ -250,6 +251,29 @@ export class Sandbox {
       sh('ip', ['netns', 'del', ns.name]);
     }
     for (const d of this.tmpDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  }
+}
+
+/**
+ * nsenter joins the namespace only after spawn() has returned its PID: until
+ * it has, `ip netns pids` and namespace cleanup do not see the process. Wait
+ * (briefly, synchronously, so callers stay synchronous) until the PID's
+ * network namespace is the target, or the process has already gone.
+ */
+export function waitInNetns(pid: number, nsPath: string, timeoutMs = 5000): void {
+  const want = fs.statSync(nsPath).ino;
+  const deadline = Date.now() + timeoutMs;
+  const tick = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    let cur: number | undefined;
+    try {
+      cur = fs.statSync(`/proc/${pid}/ns/net`).ino;
+    } catch {
+      return; // exited: nothing left to wait for
+    }
+    if (cur === want) return;
+    if (Date.now() > deadline) throw new Error(`process ${pid} did not enter ${nsPath} within ${timeoutMs} ms`);
+    Atomics.wait(tick, 0, 0, 2);
   }
 }
 
