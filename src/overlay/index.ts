@@ -8,5 +8,5 @@ export { VxlanReconciler, type VxlanReconcilerOptions, type ReconcileResult } fr
 export { VXLAN_GUARD_CHAIN, guardRestoreText } from './vxlan-guard';
 export { attachVlanPod, detachVlanPod, MISSING_8021Q, type AttachVlanPodRequest, type AttachVlanPodResult, type DetachVlanPodRequest } from './vlan';
 export { vlanNames, checkVlanAddressing, VLAN_SUBIF_ALIAS, type VlanPool, type VlanAttachment, type VlanNames } from './vlan-plan';
-export { gatherKernelFacts, type KernelFacts, type Probe } from './kernel-features';
+export { gatherKernelFacts, probeVlan8021q, type KernelFacts, type Probe } from './kernel-features';
 export { evaluateDoctor, renderDoctor, type DoctorReport, type Check, type ModeVerdict, type Severity } from './doctor-report';

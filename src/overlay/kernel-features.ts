@@ -49,6 +49,11 @@ function readSysctl(netnsPath: string | undefined, key: string): number | undefi
   }
 }
 
+/** Whether this kernel can create 802.1Q sub-interfaces: the one gate doctor and the tests share. */
+export function probeVlan8021q(): Probe {
+  return probeInScratchNs('ip link add name tprobe0 type veth peer name tprobe1 && ip link add link tprobe0 name tprobe0.1 type vlan id 1');
+}
+
 export function gatherKernelFacts(opts: { netnsPath?: string } = {}): KernelFacts {
   const errors: string[] = [];
   const ipt = (() => {
@@ -65,7 +70,7 @@ export function gatherKernelFacts(opts: { netnsPath?: string } = {}): KernelFact
   return {
     kernelRelease: os.release(),
     vxlan: probeInScratchNs('ip link add name tprobe0 type vxlan id 1 dstport 4789'),
-    vlan8021q: probeInScratchNs('ip link add name tprobe0 type veth peer name tprobe1 && ip link add link tprobe0 name tprobe0.1 type vlan id 1'),
+    vlan8021q: probeVlan8021q(),
     bridge: probeInScratchNs('ip link add name tprobe0 type bridge'),
     veth: probeInScratchNs('ip link add name tprobe0 type veth peer name tprobe1'),
     ipset: probeInScratchNs('ipset create tern-probe hash:ip'),

@@ -5,12 +5,11 @@
  * path itself is tested in the VM (test/vlan/cni-vlan.test.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DIST_BIN, Sandbox, type Netns } from '../sandbox';
+import { DIST_BIN, Sandbox, kernelHas8021q, type Netns } from '../sandbox';
 import { listAllocations, makeNode, runCni, ternConfig } from '../sandbox/cni';
 
-const has8021q = fs.existsSync('/proc/net/vlan');
+const has8021q = kernelHas8021q();
 
 describe.skipIf(has8021q)('VLAN pool on a kernel without 8021q', () => {
   const sb = new Sandbox('cvh');

@@ -4,25 +4,15 @@
  * behind; where it exists, the attachment must work. The real VLAN data path
  * is tested inside a VM (test/vlan, scripts/vlan-vm.sh).
  */
-import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attachVlanPod, detachVlanPod } from '../../src/overlay';
 import { isTernError } from '../../src/lib/errors';
-import { Netns, Sandbox } from '../sandbox';
+import { Netns, Sandbox, kernelHas8021q } from '../sandbox';
 
 const sb = new Sandbox('ovh');
 let node: Netns;
 let pod: Netns;
-const has8021q = fs.existsSync('/proc/net/vlan') || kernelConfigHas('CONFIG_VLAN_8021Q');
-
-function kernelConfigHas(key: string): boolean {
-  try {
-    const z = require('node:zlib').gunzipSync(fs.readFileSync('/proc/config.gz')).toString();
-    return new RegExp(`^${key}=[ym]$`, 'm').test(z);
-  } catch {
-    return false;
-  }
-}
+const has8021q = kernelHas8021q();
 
 beforeAll(() => {
   node = sb.netns('node');

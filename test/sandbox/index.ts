@@ -8,6 +8,7 @@ import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:chi
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
+import { probeVlan8021q } from '../../src/overlay/kernel-features';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 export const STATE_DIR = path.join(REPO, '.test-state');
@@ -304,4 +305,13 @@ export function waitFor<T>(fn: () => T | undefined | false | Promise<T | undefin
     };
     void tick();
   });
+}
+
+/**
+ * The one 8021q gate for tests: the same real probe `ternctl doctor` uses
+ * (create a VLAN sub-interface in a scratch namespace). 'unknown' counts as
+ * absent, so a test that needs 8021q never runs on a kernel that cannot say.
+ */
+export function kernelHas8021q(): boolean {
+  return probeVlan8021q() === 'yes';
 }
