@@ -45,12 +45,20 @@ export interface PeerRow {
   lastError?: string;
 }
 
+/**
+ * The peer's row as the speaker reports it, or undefined when no such peer is
+ * configured. Throws when the speaker cannot be asked (daemon dead, socket gone),
+ * so a negative test can never pass because there was nobody to answer.
+ */
 export function peerState(t: TernNode, address: string): PeerRow | undefined {
-  try {
-    return t.ctl<PeerRow[]>('peers').find((p) => p.address === address);
-  } catch {
-    return undefined;
-  }
+  return t.ctl<PeerRow[]>('peers').find((p) => p.address === address);
+}
+
+/** For negative tests: the speaker is alive and has this peer configured (throws otherwise). */
+export function configuredPeer(t: TernNode, address: string): PeerRow {
+  const p = peerState(t, address);
+  if (!p) throw new Error(`peer ${address} is not configured in ${t.config}`);
+  return p;
 }
 
 export interface BirdNode {
@@ -71,6 +79,20 @@ export function startBird(sb: Sandbox, ns: Netns, dir: string, name: string, con
     conf: confFile,
     birdc: (...args: string[]) => sh('birdc', ['-s', socket, ...args]).stdout,
   };
+}
+
+/**
+ * BIRD's own view of one BGP protocol, for negative tests: throws when BIRD does
+ * not answer or does not know the protocol. `opened` says whether BIRD ever
+ * received the peer's OPEN (it then shows the neighbour's ID and capabilities).
+ */
+export function birdBgpState(b: BirdNode, protocol: string): { up: boolean; bgpState: string; opened: boolean } {
+  const r = sh('birdc', ['-s', b.socket, 'show', 'protocols', 'all', protocol]);
+  if (r.code !== 0 || !new RegExp(`^${protocol}\\s+BGP`, 'm').test(r.stdout)) {
+    throw new Error(`BIRD does not report protocol ${protocol}: ${(r.stdout + r.stderr).slice(0, 500)}`);
+  }
+  const bgpState = /BGP state:\s+(\S+)/.exec(r.stdout)?.[1] ?? 'unknown';
+  return { up: new RegExp(`^${protocol}\\s+BGP\\s+\\S+\\s+up`, 'm').test(r.stdout), bgpState, opened: /Neighbor ID:|Neighbor caps:/.test(r.stdout) };
 }
 
 /** Prefixes in `ns`'s kernel table with the given protocol, e.g. 'bird' or '84'. */

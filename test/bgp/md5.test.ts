@@ -6,7 +6,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { Sandbox, waitFor, type Netns } from '../sandbox';
-import { startTern, ternReady, startBird, peerState, kernelRoutes, TERN_AT_T, addV6, type TernNode, type BirdNode } from './harness';
+import { startTern, ternReady, startBird, peerState, configuredPeer, birdBgpState, kernelRoutes, TERN_AT_T, addV6, type TernNode, type BirdNode } from './harness';
 
 const sb = new Sandbox('bgpm');
 let t: Netns;
@@ -66,6 +66,8 @@ describe('TCP MD5 (RFC 2385) with BIRD', () => {
     await waitFor(() => peerState(tern, '198.18.9.2')?.state === 'Established', { timeoutMs: 30_000, what: `MD5 session (${tern.daemon.output().slice(-2000)})` });
     await waitFor(() => kernelRoutes(t, 4, '84').includes('10.92.0.0/26') || undefined, { what: 'BIRD route in Tern kernel' });
     await waitFor(() => /10\.91\.0\.0\/26/.test(bird.birdc('show', 'route', 'protocol', 'active')) || undefined, { what: 'Tern route in BIRD' });
+    // The negative test below relies on birdBgpState seeing an OPEN when there was one.
+    expect(birdBgpState(bird, 'active')).toMatchObject({ up: true, bgpState: 'Established', opened: true });
   });
 
   it('BIRD dials a passive Tern over IPv6 with its own key: Established', async () => {
@@ -75,10 +77,14 @@ describe('TCP MD5 (RFC 2385) with BIRD', () => {
 
   it('a wrong key gets no session in either direction, and no byte reaches either speaker', async () => {
     await new Promise((r) => setTimeout(r, 6000)); // several connect attempts from both sides
-    const p = peerState(tern, '198.18.10.2');
-    expect(p?.state).not.toBe('Established');
-    expect(p?.received ?? 0).toBe(0);
-    expect(bird.birdc('show', 'protocols')).not.toMatch(/wrong\s+BGP\s+\S+\s+up/);
+    // Both speakers are alive and have the peer configured, so "no session" means the key.
+    const p = configuredPeer(tern, '198.18.10.2');
+    expect(p.state).not.toBe('Established');
+    expect(p.received).toBe(0);
+    const b = birdBgpState(bird, 'wrong');
+    expect(b.up).toBe(false);
+    expect(b.bgpState).not.toBe('Established');
+    expect(b.opened, 'BIRD received an OPEN').toBe(false);
   });
 
   it('the sessions really are signed: TCP MD5 option on the wire', () => {
