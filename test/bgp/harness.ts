@@ -73,7 +73,7 @@ export function startBird(sb: Sandbox, ns: Netns, dir: string, name: string, con
   };
 }
 
-/** Prefixes in `ns`'s kernel table with the given protocol, e.g. 'bird' or '84'. */
+/** Prefixes in `ns`'s kernel table with the given protocol, e.g. 'bird' or '86'. */
 export function kernelRoutes(ns: Netns, family: 4 | 6, proto: string): string[] {
   const r = ns.ipJson<{ dst: string; protocol: string }[]>(`-${family}`, 'route', 'show', 'proto', proto);
   return r.map((x) => x.dst);
