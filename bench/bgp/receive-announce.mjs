@@ -154,7 +154,7 @@ protocol bgp fromsrc { local 198.18.2.2 as 65020; neighbor 198.18.2.1 as 65001; 
     return s.fibApplied >= N && s.fibPending === 0;
   }, 'Tern kernel', 300_000, 20);
   const ternKernel = performance.now() - t0;
-  const ternKernelRoutes = kernelCount('tern', '84');
+  const ternKernelRoutes = kernelCount('tern', '86');
   const ternRssMb = hwmKb(tern.pid) / 1024;
 
   // --- BIRD receiving from BIRD ---

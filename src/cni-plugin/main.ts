@@ -1,10 +1,10 @@
 /**
  * The `tern` CNI plugin entry: reads CNI_* and stdin, dispatches on
- * CNI_COMMAND, and maps every error to CNI error JSON once, here.
+ * CNI_COMMAND; every error becomes CNI error JSON at the one boundary,
+ * lib/errors-cni.ts.
  * stdout carries only the result or the error; logs go to a file or stderr.
  */
-import * as fs from 'node:fs';
-import { TernError, messageOf, type ErrorCode } from '../lib/errors';
+import { EXIT_OK, cniErrorCode, cniErrorOutcome, runCniProcess, type Outcome } from '../lib/errors-cni';
 import { createLogger, silentLogger, type Logger } from '../lib/log';
 import { parseNetConf, parseStdin } from './config';
 import { parseEnv, type CniEnv } from './env';
@@ -16,37 +16,7 @@ import { cmdCheck } from './check';
 import { cmdGc } from './gc';
 import { cmdStatus } from './status';
 
-/** CNI spec error codes; 100+ are Tern's own. */
-const CNI_CODES: Partial<Record<ErrorCode, number>> = {
-  INCOMPATIBLE_VERSION: 1,
-  UNSUPPORTED_FIELD: 2,
-  UNKNOWN_CONTAINER: 3,
-  INVALID_ENV: 4,
-  IO_FAILURE: 5,
-  DECODE_FAILURE: 6,
-  INVALID_CONFIG: 7,
-  TRY_AGAIN_LATER: 11,
-  NOT_READY: 50,
-  IPAM_EXHAUSTED: 101,
-  ALREADY_EXISTS: 102,
-  CONFLICT: 103,
-  CHECK_FAILED: 104,
-  UNSUPPORTED_KERNEL: 105,
-};
-
-export function cniErrorCode(e: unknown): number {
-  return e instanceof TernError ? (CNI_CODES[e.code] ?? 999) : 999;
-}
-
-export interface Outcome {
-  exitCode: number;
-  stdout: string;
-}
-
-function errorJson(version: string, e: unknown): string {
-  const details = e instanceof TernError && e.cause ? messageOf(e.cause) : undefined;
-  return JSON.stringify({ cniVersion: version, code: cniErrorCode(e), msg: messageOf(e), ...(details ? { details } : {}) });
-}
+export { cniErrorCode, type Outcome } from '../lib/errors-cni';
 
 /** Run one CNI invocation; pure of process-level side effects so the daemon can reuse it. */
 export async function handle(envVars: NodeJS.ProcessEnv, stdin: string, logOverride?: Logger, hooks: Pick<Ctx, 'aclProgrammed'> = {}): Promise<Outcome> {
@@ -61,7 +31,7 @@ export async function handle(envVars: NodeJS.ProcessEnv, stdin: string, logOverr
         const raw = parseStdin(stdin);
         if (typeof raw.cniVersion === 'string') asked = raw.cniVersion;
       }
-      return { exitCode: 0, stdout: JSON.stringify({ cniVersion: asked, supportedVersions: SUPPORTED_VERSIONS }) };
+      return { exitCode: EXIT_OK, stdout: JSON.stringify({ cniVersion: asked, supportedVersions: SUPPORTED_VERSIONS }) };
     }
     const raw = parseStdin(stdin);
     if (typeof raw.cniVersion === 'string') version = raw.cniVersion as typeof LATEST;
@@ -90,25 +60,14 @@ export async function handle(envVars: NodeJS.ProcessEnv, stdin: string, logOverr
         break;
     }
     log.debug({ ms: Number(process.hrtime.bigint() - t0) / 1e6 }, 'done');
-    return { exitCode: 0, stdout: out };
+    return { exitCode: EXIT_OK, stdout: out };
   } catch (e) {
     log.error({ err: e, code: cniErrorCode(e) }, 'failed');
-    return { exitCode: 1, stdout: errorJson(version, e) };
+    return cniErrorOutcome(e, version);
   }
 }
 
-function readStdin(): string {
-  try {
-    return fs.readFileSync(0, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
-/** Entry for dist/bin/tern. */
+/** Entry for dist/bin/tern-standalone. */
 export function run(): void {
-  void handle(process.env, readStdin()).then((o) => {
-    if (o.stdout) fs.writeSync(1, o.stdout + '\n');
-    process.exit(o.exitCode);
-  });
+  runCniProcess((env, stdin) => handle(env, stdin));
 }

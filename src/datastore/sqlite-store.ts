@@ -20,7 +20,7 @@ export interface SqliteStoreOptions {
   path?: string;
   /** How long a writer waits for the lock before TRY_AGAIN_LATER (ms). */
   busyTimeoutMs?: number;
-  /** Watch poll interval (ms): other processes' writes are seen by polling the event log. */
+  /** Watch poll interval (ms): other processes' writes are seen by polling (one poller per store). */
   pollMs?: number;
   /** Events kept for watchers; older ones are compacted away. */
   eventRetention?: number;
@@ -40,6 +40,28 @@ INSERT OR IGNORE INTO meta (id, rev, compacted) VALUES (1, 0, 0);
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, rev INTEGER NOT NULL, key TEXT NOT NULL, value TEXT, type INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS events_rev ON events (rev);
 `;
+
+interface EventRow {
+  rev: number;
+  key: string;
+  value: string | null;
+  type: number;
+}
+
+interface WatchEntry {
+  prefix: string;
+  end: string;
+  /** Revision of the last event delivered (or the watch's start). */
+  last: number;
+  onEvent: (e: WatchEvent) => void;
+  onError?: (e: Error) => void;
+}
+
+/** One event to one watcher (a transaction's events share its revision, so callers filter on the revision they started from). */
+function deliver(w: WatchEntry, e: EventRow): void {
+  w.last = Math.max(w.last, e.rev);
+  w.onEvent(e.type === 0 ? { type: 'put', key: e.key, value: e.value ?? '', revision: e.rev } : { type: 'delete', key: e.key, revision: e.rev });
+}
 
 function toKv(r: Row): KeyValue {
   return { key: r.key, value: r.value, modRevision: r.mod_rev, createRevision: r.create_rev };
@@ -65,7 +87,18 @@ export class SqliteStore extends TxnStore {
   private readonly db: Database.Database;
   private readonly pollMs: number;
   private readonly retention: number;
-  private readonly watchers = new Set<() => void>();
+  /**
+   * One poller for all watchers. Idle, a poll is one `PRAGMA data_version`
+   * (it changes when another connection commits; our own commits set
+   * `ownWrite`), so idle cost does not grow with the event log. When
+   * something changed, only the events after `cursor` are read, once, and
+   * handed to the watchers whose prefix they fall under.
+   */
+  private readonly watchers = new Set<WatchEntry>();
+  private timer?: NodeJS.Timeout;
+  private cursor = 0;
+  private dataVersion = -1;
+  private ownWrite = false;
   private closed = false;
   private readonly st: {
     get: Database.Statement<[string], Row>;
@@ -75,7 +108,8 @@ export class SqliteStore extends TxnStore {
     upsert: Database.Statement<[string, string, number, number], unknown>;
     del: Database.Statement<[string], unknown>;
     event: Database.Statement<[number, string, string | null, number], unknown>;
-    events: Database.Statement<[number, string, string], { rev: number; key: string; value: string | null; type: number }>;
+    events: Database.Statement<[number, string, string], EventRow>;
+    eventsSince: Database.Statement<[number], EventRow>;
   };
 
   constructor(opts: SqliteStoreOptions = {}) {
@@ -104,6 +138,7 @@ export class SqliteStore extends TxnStore {
       del: this.db.prepare('DELETE FROM kv WHERE key = ?'),
       event: this.db.prepare('INSERT INTO events (rev, key, value, type) VALUES (?, ?, ?, ?)'),
       events: this.db.prepare('SELECT rev, key, value, type FROM events WHERE rev > ? AND key >= ? AND key < ? ORDER BY seq'),
+      eventsSince: this.db.prepare('SELECT rev, key, value, type FROM events WHERE rev > ? ORDER BY seq'),
     };
   }
 
@@ -167,6 +202,7 @@ export class SqliteStore extends TxnStore {
             }
           }
           if (rev % 1000 === 0) this.compact(rev);
+          this.ownWrite = true;
           return { ok, revision: rev };
         })
         .immediate(),
@@ -183,38 +219,60 @@ export class SqliteStore extends TxnStore {
   async watch(prefix: string, fromRevision: number, onEvent: (e: WatchEvent) => void, onError?: (e: Error) => void): Promise<Watcher> {
     const meta = await this.guard(() => this.st.rev.get()!);
     if (fromRevision < meta.compacted) throw new TernError('CONFLICT', `revision ${fromRevision} compacted (oldest ${meta.compacted})`);
-    let last = fromRevision;
-    let stopped = false;
-    const poll = (): void => {
-      if (stopped || this.closed) return;
-      try {
-        for (const e of this.st.events.all(last, prefix, prefixEnd(prefix))) {
-          onEvent(e.type === 0 ? { type: 'put', key: e.key, value: e.value ?? '', revision: e.rev } : { type: 'delete', key: e.key, revision: e.rev });
-          last = e.rev;
-        }
-      } catch (e) {
-        onError?.(e as Error);
-      }
-    };
-    const timer = setInterval(poll, this.pollMs);
-    const stop = (): void => {
-      stopped = true;
-      clearInterval(timer);
-    };
-    this.watchers.add(stop);
-    poll();
+    if (this.watchers.size === 0) this.startPolling();
+    const w: WatchEntry = { prefix, end: prefixEnd(prefix), last: fromRevision, onEvent, onError };
+    // Catch up on what the shared poller has already passed; from then on it delivers.
+    try {
+      for (const e of this.st.events.all(fromRevision, prefix, w.end)) if (e.rev <= this.cursor) deliver(w, e);
+    } catch (e) {
+      onError?.(e as Error);
+    }
+    w.last = Math.max(w.last, this.cursor);
+    this.watchers.add(w);
+    this.poll();
     return {
       close: async () => {
-        stop();
-        this.watchers.delete(stop);
+        this.watchers.delete(w);
+        if (this.watchers.size === 0) this.stopPolling();
       },
     };
   }
 
+  private startPolling(): void {
+    this.cursor = this.st.rev.get()!.rev;
+    this.dataVersion = this.db.pragma('data_version', { simple: true }) as number;
+    this.ownWrite = false;
+    this.timer = setInterval(() => this.poll(), this.pollMs);
+  }
+
+  private stopPolling(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private poll(): void {
+    if (this.closed || !this.watchers.size) return;
+    let rows: EventRow[];
+    try {
+      const v = this.db.pragma('data_version', { simple: true }) as number;
+      if (v === this.dataVersion && !this.ownWrite) return;
+      this.dataVersion = v;
+      this.ownWrite = false;
+      rows = this.st.eventsSince.all(this.cursor);
+    } catch (e) {
+      for (const w of this.watchers) w.onError?.(e as Error);
+      return;
+    }
+    const from = new Map([...this.watchers].map((w) => [w, w.last]));
+    for (const e of rows) {
+      this.cursor = Math.max(this.cursor, e.rev);
+      for (const [w, last] of from) if (e.rev > last && e.key >= w.prefix && e.key < w.end && this.watchers.has(w)) deliver(w, e);
+    }
+  }
 
   async close(): Promise<void> {
     if (this.closed) return;
-    for (const stop of this.watchers) stop();
+    this.stopPolling();
     this.watchers.clear();
     this.closed = true;
     this.db.close();

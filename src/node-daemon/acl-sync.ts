@@ -10,6 +10,7 @@ import type { Logger } from '../lib/log';
 import { messageOf } from '../lib/errors';
 import type { Store, Watcher } from '../datastore/types';
 import { ACL_PREFIX, aclInUse, kernelHasRules, loadPolicyPaths, planPolicyDir, storedResources, syncFromStore, PolicyFileError, formatProblem } from '../acl';
+import { TernError } from '../lib/errors';
 
 export interface AclStatus {
   /** Some policy, tier, tenant or setting is stored, or this daemon has programmed rules before. */
@@ -124,7 +125,7 @@ export class AclReconciler {
       const ops = planPolicyDir(desired, await storedResources(this.deps.store));
       if (ops.length) {
         const r = await this.deps.store.txn(ops);
-        if (!r.ok) throw new Error('datastore transaction failed');
+        if (!r.ok) throw new TernError('CONFLICT', 'datastore transaction failed: the stored policies changed meanwhile');
         this.deps.log.info({ dir, written: ops.filter((o) => o.op === 'put').length, deleted: ops.filter((o) => o.op === 'delete').length }, 'policy directory applied');
       }
       d.resources = desired.length;

@@ -2,10 +2,10 @@
  * A blackhole route for each block this node owns: traffic to an unallocated
  * address of our own block stops here instead of bouncing along the default
  * route, and the block is what BGP advertises. Desired state comes from the
- * IPAM affinity index; the kernel is diffed by Tern's protocol mark, so only
- * our own blackholes are ever touched.
+ * IPAM affinity index; the kernel is diffed by the blocks' own protocol mark
+ * (RTPROT_BLOCK), so only our own blackholes are ever touched.
  */
-import { RTPROT_TERN } from '../lib/constants';
+import { RTPROT_BLOCK, RTPROT_LEGACY } from '../lib/constants';
 import type { Logger } from '../lib/log';
 import { parsePrefix, formatPrefix } from '../lib/cidr';
 import type { Store, Watcher } from '../datastore/types';
@@ -77,10 +77,14 @@ export class BlockRouteReconciler {
     const desired = ownBlocks(affinities, this.deps.node);
     const rt = Rtnl.open();
     try {
-      const present = (await rt.listRoutes({ protocol: RTPROT_TERN, table: 254 })).filter((r) => r.type === 'blackhole').map((r) => r.dst);
+      const blackholes = (await rt.listRoutes({ table: 254 })).filter((r) => r.type === 'blackhole');
+      const present = blackholes.filter((r) => r.protocol === RTPROT_BLOCK).map((r) => r.dst);
       const diff = diffBlackholes(desired, present);
-      for (const dst of diff.add) await rt.replaceRoute({ dst, type: 'blackhole', protocol: RTPROT_TERN });
-      for (const dst of diff.remove) await rt.deleteRoute({ dst, type: 'blackhole', protocol: RTPROT_TERN });
+      // Blackholes with the old shared mark were ours: a wanted one is re-marked in place by the replace, the rest go.
+      const legacy = diffBlackholes(desired, blackholes.filter((r) => r.protocol === RTPROT_LEGACY).map((r) => r.dst)).remove;
+      for (const dst of diff.add) await rt.replaceRoute({ dst, type: 'blackhole', protocol: RTPROT_BLOCK });
+      for (const dst of diff.remove) await rt.deleteRoute({ dst, type: 'blackhole', protocol: RTPROT_BLOCK });
+      for (const dst of legacy) await rt.deleteRoute({ dst, type: 'blackhole', protocol: RTPROT_LEGACY });
       if (diff.add.length || diff.remove.length) this.deps.log.info({ added: diff.add, removed: diff.remove }, 'block blackhole routes');
       const changed = JSON.stringify(desired) !== JSON.stringify(this.blocks);
       this.blocks = desired;

@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Logger } from '../lib/log';
-import type { Outcome } from '../cni-plugin/main';
+import { TernError, messageOf } from '../lib/errors';
+import { cniErrorOutcome, type Outcome } from '../lib/errors-cni';
 import { MAX_REQUEST, decodeCniRequest, encodeCniResponse } from './cni-wire';
 
 export interface CniServerDeps {
@@ -19,7 +20,10 @@ export interface CniServerDeps {
   timeoutMs?: number;
 }
 
-const errorOutcome = (code: number, msg: string): Buffer => encodeCniResponse(1, JSON.stringify({ cniVersion: '1.0.0', code, msg }));
+const errorOutcome = (e: unknown): Buffer => {
+  const o = cniErrorOutcome(e);
+  return encodeCniResponse(o.exitCode, o.stdout);
+};
 
 export class CniServer {
   private server?: net.Server;
@@ -56,14 +60,14 @@ export class CniServer {
       conn.end(buf);
     };
     conn.setTimeout(this.deps.timeoutMs ?? 60_000, () => {
-      finish(errorOutcome(11, 'request timed out'));
+      finish(errorOutcome(new TernError('TRY_AGAIN_LATER', 'request timed out')));
       conn.destroy();
     });
     conn.on('error', () => conn.destroy());
     conn.on('data', (d: Buffer) => {
       size += d.length;
       if (size > MAX_REQUEST + 64 * 1024) {
-        finish(errorOutcome(6, `request exceeds ${MAX_REQUEST} bytes`));
+        finish(errorOutcome(new TernError('DECODE_FAILURE', `request exceeds ${MAX_REQUEST} bytes`)));
         conn.destroy();
         return;
       }
@@ -74,7 +78,7 @@ export class CniServer {
       const req = decodeCniRequest(Buffer.concat(chunks));
       if (!req.ok) {
         this.deps.log.warn({ error: req.error }, 'malformed CNI request');
-        finish(errorOutcome(6, `malformed request: ${req.error}`));
+        finish(errorOutcome(new TernError('DECODE_FAILURE', `malformed request: ${req.error}`)));
         return;
       }
       const t0 = process.hrtime.bigint();
@@ -85,7 +89,7 @@ export class CniServer {
           this.deps.observe?.(req.env.CNI_COMMAND ?? '', Number(process.hrtime.bigint() - t0) / 1e6, o.exitCode === 0);
           finish(encodeCniResponse(o.exitCode, o.stdout));
         })
-        .catch((e) => finish(errorOutcome(999, `internal error: ${(e as Error).message}`)));
+        .catch((e) => finish(errorOutcome(new TernError('INTERNAL', `internal error: ${messageOf(e)}`, { cause: e }))));
     });
   }
 

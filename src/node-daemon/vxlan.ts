@@ -8,7 +8,7 @@
  * side is the overlay module's VxlanReconciler (plan, diff, apply).
  */
 import type { Logger } from '../lib/log';
-import { messageOf } from '../lib/errors';
+import { TernError, messageOf } from '../lib/errors';
 import type { Store, Watcher } from '../datastore/types';
 import { AFFINITY, POOLS, type IPPool } from '../ipam/model';
 import { BlockIpam } from '../ipam/block-ipam';
@@ -119,7 +119,7 @@ export class VxlanDriver {
     const underlayIp = this.deps.underlay.split('/')[0];
     const v6 = underlayIp.includes(':');
     const pool = pools.find((p) => !p.disabled && p.mode.startsWith('vxlan') && p.cidr.includes(':') === v6);
-    if (!pool) throw new Error(`no enabled vxlan pool of the underlay's family (IPv${v6 ? 6 : 4})`);
+    if (!pool) throw new TernError('NOT_FOUND', `no enabled vxlan pool of the underlay's family (IPv${v6 ? 6 : 4})`);
     const have = await ipam.get(TUNNEL_KEY(this.deps.node));
     const ip = have?.ips[0] ?? (await ipam.allocate({ key: TUNNEL_KEY(this.deps.node), pools: [pool.cidr], attrs: { node: this.deps.node } }))[0];
     const vtep: VtepRecord = { mac: vtepMacFor(this.deps.node), underlayIp, tunnelIp: ip.address, subnet: networkOf(this.deps.underlay) };

@@ -26,7 +26,7 @@ function inNs<T>(body: string): T {
     })();`;
   return JSON.parse(ns.must(process.execPath, ['-e', script])) as T;
 }
-const routes = (fam = '-4') => ns.ipJson<{ dst: string; gateway?: string; protocol: string; nexthops?: { gateway: string }[] }[]>(fam, 'route', 'show', 'proto', '84');
+const routes = (fam = '-4') => ns.ipJson<{ dst: string; gateway?: string; protocol: string; nexthops?: { gateway: string }[] }[]>(fam, 'route', 'show', 'proto', '86');
 
 beforeAll(() => {
   ns = sb.netns('f');
@@ -40,7 +40,7 @@ afterAll(async () => {
 });
 
 describe('KernelFib', () => {
-  it('installs single-path, ECMP and IPv6 routes with protocol 84 in batches', () => {
+  it('installs single-path, ECMP and IPv6 routes with protocol 86 in batches', () => {
     const r = inNs(`
       const ch = [];
       for (let i = 0; i < 10; i++) ch.push({ family: 1, prefix: '10.7.' + i + '.0/24', nextHops: ['198.18.5.2'] });

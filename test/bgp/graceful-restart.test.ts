@@ -52,7 +52,7 @@ beforeAll(async () => {
   bird = startBird(sb, b, dir, 'bird', birdConf(['10.20.0.0/26', '10.20.0.64/26']));
   tern = startTern(sb, t, dir, 'tern', ternConf(['10.30.0.0/26', '10.30.0.64/26']));
   await ternReady(tern);
-  await waitFor(() => established() && kernelRoutes(t, 4, '84').length === 2 && birdLearned().length === 2, { timeoutMs: 30_000, what: 'initial exchange' });
+  await waitFor(() => established() && kernelRoutes(t, 4, '86').length === 2 && birdLearned().length === 2, { timeoutMs: 30_000, what: 'initial exchange' });
 });
 
 afterAll(async () => {
@@ -67,7 +67,7 @@ describe('graceful restart with BIRD', () => {
     await waitFor(() => !birdUp(), { timeoutMs: 20_000, what: 'BIRD session down' });
     expect(birdLearned().sort()).toEqual(['10.30.0.0/26', '10.30.0.64/26']);
     // Tern's own kernel routes survive the restart.
-    expect(kernelRoutes(t, 4, '84').sort()).toEqual(['10.20.0.0/26', '10.20.0.64/26']);
+    expect(kernelRoutes(t, 4, '86').sort()).toEqual(['10.20.0.0/26', '10.20.0.64/26']);
     // While Tern is down, BIRD stops announcing one route; Tern will come back announcing one fewer.
     fs.writeFileSync(bird.conf, birdConf(['10.20.0.0/26']));
     bird.birdc('configure');
@@ -75,7 +75,7 @@ describe('graceful restart with BIRD', () => {
     await ternReady(tern);
     await waitFor(established, { timeoutMs: 30_000, what: 're-established' });
     // Tern's mark and sweep removes the kernel route BIRD no longer has; BIRD sweeps ours.
-    await waitFor(() => kernelRoutes(t, 4, '84').join() === '10.20.0.0/26', { timeoutMs: 30_000, what: `Tern kernel sweep (${kernelRoutes(t, 4, '84')})` });
+    await waitFor(() => kernelRoutes(t, 4, '86').join() === '10.20.0.0/26', { timeoutMs: 30_000, what: `Tern kernel sweep (${kernelRoutes(t, 4, '86')})` });
     await waitFor(() => birdLearned().join() === '10.30.0.0/26', { timeoutMs: 30_000, what: `BIRD sweep (${birdLearned()})` });
   });
 
@@ -85,10 +85,10 @@ describe('graceful restart with BIRD', () => {
     await waitFor(() => !established(), { timeoutMs: 30_000, what: 'Tern session down' });
     const stale = tern.ctl<{ prefix: string; best?: { stale?: boolean } }[]>('routes', '10.20.0.0/26');
     expect(stale[0].best?.stale).toBe(true);
-    expect(kernelRoutes(t, 4, '84')).toEqual(['10.20.0.0/26']);
+    expect(kernelRoutes(t, 4, '86')).toEqual(['10.20.0.0/26']);
     bird = startBird(sb, b, dir, 'bird', birdConf(['10.20.0.0/26']));
     await waitFor(established, { timeoutMs: 60_000, what: 're-established with BIRD' });
     await waitFor(() => tern.ctl<{ best?: { stale?: boolean } }[]>('routes', '10.20.0.0/26')[0]?.best?.stale !== true, { timeoutMs: 30_000, what: 'route refreshed' });
-    expect(kernelRoutes(t, 4, '84')).toEqual(['10.20.0.0/26']);
+    expect(kernelRoutes(t, 4, '86')).toEqual(['10.20.0.0/26']);
   });
 });

@@ -63,9 +63,9 @@ afterAll(() => sb.cleanup());
 describe('BGP TTL: multihop and GTSM with BIRD', () => {
   it('eBGP two hops away with multihop 2: Established, routes both ways', async () => {
     await waitFor(() => peerState(tern, '198.18.12.2')?.state === 'Established', { timeoutMs: 30_000, what: `multihop session (${tern.daemon.output().slice(-1500)})` });
-    await waitFor(() => kernelRoutes(t, 4, '84').includes('10.112.0.0/26') || undefined, { what: 'BIRD route in Tern kernel' });
+    await waitFor(() => kernelRoutes(t, 4, '86').includes('10.112.0.0/26') || undefined, { what: 'BIRD route in Tern kernel' });
     // The BGP next hop (BIRD, two hops away) is resolved through the router, as BIRD's `gateway recursive` does.
-    expect(t.ipJson('route', 'show', '10.112.0.0/26')[0]).toMatchObject({ gateway: '198.18.11.254', protocol: '84' });
+    expect(t.ipJson('route', 'show', '10.112.0.0/26')[0]).toMatchObject({ gateway: '198.18.11.254', protocol: '86' });
     await waitFor(() => /10\.111\.0\.0\/26/.test(bird.birdc('show', 'route', 'protocol', 'hop2')) || undefined, { what: 'Tern route in BIRD' });
   });
 

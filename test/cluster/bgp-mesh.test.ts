@@ -21,7 +21,7 @@ describe('node daemons: BGP full mesh from the node registry', () => {
   let nodes: Record<string, ClusterNode>;
   const pods: Record<string, { ns: Netns; ip: string }> = {};
 
-  const bgpRoutes = (n: string) => nodes[n].ns.ipJson('route', 'show', 'proto', '84').filter((r: any) => r.gateway);
+  const bgpRoutes = (n: string) => nodes[n].ns.ipJson('route', 'show', 'proto', '86').filter((r: any) => r.gateway);
 
   beforeAll(async () => {
     ({ nodes, db } = await startCluster(sb, ['n1', 'n2'], { bgp: 'bgp: {mesh: true, holdTime: 9, restartTime: 0}' }));

@@ -83,9 +83,9 @@ describe('the fast CNI path: native shim -> node daemon socket, with the standal
     const r = await runCni(node, { command: 'ADD', containerId: 'ctr-block', netns: pod.path, ifname: 'eth0', config: conf });
     expect(r.code, r.stdout).toBe(0);
     const ip = r.json.ips[0].address.split('/')[0];
-    // The block around the pod's address (a /26 by default) becomes a blackhole route, marked proto 84.
+    // The block around the pod's address (a /26 by default) becomes a blackhole route, marked proto 85 (the block routes' own mark).
     const routes = await waitFor(() => {
-      const bh = node.ipJson('route', 'show', 'type', 'blackhole', 'proto', '84');
+      const bh = node.ipJson('route', 'show', 'type', 'blackhole', 'proto', '85');
       return bh.length >= 1 ? bh : undefined;
     }, { what: 'blackhole route for the block' });
     const block = routes.map((x: any) => x.dst as string).find((d: string) => d.endsWith('/26'));

@@ -20,6 +20,10 @@ describe('decision process (§9.1.2.2)', () => {
     { name: 'ORIGINATOR_ID stands in for router id', a: path({ routerId: '9.9.9.9', a: { originatorId: '1.0.0.0' } }), b: path({ routerId: '2.2.2.2' }), reason: 'router-id' },
     { name: 'shorter CLUSTER_LIST', a: path({ a: { clusterList: ['1.1.1.1'] } }), b: path({ a: { clusterList: ['1.1.1.1', '2.2.2.2'] } }), reason: 'cluster-list-length' },
     { name: 'lower peer address', a: path({ peerAddress: '192.0.2.1' }), b: path({ peerAddress: '192.0.2.10' }), reason: 'peer-address' },
+    { name: 'lower IPv6 peer address, compared as a number', a: path({ peerAddress: '2001:db8::2' }), b: path({ peerAddress: '2001:db8::1:0' }), reason: 'peer-address' },
+    { name: 'IPv6 peer address: :: expands in the middle', a: path({ peerAddress: 'fd00::ffff' }), b: path({ peerAddress: 'fd00:0:0:1::' }), reason: 'peer-address' },
+    { name: 'IPv6 peer address: case and leading zeros do not count', a: path({ peerAddress: 'fd00::a' }), b: path({ peerAddress: 'FD00::00B' }), reason: 'peer-address' },
+    { name: 'IPv4 peer address before IPv6', a: path({ peerAddress: '255.255.255.255' }), b: path({ peerAddress: '::1' }), reason: 'peer-address' },
     { name: 'fresh over stale', a: path({ a: { asPath: [{ type: 2, asns: [1, 2, 3] }] } }), b: path({ stale: true }), reason: 'not-stale' },
   ];
   for (const t of table) {
