@@ -287,6 +287,16 @@ export class Rtnl {
     }
   }
 
+  /** Create a route that must not exist yet (ALREADY_EXISTS if one to the same destination does). */
+  async addRoute(r: RouteSpec): Promise<void> {
+    const { data, attrs } = this.routeMessage(r);
+    try {
+      await this.sock.newRoute(data, attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL });
+    } catch (e) {
+      throw kernelError(`route ${r.dst}`, e);
+    }
+  }
+
   async deleteRoute(r: RouteSpec): Promise<boolean> {
     const { data, attrs } = this.routeMessage(r);
     try {

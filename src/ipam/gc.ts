@@ -6,7 +6,7 @@
  */
 import type { KeyValue, Store, TxnOp } from '../datastore/types';
 import { TernError } from '../lib/errors';
-import { addrToBigInt, parsePrefix, bigIntToAddr } from '../lib/cidr';
+import { addrToBigInt, parsePrefix, bigIntToAddr, canonicalAddr, familyOf } from '../lib/cidr';
 import { AFFINITY, BLOCKS, HANDLES, POOLS, affinityKey, handleKey, normalisePool, parseJson, type Block, type HandleRecord, type IPPool } from './model';
 import { blockCapacity, release, usedCount } from './allocator';
 import { handleId, type AllocationKey } from './types';
@@ -49,7 +49,29 @@ export type Finding =
   /** The affinity index names a different node than the block itself. */
   | { kind: 'inconsistent-affinity'; block: string; index: string; owner: string | null }
   /** Empty for longer than the grace period while its node has other blocks. */
-  | { kind: 'empty-block'; block: string; node: string | null; since: number };
+  | { kind: 'empty-block'; block: string; node: string | null; since: number }
+  /** This node routes an address to a pod device whose attachment IPAM does not give it to (report only). */
+  | { kind: 'misrouted-address'; address: string; dev: string; routedFor: string; holder?: string }
+  /** One address in the endpoint records of several pods (report only). */
+  | { kind: 'duplicate-endpoint-address'; address: string; endpoints: string[] };
+
+/** A /32 (/128) route of this node to a pod device, with the attachment (handle id) its ownership mark names. */
+export interface PodRoute {
+  address: string;
+  dev: string;
+  handle: string;
+}
+
+/** What ACL endpoint records say about addresses. */
+export interface EndpointAddresses {
+  key: string;
+  ips: string[];
+}
+
+/** Findings that only an operator can resolve: `release --all` leaves them alone. */
+export function repairable(f: Finding): boolean {
+  return f.kind !== 'misrouted-address' && f.kind !== 'duplicate-endpoint-address';
+}
 
 export interface CheckOptions {
   now: number;
@@ -59,6 +81,10 @@ export interface CheckOptions {
   live?: ReadonlySet<string>;
   /** Only judge liveness for handles of this network (CNI GC is per network). */
   network?: string;
+  /** This node's routes to pod devices, checked against who holds each address. */
+  routes?: PodRoute[];
+  /** Endpoint records, checked for an address recorded for two endpoints. */
+  endpoints?: EndpointAddresses[];
 }
 
 const affKeyOf = (b: Block) => affinityKey(b.pool, b.cidr);
@@ -99,7 +125,28 @@ export function checkIpam(s: IpamState, o: CheckOptions): Finding[] {
   for (const [k, kv] of s.affinities) {
     if (!blockKeys.has(BLOCKS + k.slice(AFFINITY.length))) out.push({ kind: 'orphaned-affinity', key: k, node: kv.value });
   }
+  for (const r of o.routes ?? []) {
+    const holder = holderOf(s, r.address);
+    if (holder !== r.handle) out.push({ kind: 'misrouted-address', address: r.address, dev: r.dev, routedFor: r.handle, ...(holder ? { holder } : {}) });
+  }
+  const byAddress = new Map<string, string[]>();
+  for (const e of o.endpoints ?? []) {
+    for (const ip of new Set(e.ips.map((a) => canonicalAddr(a.split('/')[0])))) byAddress.set(ip, [...(byAddress.get(ip) ?? []), e.key]);
+  }
+  for (const [address, endpoints] of byAddress) if (endpoints.length > 1) out.push({ kind: 'duplicate-endpoint-address', address, endpoints: endpoints.sort() });
   return out;
+}
+
+/** The handle a block gives `address` to, if any. */
+function holderOf(s: IpamState, address: string): string | undefined {
+  const a = addrToBigInt(address);
+  for (const { block } of s.blocks.values()) {
+    const p = parsePrefix(block.cidr);
+    if (p.family !== familyOf(address) || a < p.base || a >= p.base + BigInt(blockCapacity(block))) continue;
+    const e = block.used[Number(a - p.base)];
+    if (e) return e.h;
+  }
+  return undefined;
 }
 
 function findBlock(s: IpamState, cidr: string): { kv: KeyValue; block: Block } | undefined {
@@ -157,6 +204,9 @@ export function repairOps(s: IpamState, f: Finding, now: number): TxnOp[] | unde
       if (!b || !kv || !b.block.affinity) return undefined;
       return [{ op: 'update', key: kv.key, value: b.block.affinity, revision: kv.modRevision }, { op: 'check', key: b.kv.key, revision: b.kv.modRevision }];
     }
+    case 'misrouted-address':
+    case 'duplicate-endpoint-address':
+      return undefined;
     case 'empty-block': {
       const b = findBlock(s, f.block);
       if (!b || usedCount(b.block) > 0) return undefined;
@@ -188,7 +238,7 @@ export async function repairIpam(store: Store, s: IpamState, findings: Finding[]
     }
     rep.repaired.push(f);
     for (const o of ops) {
-      if (o.op === 'check') continue;
+      if (o.op === 'check' || o.op === 'absent') continue;
       const kv: KeyValue = { key: o.key, value: o.op === 'delete' ? '' : o.value, modRevision: r.revision, createRevision: r.revision };
       if (o.key.startsWith(BLOCKS)) {
         if (o.op === 'delete') s.blocks.delete(o.key);
