@@ -10,7 +10,8 @@ import { withDatastore, type Store } from '../datastore';
 import { Rtnl, parseEndpointAlias } from '../dataplane';
 import { RTPROT_TERN } from '../lib/constants';
 import { storedResources } from '../acl/store';
-import { BlockIpam, checkIpam, handleId, repairable, type PodRoute, type EndpointAddresses, loadIpamState, normalisePool, parseJson, poolKey, releaseAddress, repairIpam, utilisation, handleKey, type Finding, type HandleRecord, type IPPool, type Utilisation } from '../ipam';
+import type { TxnOp } from '../datastore/types';
+import { BLOCKS, cidrName, poolSetRefusal, BlockIpam, checkIpam, handleId, repairable, type PodRoute, type EndpointAddresses, loadIpamState, normalisePool, parseJson, poolKey, releaseAddress, repairIpam, utilisation, handleKey, type Finding, type HandleRecord, type IPPool, type Utilisation } from '../ipam';
 
 function table(rows: string[][]): string {
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
@@ -45,6 +46,12 @@ export function formatFinding(f: Finding): string {
       return `inconsistent affinity for ${f.block}: index says ${f.index}, block says ${f.owner ?? '(none)'}`;
     case 'empty-block':
       return `empty block ${f.block} of ${f.node ?? '(none)'} since ${new Date(f.since).toISOString()}`;
+    case 'overlapping-blocks':
+      return `block ${f.block} overlaps block ${f.other}`;
+    case 'unindexed-block':
+      return `block ${f.block} has no claim index entry (written before overlap guards); release --all adds it`;
+    case 'orphaned-claim':
+      return `claim ${f.key} names block ${f.blockKey}, which is gone`;
     case 'misrouted-address':
       return `address ${f.address} is routed to ${f.dev} (attachment ${f.routedFor}) but IPAM ${f.holder ? `gives it to ${f.holder}` : 'holds it for no one'}`;
     case 'duplicate-endpoint-address':
@@ -198,7 +205,19 @@ export function register(program: Command): void {
         vlan: o.vlanId !== undefined || o.vlanParent !== undefined || o.vlanGateway !== undefined ? { id: Number(o.vlanId), parent: o.vlanParent ?? '', gateway: o.vlanGateway ?? '', mtu: o.vlanMtu !== undefined ? Number(o.vlanMtu) : undefined } : undefined,
       });
       await withStore(cmd, async (s) => {
-        await s.txn([{ op: 'put', key: poolKey(p.cidr), value: JSON.stringify(p) }]);
+        const st = await loadIpamState(s);
+        const blocksOf = (pool: string) => [...st.blocks.values()].filter((b) => b.block.pool === pool).length;
+        const why = poolSetRefusal(p, [...st.pools.values()].map((x) => x.pool), blocksOf);
+        if (why) throw new TernError('INVALID_CONFIG', why);
+        // Guarded: the pool and the other pools as read, and no block in this pool when its block size changes.
+        const cur = st.pools.get(p.cidr);
+        const blockRange = `${BLOCKS}${cidrName(p.cidr)}/`;
+        const ops: TxnOp[] = [
+          cur ? { op: 'update', key: cur.kv.key, value: JSON.stringify(p), revision: cur.kv.modRevision } : { op: 'create', key: poolKey(p.cidr), value: JSON.stringify(p) },
+          ...[...st.pools.values()].filter((x) => x.pool.cidr !== p.cidr).map((x): TxnOp => ({ op: 'check', key: x.kv.key, revision: x.kv.modRevision })),
+          ...(cur && cur.pool.blockSize !== p.blockSize ? [{ op: 'absent' as const, key: blockRange, end: blockRange.slice(0, -1) + '0' }] : []),
+        ];
+        if (!(await s.txn(ops)).ok) throw new TernError('TRY_AGAIN_LATER', `pools changed while setting ${p.cidr}; run the command again`);
         out(cmd, p, () => `pool ${p.cidr}: /${p.blockSize} blocks, ${p.mode}${p.disabled ? ', disabled' : ''}\n`);
       });
     });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkIpam, repairable, type Finding, type IpamState } from './gc';
-import { affinityKey, blockKey, normalisePool, type Block, type HandleRecord } from './model';
+import { checkIpam, overlappingBlocks, repairable, type Finding, type IpamState } from './gc';
+import { affinityKey, blockKey, claimKey, normalisePool, type Block, type HandleRecord } from './model';
 import type { KeyValue } from '../datastore/types';
 
 const kv = (key: string, value: string) => ({ key, value, modRevision: 1, createRevision: 1 });
@@ -19,6 +19,7 @@ function state(): IpamState {
     blocks: new Map([[blockKey(pool.cidr, block.cidr), { kv: kv(blockKey(pool.cidr, block.cidr), ''), block }]]),
     affinities: new Map([[affinityKey(pool.cidr, block.cidr), kv(affinityKey(pool.cidr, block.cidr), 'node1')]]),
     handles: new Map([handle('net.a.eth0', '10.0.0.1', 1), handle('net.b.eth0', '10.0.0.2', 2)]),
+    claims: new Map([[claimKey(block.cidr), kv(claimKey(block.cidr), blockKey(pool.cidr, block.cidr))]]),
   };
 }
 
@@ -46,6 +47,20 @@ describe('checkIpam: addresses routed or recorded for the wrong pod', () => {
       const got = checkIpam(state(), { now: 0, graceMs: 0, routes: c.routes, endpoints: c.endpoints });
       expect(got).toEqual(c.want);
       for (const f of got) expect(repairable(f)).toBe(false);
+    });
+  }
+});
+
+describe('overlappingBlocks', () => {
+  const cases: [string, string[], [string, string][]][] = [
+    ['disjoint neighbours', ['10.0.0.0/26', '10.0.0.64/26', 'fd00::/122', 'fd00::40/122'], []],
+    ['a /28 inside a /26 (block size changed)', ['10.244.0.0/26', '10.244.0.0/28', '10.244.0.16/28', '10.244.0.64/26'], [['10.244.0.0/28', '10.244.0.0/26'], ['10.244.0.16/28', '10.244.0.0/26']]],
+    ['same base, other family', ['10.0.0.0/26', '::a00:0/122'], []],
+    ['a later /26 overlapping a wide /24 after a small one', ['10.0.0.0/24', '10.0.0.0/30', '10.0.0.128/26'], [['10.0.0.0/30', '10.0.0.0/24'], ['10.0.0.128/26', '10.0.0.0/24']]],
+  ];
+  for (const [name, cidrs, want] of cases) {
+    it(name, () => {
+      expect(overlappingBlocks(cidrs).map((f) => (f.kind === 'overlapping-blocks' ? [f.block, f.other] : []))).toEqual(want);
     });
   }
 });
