@@ -15,6 +15,7 @@ import { cmdDel } from './del';
 import { cmdCheck } from './check';
 import { cmdGc } from './gc';
 import { cmdStatus } from './status';
+import { withAttachmentLock } from './attach-lock';
 
 export { cniErrorCode, type Outcome } from '../lib/errors-cni';
 
@@ -41,30 +42,35 @@ export async function handle(envVars: NodeJS.ProcessEnv, stdin: string, logOverr
     log = log.child({ command: env.command, containerId: env.containerId || undefined, ifname: env.ifname || undefined });
     const ctx: Ctx = { env, conf, log, ...hooks };
     const t0 = process.hrtime.bigint();
-    let out = '';
-    switch (env.command) {
-      case 'ADD':
-        out = JSON.stringify(await cmdAdd(ctx));
-        break;
-      case 'DEL':
-        await cmdDel(ctx);
-        break;
-      case 'CHECK':
-        await cmdCheck(ctx);
-        break;
-      case 'GC':
-        await cmdGc(ctx);
-        break;
-      case 'STATUS':
-        await cmdStatus(ctx);
-        break;
-    }
+    const out = await (env.command === 'ADD' || env.command === 'DEL' || env.command === 'CHECK' ? withAttachmentLock(env.containerId, env.ifname, () => dispatch(ctx)) : dispatch(ctx));
     log.debug({ ms: Number(process.hrtime.bigint() - t0) / 1e6 }, 'done');
     return { exitCode: EXIT_OK, stdout: out };
   } catch (e) {
     log.error({ err: e, code: cniErrorCode(e) }, 'failed');
     return cniErrorOutcome(e, version);
   }
+}
+
+async function dispatch(ctx: Ctx): Promise<string> {
+  let out = '';
+  switch (ctx.env.command) {
+    case 'ADD':
+      out = JSON.stringify(await cmdAdd(ctx));
+      break;
+    case 'DEL':
+      await cmdDel(ctx);
+      break;
+    case 'CHECK':
+      await cmdCheck(ctx);
+      break;
+    case 'GC':
+      await cmdGc(ctx);
+      break;
+    case 'STATUS':
+      await cmdStatus(ctx);
+      break;
+  }
+  return out;
 }
 
 /** Entry for dist/bin/tern-standalone. */

@@ -221,6 +221,15 @@ export class Rtnl {
     }
   }
 
+  /** Create a route that must not exist yet (ALREADY_EXISTS if one to the same destination does). */
+  async addRoute(r: RouteSpec): Promise<void> {
+    try {
+      await this.sock.request(RTM_NEWROUTE as MessageType, this.routeBody(r), { flags: FlagsNew.CREATE | FlagsNew.EXCL });
+    } catch (e) {
+      throw kernelError(`route ${r.dst}`, e);
+    }
+  }
+
   async deleteRoute(r: RouteSpec): Promise<boolean> {
     try {
       await this.sock.request(RTM_DELROUTE as MessageType, this.routeBody(r));

@@ -103,6 +103,7 @@ export class SqliteStore extends TxnStore {
   private readonly st: {
     get: Database.Statement<[string], Row>;
     range: Database.Statement<[string, string], Row>;
+    any: Database.Statement<[string, string], unknown>;
     rev: Database.Statement<[], { rev: number; compacted: number }>;
     bump: Database.Statement<[], unknown>;
     upsert: Database.Statement<[string, string, number, number], unknown>;
@@ -130,6 +131,7 @@ export class SqliteStore extends TxnStore {
     this.st = {
       get: this.db.prepare('SELECT key, value, mod_rev, create_rev FROM kv WHERE key = ?'),
       range: this.db.prepare('SELECT key, value, mod_rev, create_rev FROM kv WHERE key >= ? AND key < ? ORDER BY key'),
+      any: this.db.prepare('SELECT 1 FROM kv WHERE key >= ? AND key < ? LIMIT 1'),
       rev: this.db.prepare('SELECT rev, compacted FROM meta WHERE id = 1'),
       bump: this.db.prepare('UPDATE meta SET rev = rev + 1 WHERE id = 1'),
       upsert: this.db.prepare(
@@ -185,10 +187,11 @@ export class SqliteStore extends TxnStore {
             if (o.op === 'create' && r) ok = false;
             if ((o.op === 'update' || o.op === 'check') && rev !== o.revision) ok = false;
             if (o.op === 'delete' && o.revision !== undefined && rev !== o.revision) ok = false;
+            if (o.op === 'absent' && this.st.any.get(o.key, o.end)) ok = false;
           }
           const before = this.st.rev.get()!.rev;
           if (!ok) return { ok, revision: before, current: cur };
-          const writes = ops.filter((o) => o.op !== 'check' && !(o.op === 'delete' && !cur.has(o.key)));
+          const writes = ops.filter((o) => o.op !== 'check' && o.op !== 'absent' && !(o.op === 'delete' && !cur.has(o.key)));
           if (writes.length === 0) return { ok, revision: before };
           this.st.bump.run();
           const rev = before + 1;
@@ -196,7 +199,7 @@ export class SqliteStore extends TxnStore {
             if (o.op === 'delete') {
               this.st.del.run(o.key);
               this.st.event.run(rev, o.key, null, 1);
-            } else if (o.op !== 'check') {
+            } else if (o.op !== 'check' && o.op !== 'absent') {
               this.st.upsert.run(o.key, o.value, cur.get(o.key)?.createRevision ?? rev, rev);
               this.st.event.run(rev, o.key, o.value, 0);
             }

@@ -46,6 +46,8 @@ export interface Allocation {
 }
 
 export interface Ipam {
+  /** The node this allocator claims blocks for. */
+  readonly node: string;
   /** Idempotent: a repeated ADD of the same key returns the same addresses. */
   allocate(req: AllocateRequest): Promise<AllocatedIp[]>;
   /** Idempotent: releasing an unknown key is a no-op. */
