@@ -78,12 +78,13 @@ export async function syncFromStore(store: Store, opts: { netnsPath?: string; wh
 }
 
 /**
- * Whether the ACL engine is in use: some policy, tier, tenant or setting is
- * stored. Until then a node has no Tern rules at all (unselected pods are
- * allowed), and attaching a pod costs no iptables round trip.
+ * Whether the node's rules must be in force: anything is stored, an endpoint
+ * included. The source check (a pod sends only from its own address, on its
+ * own interface) and fail-closed for unknown interfaces hold from the first
+ * pod, policy or not; only a node that never had a pod has no Tern rules.
  */
 export function aclInUse(resources: Resource[]): boolean {
-  return resources.some((r) => r.kind !== 'Endpoint');
+  return resources.length > 0;
 }
 
 /**

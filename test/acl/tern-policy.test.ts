@@ -92,6 +92,20 @@ describe('Tern policies on real packets', () => {
     ]);
   });
 
+  it('Calico types default: a policy with only egress rules isolates egress only', async () => {
+    await expectFlows(
+      tnp('db-out', 'a1', 'selector: app == "db"\negress: [{action: Allow, protocol: TCP, destination: {ports: [443]}}]') + gnp('cli-out', 'selector: app == "client"\negress: [{action: Allow, protocol: UDP}]'),
+      [
+        ['a1web', 'a1db', 'tcp/5432', true], // ingress is not isolated by an egress-only policy
+        ['a1db', 'a1web', 'tcp/443', true],
+        ['a1db', 'a1web', 'tcp/80', false],
+        ['a1web', 'a2cli', 'tcp/80', true],
+        ['a2cli', 'a1web', 'udp/53', true],
+        ['a2cli', 'a1web', 'tcp/80', false],
+      ],
+    );
+  });
+
   it('`not in` and `!has()` match endpoints lacking the key', async () => {
     await expectFlows(gnp('notin', 'selector: tier not in {"back"} && !has(quarantine)\ningress:\n  - action: Deny\n    protocol: TCP\n    destination: {ports: [443]}\n  - action: Allow'), [
       ['a2cli', 'a1web', 'tcp/443', false],

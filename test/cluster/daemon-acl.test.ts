@@ -65,10 +65,10 @@ describe('node daemon: ACL sync from the datastore and the watched policy direct
   }, 90_000);
   afterAll(() => sb.cleanup());
 
-  it('with nothing stored the ACL is not in use and every pod reaches every other', () => {
+  it('with no policy stored the rules are in force from the first pod (source check) and every pod reaches every other', () => {
     const { code, st } = status();
     expect(code).toBe(0);
-    expect(st.acl).toMatchObject({ active: false, endpoints: 3, policyDir: { path: policyDir, present: false } });
+    expect(st.acl).toMatchObject({ active: true, endpoints: 3, policies: 0, policyDir: { path: policyDir, present: false } });
     expect(reach('a1', 'b1')).toBe(true);
     expect(reach('b1', 'a2')).toBe(true);
   });
