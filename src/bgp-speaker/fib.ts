@@ -13,7 +13,7 @@ import { TernError, errnoOf, messageOf } from '../lib/errors';
 import type { Logger } from '../lib/log';
 import { addrToBytes, parsePrefix, v4ToString, v6ToString } from './codec';
 import type { FibChange } from './rib';
-import type { FibSink } from './speaker';
+import type { FibFailure, FibSink } from './speaker';
 
 const AF_INET = 2;
 const RESOLVE_TTL_MS = 5_000;
@@ -68,10 +68,9 @@ export class KernelFib implements FibSink {
     return out;
   }
 
-  async apply(changes: FibChange[]): Promise<void> {
+  async apply(changes: FibChange[]): Promise<FibFailure[]> {
     for (const c of changes) this.marked.delete(c.prefix);
-    const failures = await this.writer.write(await this.resolve(changes), this.opts.table ?? RT_TABLE_MAIN);
-    if (failures.length) throw new TernError('IO_FAILURE', `${failures.length} kernel route writes failed, first: ${failures[0]}`);
+    return this.writer.write(await this.resolve(changes), this.opts.table ?? RT_TABLE_MAIN);
   }
 
   /** Next hop -> the gateway the kernel reaches it through (undefined: directly connected), with when it was asked. */
@@ -226,7 +225,7 @@ export function encodeRouteMessage(c: FibChange, seq: number, table: number, ack
 interface Batch {
   changes: FibChange[];
   firstSeq: number;
-  failures: string[];
+  failures: FibFailure[];
   done: () => void;
 }
 
@@ -263,8 +262,8 @@ class RouteWriter {
     this.raw.close();
   }
 
-  async write(changes: FibChange[], table: number): Promise<string[]> {
-    const failures: string[] = [];
+  async write(changes: FibChange[], table: number): Promise<FibFailure[]> {
+    const failures: FibFailure[] = [];
     const running = new Set<Promise<void>>();
     for (let i = 0; i < changes.length; i += this.batchSize) {
       while (running.size >= this.window) await Promise.race(running);
@@ -276,7 +275,7 @@ class RouteWriter {
     return failures;
   }
 
-  private send(changes: FibChange[], table: number, failures: string[]): Promise<void> {
+  private send(changes: FibChange[], table: number, failures: FibFailure[]): Promise<void> {
     return new Promise((resolve, reject) => {
       const firstSeq = this.seq;
       this.seq += changes.length;
@@ -315,7 +314,7 @@ class RouteWriter {
         if (batch) {
           const c = batch.changes[seq - batch.firstSeq];
           // Removing a route that is already gone is fine.
-          if (err !== 0 && !(c.nextHops.length === 0 && (err === ENOENT || err === ESRCH))) batch.failures.push(`${c.prefix}: errno ${err}`);
+          if (err !== 0 && !(c.nextHops.length === 0 && (err === ENOENT || err === ESRCH))) batch.failures.push({ prefix: c.prefix, errno: err });
           if (seq === batch.firstSeq + batch.changes.length - 1) {
             this.inFlight.delete(seq);
             batch.done();
