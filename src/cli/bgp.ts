@@ -56,9 +56,9 @@ export function formatRoutes(routes: RouteView[]): string {
 
 export function register(program: Command): void {
   const bgp = program.command('bgp').description('BGP speaker: run standalone, change what it announces, show peers and routes');
-  const out = (cmd: Command, data: unknown, fmt: () => string) => {
-    process.stdout.write(cmd.optsWithGlobals().output === 'json' ? JSON.stringify(data, null, 2) + '\n' : fmt());
-  };
+  // Resolves once the text is handed to the pipe: main() exits right after the action, which cut long outputs short.
+  const out = (cmd: Command, data: unknown, fmt: () => string) =>
+    new Promise<void>((resolve) => process.stdout.write(cmd.optsWithGlobals().output === 'json' ? JSON.stringify(data, null, 2) + '\n' : fmt(), () => resolve()));
 
   bgp
     .command('serve')
@@ -102,7 +102,7 @@ export function register(program: Command): void {
     .requiredOption('--file <file>', 'prefixes, one per line')
     .action(async (o: { socket: string; file: string }, cmd: Command) => {
       const r = await controlRequest(o.socket, { cmd: 'announce', prefixes: readPrefixFile(o.file) });
-      out(cmd, r, () => `announced ${(r as { announced: number }).announced}\n`);
+      await out(cmd, r, () => `announced ${(r as { announced: number }).announced}\n`);
     });
 
   bgp
@@ -112,7 +112,7 @@ export function register(program: Command): void {
     .requiredOption('--file <file>', 'prefixes, one per line')
     .action(async (o: { socket: string; file: string }, cmd: Command) => {
       const r = await controlRequest(o.socket, { cmd: 'withdraw', prefixes: readPrefixFile(o.file) });
-      out(cmd, r, () => `withdrew ${(r as { withdrawn: number }).withdrawn}\n`);
+      await out(cmd, r, () => `withdrew ${(r as { withdrawn: number }).withdrawn}\n`);
     });
 
   bgp
@@ -121,7 +121,7 @@ export function register(program: Command): void {
     .option('--socket <path>', 'control socket', DEFAULT_SOCKET)
     .action(async (o: { socket: string }, cmd: Command) => {
       const r = await controlRequest(o.socket, { cmd: 'ready' });
-      out(cmd, r, () => 'ready\n');
+      await out(cmd, r, () => 'ready\n');
     });
 
   bgp
@@ -130,7 +130,7 @@ export function register(program: Command): void {
     .option('--socket <path>', 'control socket', DEFAULT_SOCKET)
     .action(async (o: { socket: string }, cmd: Command) => {
       const r = (await controlRequest(o.socket, { cmd: 'peers' })) as PeerView[];
-      out(cmd, r, () => formatPeers(r));
+      await out(cmd, r, () => formatPeers(r));
     });
 
   bgp
@@ -140,7 +140,7 @@ export function register(program: Command): void {
     .action(async (prefix: string | undefined, o: { socket: string }, cmd: Command) => {
       const r = (await controlRequest(o.socket, { cmd: 'routes', prefix })) as RouteView[];
       if (prefix && r.length === 0) throw new TernError('NOT_FOUND', `no route for ${prefix}`);
-      out(cmd, r, () => formatRoutes(r));
+      await out(cmd, r, () => formatRoutes(r));
     });
 
   bgp
@@ -149,6 +149,6 @@ export function register(program: Command): void {
     .option('--socket <path>', 'control socket', DEFAULT_SOCKET)
     .action(async (o: { socket: string }, cmd: Command) => {
       const r = await controlRequest(o.socket, { cmd: 'stats' });
-      out(cmd, r, () => Object.entries(r as object).map(([k, v]) => `${k}: ${v}`).join('\n') + '\n');
+      await out(cmd, r, () => Object.entries(r as object).map(([k, v]) => `${k}: ${v}`).join('\n') + '\n');
     });
 }

@@ -47,7 +47,7 @@ export class ScriptPeer {
   private async cmd(op: string, args: object = {}): Promise<unknown> {
     const id = this.nextId++;
     this.child.stdin!.write(JSON.stringify({ op, id, ...args }) + '\n');
-    const done = await waitFor(() => this.events.find((e) => e.ev === 'done' && e.id === id), { timeoutMs: 20_000, what: `script peer ${op}` });
+    const done = await waitFor(() => this.events.find((e) => e.ev === 'done' && e.id === id), { timeoutMs: 20_000, intervalMs: 2, what: `script peer ${op}` });
     if (done.error) throw new Error(`script peer ${op}: ${done.error}`);
     return done.result;
   }
