@@ -12,7 +12,7 @@ import { RouteWriter, type RouteWrite } from '../dataplane/route-writer';
 import { RT_SCOPE, RT_TABLE_MAIN, RTN } from '../dataplane/route-codec';
 import { addrToBytes, parsePrefix } from './codec';
 import type { FibChange } from './rib';
-import type { FibSink } from './speaker';
+import type { FibFailure, FibSink } from './speaker';
 
 const RESOLVE_TTL_MS = 5_000;
 
@@ -63,7 +63,8 @@ export class KernelFib implements FibSink {
     return out;
   }
 
-  async apply(changes: FibChange[]): Promise<void> {
+  /** Returns the routes the kernel refused (the speaker keeps them out of the RIB's installed set and retries). */
+  async apply(changes: FibChange[]): Promise<FibFailure[]> {
     const table = this.opts.table ?? RT_TABLE_MAIN;
     const writes: RouteWrite[] = [];
     for (const c of await this.resolve(changes)) {
@@ -72,8 +73,7 @@ export class KernelFib implements FibSink {
       this.marked.delete(c.prefix);
       writes.push({ route: this.wire(c, protocol, table), del: c.nextHops.length === 0, label: c.prefix });
     }
-    const failures = await this.writer.write(writes);
-    if (failures.length) throw new TernError('IO_FAILURE', `${failures.length} kernel route writes failed, first: ${failures[0]}`);
+    return (await this.writer.write(writes)).map((f) => ({ prefix: f.label, errno: f.errno }));
   }
 
   /** Next hop -> the gateway the kernel reaches it through (undefined: directly connected), with when it was asked. */

@@ -49,16 +49,16 @@ export function formatRoutes(routes: RouteView[]): string {
   const rows = [['Prefix', 'Next hop', 'From', 'AS path', 'Paths', 'Why best']];
   for (const r of routes.sort((a, b) => a.prefix.localeCompare(b.prefix))) {
     const b = r.best;
-    rows.push([r.prefix, b ? (r.multipath.length > 1 ? r.multipath.join(',') : b.nextHop) : '-', b ? b.peer : '-', b?.asPath || '(empty)', String(r.paths.length), r.reason + (b?.stale ? ' (stale)' : '')]);
+    rows.push([r.prefix, b ? (r.multipath.length > 1 ? r.multipath.join(',') : b.nextHop) : '-', b ? b.peer : '-', b?.asPath || '(empty)', String(r.paths.length), r.reason + (b?.stale ? ' (stale)' : '') + (r.kernelError ? ` (not in kernel: ${r.kernelError})` : '')]);
   }
   return table(rows);
 }
 
 export function register(program: Command): void {
   const bgp = program.command('bgp').description('BGP speaker: run standalone, change what it announces, show peers and routes');
-  const out = (cmd: Command, data: unknown, fmt: () => string) => {
-    process.stdout.write(cmd.optsWithGlobals().output === 'json' ? JSON.stringify(data, null, 2) + '\n' : fmt());
-  };
+  // Resolves once the text is handed to the pipe: main() exits right after the action, which cut long outputs short.
+  const out = (cmd: Command, data: unknown, fmt: () => string) =>
+    new Promise<void>((resolve) => process.stdout.write(cmd.optsWithGlobals().output === 'json' ? JSON.stringify(data, null, 2) + '\n' : fmt(), () => resolve()));
 
   bgp
     .command('serve')
@@ -66,8 +66,9 @@ export function register(program: Command): void {
     .requiredOption('--config <file>', 'YAML or JSON speaker configuration')
     .option('--socket <path>', 'control socket', DEFAULT_SOCKET)
     .option('--log-level <level>', 'log level', 'info')
-    .option('--restarting', 'set the graceful-restart Restart State bit (we are coming back from a restart)')
-    .action(async (o: { config: string; socket: string; logLevel: string; restarting?: boolean }) => {
+    .option('--restarting', 'set the graceful-restart Restart State bit (we are coming back from a restart); End-of-RIB waits for `ternctl bgp ready`')
+    .option('--ready-timeout <seconds>', 'with --restarting: send End-of-RIB after this long even without `ternctl bgp ready`', '30')
+    .action(async (o: { config: string; socket: string; logLevel: string; restarting?: boolean; readyTimeout: string }) => {
       const cfg = loadConfig(o.config);
       const log = createLogger({ level: o.logLevel, sync: false, name: 'tern-bgp' });
       let fib: KernelFib | undefined;
@@ -76,7 +77,7 @@ export function register(program: Command): void {
         const marked = await fib.start();
         log.info({ marked }, 'kernel routes owned by Tern at start');
       }
-      const speaker = new Speaker(cfg, { log: log.child({ component: 'bgp' }), fib, restarting: o.restarting, sockopts: bgpSocketOptions() });
+      const speaker = new Speaker(cfg, { log: log.child({ component: 'bgp' }), fib, restarting: o.restarting, holdEndOfRib: Number(o.readyTimeout), sockopts: bgpSocketOptions() });
       await speaker.start();
       fs.mkdirSync(path.dirname(o.socket), { recursive: true });
       const control = await serveControl(speaker, o.socket);
@@ -101,7 +102,7 @@ export function register(program: Command): void {
     .requiredOption('--file <file>', 'prefixes, one per line')
     .action(async (o: { socket: string; file: string }, cmd: Command) => {
       const r = await controlRequest(o.socket, { cmd: 'announce', prefixes: readPrefixFile(o.file) });
-      out(cmd, r, () => `announced ${(r as { announced: number }).announced}\n`);
+      await out(cmd, r, () => `announced ${(r as { announced: number }).announced}\n`);
     });
 
   bgp
@@ -111,7 +112,16 @@ export function register(program: Command): void {
     .requiredOption('--file <file>', 'prefixes, one per line')
     .action(async (o: { socket: string; file: string }, cmd: Command) => {
       const r = await controlRequest(o.socket, { cmd: 'withdraw', prefixes: readPrefixFile(o.file) });
-      out(cmd, r, () => `withdrew ${(r as { withdrawn: number }).withdrawn}\n`);
+      await out(cmd, r, () => `withdrew ${(r as { withdrawn: number }).withdrawn}\n`);
+    });
+
+  bgp
+    .command('ready')
+    .description('after --restarting: the own table is complete (all announces done), End-of-RIB may follow')
+    .option('--socket <path>', 'control socket', DEFAULT_SOCKET)
+    .action(async (o: { socket: string }, cmd: Command) => {
+      const r = await controlRequest(o.socket, { cmd: 'ready' });
+      await out(cmd, r, () => 'ready\n');
     });
 
   bgp
@@ -120,7 +130,7 @@ export function register(program: Command): void {
     .option('--socket <path>', 'control socket', DEFAULT_SOCKET)
     .action(async (o: { socket: string }, cmd: Command) => {
       const r = (await controlRequest(o.socket, { cmd: 'peers' })) as PeerView[];
-      out(cmd, r, () => formatPeers(r));
+      await out(cmd, r, () => formatPeers(r));
     });
 
   bgp
@@ -130,7 +140,7 @@ export function register(program: Command): void {
     .action(async (prefix: string | undefined, o: { socket: string }, cmd: Command) => {
       const r = (await controlRequest(o.socket, { cmd: 'routes', prefix })) as RouteView[];
       if (prefix && r.length === 0) throw new TernError('NOT_FOUND', `no route for ${prefix}`);
-      out(cmd, r, () => formatRoutes(r));
+      await out(cmd, r, () => formatRoutes(r));
     });
 
   bgp
@@ -139,6 +149,6 @@ export function register(program: Command): void {
     .option('--socket <path>', 'control socket', DEFAULT_SOCKET)
     .action(async (o: { socket: string }, cmd: Command) => {
       const r = await controlRequest(o.socket, { cmd: 'stats' });
-      out(cmd, r, () => Object.entries(r as object).map(([k, v]) => `${k}: ${v}`).join('\n') + '\n');
+      await out(cmd, r, () => Object.entries(r as object).map(([k, v]) => `${k}: ${v}`).join('\n') + '\n');
     });
 }

@@ -17,10 +17,16 @@ export interface RouteWrite {
   label: string;
 }
 
+/** A write the kernel refused, with its errno. */
+export interface RouteWriteFailure {
+  label: string;
+  errno: number;
+}
+
 interface Batch {
   writes: RouteWrite[];
   firstSeq: number;
-  failures: string[];
+  failures: RouteWriteFailure[];
   done: () => void;
 }
 
@@ -43,9 +49,9 @@ export class RouteWriter {
     this.raw.close();
   }
 
-  /** Write all, in order; returns "label: errno N" for each write the kernel refused (a delete of a missing route is done). */
-  async write(writes: RouteWrite[]): Promise<string[]> {
-    const failures: string[] = [];
+  /** Write all, in order; returns each write the kernel refused (a delete of a missing route is done). */
+  async write(writes: RouteWrite[]): Promise<RouteWriteFailure[]> {
+    const failures: RouteWriteFailure[] = [];
     const running = new Set<Promise<void>>();
     for (let i = 0; i < writes.length; i += this.batchSize) {
       while (running.size >= this.window) await Promise.race(running);
@@ -57,7 +63,7 @@ export class RouteWriter {
     return failures;
   }
 
-  private send(writes: RouteWrite[], failures: string[]): Promise<void> {
+  private send(writes: RouteWrite[], failures: RouteWriteFailure[]): Promise<void> {
     return new Promise((resolve, reject) => {
       const firstSeq = this.seq;
       this.seq += writes.length;
@@ -94,7 +100,7 @@ export class RouteWriter {
         const batch = this.batchOf(seq);
         if (batch) {
           const w = batch.writes[seq - batch.firstSeq];
-          if (err !== 0 && !(w.del && (err === ENOENT || err === ESRCH))) batch.failures.push(`${w.label}: errno ${err}`);
+          if (err !== 0 && !(w.del && (err === ENOENT || err === ESRCH))) batch.failures.push({ label: w.label, errno: err });
           if (seq === batch.firstSeq + batch.writes.length - 1) {
             this.inFlight.delete(seq);
             batch.done();

@@ -246,3 +246,24 @@ describe('RIB', () => {
     expect(run([1, 3, 0, 2], true)).toEqual(base);
   });
 });
+
+describe('AS prepend on export to eBGP (RFC 4271 §5.1.2)', () => {
+  const prepended = (asns: number[]) => {
+    const rib = new Rib({ asn: 65000, routerId: '10.0.0.1' });
+    rib.addPeer({ id: 'in', address: '192.0.2.1', asn: 65001, selfNextHop: {}, importPrefixes: [{ prefix: '0.0.0.0/0', maxLength: 32 }] });
+    rib.addPeer({ id: 'out', address: '192.0.2.2', asn: 65002, selfNextHop: { v4: '192.0.2.9' }, exportPrefixes: [{ prefix: '0.0.0.0/0', maxLength: 32 }] });
+    rib.peerUp('in', { routerId: '1.1.1.1', families: [IPV4_UNICAST] });
+    rib.peerUp('out', { routerId: '2.2.2.2', families: [IPV4_UNICAST] });
+    rib.applyUpdate('in', [{ family: IPV4_UNICAST, announce: [{ prefix: '10.1.0.0/24' }], withdraw: [], attrs: { origin: 0, asPath: [{ type: 2, asns }], nextHop: '192.0.2.1' } }]);
+    return rib.flush().out.get('out')!.announce[0].attrs.asPath;
+  };
+  it('joins a sequence with room', () => {
+    expect(prepended([65001, 7])).toEqual([{ type: 2, asns: [65000, 65001, 7] }]);
+  });
+  it('starts a new segment in front of a full (255-AS) sequence', () => {
+    const full = [65001, ...Array.from({ length: 254 }, (_, i) => 1000 + i)];
+    const p = prepended(full);
+    expect(p.map((s) => s.asns.length)).toEqual([1, 255]);
+    expect(p[0].asns).toEqual([65000]);
+  });
+});

@@ -355,6 +355,18 @@ export class Rib {
     return { fib, out };
   }
 
+  /** Routes that could not be sent to a peer after all (too long for it): forget them, so a later change is sent. */
+  unsent(id: string, prefixes: readonly string[]): void {
+    const p = this.peers.get(id);
+    if (p) for (const prefix of prefixes) p.adjOut.delete(prefix);
+  }
+
+  /** The next hops the Loc-RIB wants in the kernel for a prefix (empty: none). */
+  installedHops(prefix: string): string[] {
+    const d = this.dests.get(prefix);
+    return d && d.installed ? d.installed.split(',') : [];
+  }
+
   destination(prefix: string): Destination | undefined {
     return this.dests.get(prefix);
   }
