@@ -6,13 +6,9 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { TernError } from '../lib/errors';
-import { withDatastore, type Store } from '../datastore';
+import { emit, examplesFor, fileError, table, withStore } from './output';
 import { BlockIpam, checkIpam, loadIpamState, normalisePool, parseJson, poolKey, releaseAddress, repairIpam, utilisation, handleKey, type Finding, type HandleRecord, type IPPool, type Utilisation } from '../ipam';
 
-function table(rows: string[][]): string {
-  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]))).join('  ')).join('\n') + '\n';
-}
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
@@ -57,15 +53,11 @@ function readLive(file: string | undefined): Set<string> | undefined {
   try {
     return new Set(fs.readFileSync(file === '-' ? 0 : file, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean));
   } catch (e) {
-    throw new TernError('INVALID_CONFIG', `cannot read ${file}`, { cause: e });
+    throw fileError(file, e);
   }
 }
 
-const withStore = <T>(cmd: Command, fn: (s: Store) => Promise<T>): Promise<T> => withDatastore(cmd.optsWithGlobals().datastore, fn);
-
-function out(cmd: Command, data: unknown, text: () => string): void {
-  process.stdout.write(cmd.optsWithGlobals().output === 'json' ? JSON.stringify(data, null, 2) + '\n' : text());
-}
+const out = (cmd: Command, data: unknown, text: () => string): void => emit(cmd, data, text);
 
 export function register(program: Command): void {
   const ipam = program.command('ipam').description('Block IPAM: utilisation, consistency check and repair, pools');
@@ -165,4 +157,10 @@ export function register(program: Command): void {
         out(cmd, p, () => `pool ${p.cidr}: /${p.blockSize} blocks, ${p.mode}${p.disabled ? ', disabled' : ''}\n`);
       });
     });
+  examplesFor(ipam, {
+    show: ['ternctl ipam show', 'ternctl ipam show -o json'],
+    check: ['ternctl ipam check --grace 10m --live live-handles.txt'],
+    release: ['ternctl ipam release --all --live live-handles.txt', 'ternctl ipam release --address 10.244.1.7'],
+  });
+  examplesFor(pool, { set: ['ternctl ipam pool set 10.244.0.0/16 --block-size 26 --node-selector zone=a'] });
 }

@@ -18,32 +18,13 @@ import { resolveNodeName } from '../ipam/nodename';
 import { BlockRouteReconciler } from './block-routes';
 import { detectAddresses, nodeKey, registerNode, type NodeRecord } from './registry';
 import { BgpMesh } from './bgp-mesh';
-import type { PeerView } from '../bgp-speaker';
-import { AclReconciler, type AclStatus } from './acl-sync';
+import { AclReconciler } from './acl-sync';
+import { notReady, type DaemonStatus } from './health';
 import { loadIpamState, reclaimEmptyBlocks, utilisation } from '../ipam/gc';
 import { TernError } from '../lib/errors';
-import { VxlanDriver, type OverlayStatus } from './vxlan';
+import { VxlanDriver } from './vxlan';
 
-export interface DaemonStatus {
-  node: string;
-  ready: boolean;
-  datastore: { type: string; where: string; reachable: boolean };
-  blocks: string[];
-  bgp?: { asn: number; routerId: string; peers: PeerView[] };
-  acl?: AclStatus;
-  overlay?: OverlayStatus;
-}
-
-/** What keeps a node from being ready (empty: ready): started, datastore reachable, ACL in sync, every BGP session up. */
-export function notReady(st: DaemonStatus): string[] {
-  const why: string[] = [];
-  if (!st.ready) why.push('starting');
-  if (!st.datastore.reachable) why.push('datastore unreachable');
-  if (st.acl?.lastError) why.push(`ACL sync failed: ${st.acl.lastError}`);
-  if (st.overlay?.lastError) why.push(`overlay failed: ${st.overlay.lastError}`);
-  for (const p of st.bgp?.peers ?? []) if (p.state !== 'Established') why.push(`BGP ${p.address} ${p.state}`);
-  return why;
-}
+export { notReady, type DaemonStatus } from './health';
 
 export class NodeDaemon {
   readonly metrics = new Metrics();
@@ -165,7 +146,7 @@ export class NodeDaemon {
       if (req.url === '/healthz') return send(200, 'ok\n');
       if (req.url === '/readyz') {
         void this.status().then((st) => {
-          const why = notReady(st);
+          const why = st.notReady ?? [];
           send(why.length ? 503 : 200, why.length ? `not ready: ${why.join('; ')}\n` : 'ready\n');
         });
         return;
@@ -218,7 +199,7 @@ export class NodeDaemon {
       reachable = false;
     }
     const ds = this.config.datastore;
-    return {
+    const st: DaemonStatus = {
       node: this.node,
       ready: this.ready,
       datastore: { type: ds.type, where: ds.type === 'sqlite' ? ds.path : ds.endpoints.join(','), reachable },
@@ -226,7 +207,9 @@ export class NodeDaemon {
       bgp: this.bgp ? { asn: this.bgp.speaker.cfg.asn, routerId: this.bgp.speaker.cfg.routerId, peers: this.bgp.speaker.peers() } : undefined,
       acl: this.acl?.state,
       overlay: this.vxlan?.state,
+      sockets: { cni: this.config.cniSocket },
     };
+    return { ...st, notReady: notReady(st) };
   }
 
   async stop(): Promise<void> {
