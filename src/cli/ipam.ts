@@ -6,8 +6,9 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { TernError } from '../lib/errors';
+import { writeObjects } from './resources';
 import { emit, examplesFor, fileError, table, withStore } from './output';
-import { BlockIpam, checkIpam, loadIpamState, normalisePool, parseJson, poolKey, releaseAddress, repairIpam, utilisation, handleKey, type Finding, type HandleRecord, type IPPool, type Utilisation } from '../ipam';
+import { BlockIpam, checkIpam, loadIpamState, normalisePool, parseJson, releaseAddress, repairIpam, utilisation, handleKey, type Finding, type HandleRecord, type IPPool, type Utilisation } from '../ipam';
 
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
@@ -153,7 +154,8 @@ export function register(program: Command): void {
         vlan: o.vlanId !== undefined || o.vlanParent !== undefined || o.vlanGateway !== undefined ? { id: Number(o.vlanId), parent: o.vlanParent ?? '', gateway: o.vlanGateway ?? '', mtu: o.vlanMtu !== undefined ? Number(o.vlanMtu) : undefined } : undefined,
       });
       await withStore(cmd, async (s) => {
-        await s.txn([{ op: 'put', key: poolKey(p.cidr), value: JSON.stringify(p) }]);
+        // The same checked write as `ternctl apply -f` of an IPPool.
+        await writeObjects(s, 'apply', { acl: [], pools: [p], nodes: [] });
         out(cmd, p, () => `pool ${p.cidr}: /${p.blockSize} blocks, ${p.mode}${p.disabled ? ', disabled' : ''}\n`);
       });
     });

@@ -10,6 +10,7 @@ import { register as registerBgp } from './bgp';
 import { register as registerDoctor } from './doctor';
 import { register as registerPolicy } from './policy';
 import { register as registerIpam } from './ipam';
+import { register as registerResources } from './resources';
 import { EXIT, FORMATS, emit, example, examplesOf, exitCodeFor, printError } from './output';
 import { formatVersion, versionInfo } from './version';
 import { bashCompletion, optionValues } from './completion';
@@ -19,6 +20,7 @@ export { exitCodeFor } from './output';
 type Register = (program: Command) => void;
 const registrations: Register[] = [
   // Each area adds its register function here.
+  registerResources,
   registerNode,
   registerStatus,
   registerEndpoint,

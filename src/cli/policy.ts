@@ -3,6 +3,7 @@
  * to, explain the verdict for one packet, and apply/delete them in the
  * datastore (optionally bringing one namespace's rules in sync at once).
  */
+import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { TernError } from '../lib/errors';
 import {
@@ -20,9 +21,9 @@ import {
   storedResources,
   syncFromStore,
   type ApplyReport,
-  writeResources,
 } from '../acl';
 import type { Store } from '../datastore';
+import { readObjects, report, writeObjects } from './resources';
 import { AlreadyReported, emit, examplesFor, formatOf, mustExist, withStore } from './output';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -42,6 +43,7 @@ async function source(cmd: Command, files: string[] | undefined): Promise<Resour
 
 /** Program this node from the datastore (read under the ACL lock, so concurrent appliers lose nothing). */
 async function sync(store: Store, netns: string | undefined): Promise<ApplyReport> {
+  if (netns && !fs.existsSync(netns)) throw new TernError('NOT_FOUND', `network namespace ${netns} does not exist`);
   return (await syncFromStore(store, { netnsPath: netns })).report!;
 }
 
@@ -111,18 +113,18 @@ export function register(program: Command): void {
       process.stdout.write(`verdict: ${ex.verdict.toUpperCase()}\n`);
     });
 
+  // Aliases of `ternctl apply|delete -f` (same reader and writer), with --sync for nodes without a daemon.
   const mutate = (name: 'apply' | 'delete') =>
     policy
       .command(name)
-      .description(name === 'apply' ? 'store the resources of the files in the datastore, all or none' : 'remove the resources named in the files from the datastore')
+      .description(name === 'apply' ? 'store the resources of the files in the datastore, all or none (as ternctl apply -f)' : 'remove the resources named in the files from the datastore (as ternctl delete -f)')
       .requiredOption('-f, --file <path>', 'policy file or directory (repeatable)', collect)
       .option('--sync', 'then compile everything stored and program this node (no node daemon)')
       .option('--netns <path>', 'with --sync: program this network namespace instead of the current one')
       .action(async function (this: Command, o: { file: string[]; sync?: boolean; netns?: string }) {
-        const rs = load(o.file);
+        const objs = readObjects(o.file);
         await withStore(this, async (store) => {
-          await writeResources(store, name, rs);
-          process.stdout.write(`${name === 'apply' ? 'applied' : 'deleted'} ${rs.length} resources\n`);
+          report(this, name === 'apply' ? 'applied' : 'deleted', await writeObjects(store, name, objs));
           if (o.sync) process.stdout.write(syncLine(await sync(store, o.netns)));
         });
       });

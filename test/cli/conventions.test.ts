@@ -26,6 +26,8 @@ const file = (name: string, text: string) => {
 beforeAll(async () => {
   dir = sb.tmpdir();
   db = path.join(dir, 'tern.db');
+  // A datastore path under a regular file can never be opened (or created).
+  fs.writeFileSync(path.join(dir, 'plain'), '');
   const s = new SqliteStore({ path: db });
   await writeResources(s, 'apply', [endpointResource({ namespace: 'prod', name: 'web-1', ips: ['10.0.0.10'], hostIface: 'tern0', labels: {}, namedPorts: [] } as never)]);
   await s.close();
@@ -44,11 +46,19 @@ describe('exit codes on every command error path', () => {
     ['--version', () => ['--version'], 0],
     ['--help', () => ['--help'], 0],
     ['completion', () => ['completion', 'bash'], 0],
+    ['get: unknown kind', () => ['--datastore', db, 'get', 'frobs'], 2],
+    ['get: no such object', () => ['--datastore', db, 'get', 'ippool', '10.9.0.0-16'], 3],
+    ['get: datastore unavailable', () => ['--datastore', `${dir}/plain/tern.db`, 'get', 'tier'], 4],
+    ['apply: file missing', () => ['--datastore', db, 'apply', '-f', `${dir}/missing.yaml`], 3],
+    ['apply: invalid file', () => ['--datastore', db, 'apply', '-f', file('bad-pool.yaml', 'apiVersion: tern.io/v1\nkind: IPPool\nspec: {cidr: 10.0.0.0/16, blockSize: 8}\n')], 2],
+    ['delete: no such object', () => ['--datastore', db, 'delete', 'tier', 'gold'], 3],
+    ['delete: neither KIND NAME nor -f', () => ['--datastore', db, 'delete'], 2],
+    ['delete: endpoints are read-only', () => ['--datastore', db, 'delete', 'workloadendpoint', 'web-1', '-n', 'prod'], 2],
     ['node run: missing --config', () => ['node', 'run'], 2],
     ['node run: config file missing', () => ['node', 'run', '--config', `${dir}/missing.yaml`], 3],
     ['node run: invalid config', () => ['node', 'run', '--config', file('bad-node.yaml', 'cniSocket: relative\n')], 2],
     ['node list: ok', () => ['--datastore', db, 'node', 'list'], 0],
-    ['node list: datastore unavailable', () => ['--datastore', `${file('plain', '')}/tern.db`, 'node', 'list'], 4],
+    ['node list: datastore unavailable', () => ['--datastore', `${dir}/plain/tern.db`, 'node', 'list'], 4],
     ['node list: bad datastore URL', () => ['--datastore', 'http://', 'node', 'list'], 2],
     ['node remove: no such node', () => ['--datastore', db, 'node', 'remove', 'ghost'], 3],
     ['status: no daemon answers', () => ['status', '--url', 'http://127.0.0.1:1'], 1],
@@ -75,7 +85,7 @@ describe('exit codes on every command error path', () => {
     ['policy explain: bad port', () => ['--datastore', db, 'policy', 'explain', '--from', 'prod/web-1', '--to', 'prod/web-1', '--port', 'x/tcp'], 2],
     ['policy apply: invalid file', () => ['--datastore', db, 'policy', 'apply', '-f', `${dir}/bad-policy.yaml`], 2],
     ['policy delete: file missing', () => ['--datastore', db, 'policy', 'delete', '-f', `${dir}/missing.yaml`], 3],
-    ['policy sync: datastore unavailable', () => ['--datastore', `${dir}/plain/tern.db`, 'policy', 'sync'], 4],
+    ['policy sync: datastore unavailable', () => ['--datastore', `${dir}/plain/tern.db`, 'policy', 'sync', '--netns', '/run/netns/hcli-missing'], 4],
     ['ipam show: ok', () => ['--datastore', db, 'ipam', 'show'], 0],
     ['ipam check: bad duration', () => ['--datastore', db, 'ipam', 'check', '--grace', 'soon'], 2],
     ['ipam check: --live file missing', () => ['--datastore', db, 'ipam', 'check', '--live', `${dir}/missing.txt`], 3],
