@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 
 PKGS=(iproute2 iptables ipset iputils-ping jq python3 procps util-linux conntrack ethtool tcpdump iperf3
       containernetworking-plugins bird2 gobgpd frr etcd-server etcd-client
-      golang-go golang-github-appc-cni-dev user-mode-linux busybox-static podman runc)
+      golang-go golang-github-appc-cni-dev user-mode-linux busybox-static podman runc
+      prometheus)  # promtool: test/cli checks /metrics
 
 missing=()
 for p in "${PKGS[@]}"; do

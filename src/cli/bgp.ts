@@ -11,7 +11,7 @@ import { Speaker, loadConfig, serveControl, controlRequest, type ControlRequest,
 import { KernelFib } from '../bgp-speaker/fib';
 import { bgpSocketOptions } from '../dataplane';
 import { parsePrefix } from '../lib/cidr';
-import { emit, example, fileError, mustExist, table } from './output';
+import { emit, example, fileError, mustExist, nodeConfig, table } from './output';
 
 export const DEFAULT_SOCKET = '/run/tern/bgp.sock';
 
@@ -35,6 +35,14 @@ function readPrefixFile(file: string): string[] {
     out.push(p);
   });
   return out;
+}
+
+const SOCKET_HELP = "control socket (default: the node daemon's controlSocket, /run/tern/bgp.sock unless node.yaml says otherwise)";
+const CONFIG_HELP = 'node daemon config that names the control socket (default /etc/tern/node.yaml when present)';
+
+/** The socket to talk to: --socket, else the node daemon's (from --config or /etc/tern/node.yaml), else the default. */
+function socketOf(o: { socket?: string; config?: string }): string {
+  return o.socket ?? nodeConfig(o.config).controlSocket;
 }
 
 /** A control request; a socket that is not there is "not found" (3), one that does not answer a failure (1). */
@@ -84,6 +92,19 @@ export function formatRoutes(routes: RouteView[]): string {
   return table(rows);
 }
 
+/** Every path of each prefix (the Adj-RIB-In after import policy), the best one marked, like `birdc show route all`. */
+export function formatPaths(routes: RouteView[]): string {
+  const out: string[] = [];
+  for (const r of routes.sort((a, b) => a.prefix.localeCompare(b.prefix))) {
+    out.push(`${r.prefix}: best ${r.best ? `from ${r.best.peer}` : 'none'} (${r.reason})`);
+    for (const p of r.paths) {
+      const best = r.best && p.peer === r.best.peer && p.nextHop === r.best.nextHop;
+      out.push(`  ${best ? '*' : ' '} from ${p.peer} via ${p.nextHop}, AS path ${p.asPath || '(empty)'}${p.stale ? ', STALE (graceful restart)' : ''}`);
+    }
+  }
+  return out.join('\n') + '\n';
+}
+
 export function register(program: Command): void {
   const bgp = program.command('bgp').description('BGP speaker: run standalone, change what it announces, show peers and routes');
 
@@ -123,45 +144,50 @@ export function register(program: Command): void {
 
   example(bgp.command('announce'), 'ternctl bgp announce --file prefixes.txt', 'echo 10.1.0.0/24 | ternctl bgp announce --file -')
     .description('originate the prefixes in FILE (one per line, - for stdin)')
-    .option('--socket <path>', 'control socket', DEFAULT_SOCKET)
+    .option('--socket <path>', SOCKET_HELP)
+    .option('-c, --config <file>', CONFIG_HELP)
     .requiredOption('--file <file>', 'prefixes, one per line')
-    .action(async (o: { socket: string; file: string }, cmd: Command) => {
-      const r = await request(o.socket, { cmd: 'announce', prefixes: readPrefixFile(o.file) });
+    .action(async (o: { socket?: string; config?: string; file: string }, cmd: Command) => {
+      const r = await request(socketOf(o), { cmd: 'announce', prefixes: readPrefixFile(o.file) });
       emit(cmd, r, () => `announced ${(r as { announced: number }).announced}\n`);
     });
 
   example(bgp.command('withdraw'), 'ternctl bgp withdraw --file prefixes.txt')
     .description('stop originating the prefixes in FILE')
-    .option('--socket <path>', 'control socket', DEFAULT_SOCKET)
+    .option('--socket <path>', SOCKET_HELP)
+    .option('-c, --config <file>', CONFIG_HELP)
     .requiredOption('--file <file>', 'prefixes, one per line')
-    .action(async (o: { socket: string; file: string }, cmd: Command) => {
-      const r = await request(o.socket, { cmd: 'withdraw', prefixes: readPrefixFile(o.file) });
+    .action(async (o: { socket?: string; config?: string; file: string }, cmd: Command) => {
+      const r = await request(socketOf(o), { cmd: 'withdraw', prefixes: readPrefixFile(o.file) });
       emit(cmd, r, () => `withdrew ${(r as { withdrawn: number }).withdrawn}\n`);
     });
 
   example(bgp.command('peers'), 'ternctl bgp peers', 'ternctl bgp peers -o json')
     .description('sessions: state, uptime, prefixes received and sent, last error')
-    .option('--socket <path>', 'control socket', DEFAULT_SOCKET)
-    .action(async (o: { socket: string }, cmd: Command) => {
-      const r = (await request(o.socket, { cmd: 'peers' })) as PeerView[];
+    .option('--socket <path>', SOCKET_HELP)
+    .option('-c, --config <file>', CONFIG_HELP)
+    .action(async (o: { socket?: string; config?: string }, cmd: Command) => {
+      const r = (await request(socketOf(o), { cmd: 'peers' })) as PeerView[];
       emit(cmd, r, () => formatPeers(r));
     });
 
-  example(bgp.command('routes [prefix]'), 'ternctl bgp routes', 'ternctl bgp routes 10.1.0.0/24 -o json')
-    .description('Loc-RIB: the best path per prefix and why it won')
-    .option('--socket <path>', 'control socket', DEFAULT_SOCKET)
-    .action(async (prefix: string | undefined, o: { socket: string }, cmd: Command) => {
+  example(bgp.command('routes [prefix]'), 'ternctl bgp routes', 'ternctl bgp routes 10.244.1.0/26', 'ternctl bgp routes -o wide')
+    .description('Loc-RIB: the best path per prefix and why it won; with PREFIX or -o wide, every path received (best marked *, stale ones flagged)')
+    .option('--socket <path>', SOCKET_HELP)
+    .option('-c, --config <file>', CONFIG_HELP)
+    .action(async (prefix: string | undefined, o: { socket?: string; config?: string }, cmd: Command) => {
       if (prefix) parsePrefix(prefix, { loose: true });
-      const r = (await request(o.socket, { cmd: 'routes', prefix })) as RouteView[];
+      const r = (await request(socketOf(o), { cmd: 'routes', prefix })) as RouteView[];
       if (prefix && r.length === 0) throw new TernError('NOT_FOUND', `no route for ${prefix}`);
-      emit(cmd, r, () => formatRoutes(r));
+      emit(cmd, r, (wide) => (prefix || wide ? formatPaths(r) : formatRoutes(r)));
     });
 
   example(bgp.command('stats'), 'ternctl bgp stats')
     .description('speaker counters (routes, kernel writes)')
-    .option('--socket <path>', 'control socket', DEFAULT_SOCKET)
-    .action(async (o: { socket: string }, cmd: Command) => {
-      const r = await request(o.socket, { cmd: 'stats' });
+    .option('--socket <path>', SOCKET_HELP)
+    .option('-c, --config <file>', CONFIG_HELP)
+    .action(async (o: { socket?: string; config?: string }, cmd: Command) => {
+      const r = await request(socketOf(o), { cmd: 'stats' });
       emit(cmd, r, () => Object.entries(r as object).map(([k, v]) => `${k}: ${v}`).join('\n') + '\n');
     });
 }

@@ -1,9 +1,8 @@
 /** ternctl node …: run the node daemon, list the registered nodes. */
 import type { Command } from 'commander';
 import { createLogger } from '../lib/log';
-import { emit, example, table, withStore } from './output';
-import * as fs from 'node:fs';
-import { NodeDaemon, loadDaemonConfig, parseDaemonConfig, type DaemonConfig } from '../node-daemon';
+import { DEFAULT_NODE_CONFIG, emit, example, nodeConfig, table, withStore } from './output';
+import { NodeDaemon, loadDaemonConfig } from '../node-daemon';
 import { listNodes, removeNode, type NodeRecord } from '../node-daemon/registry';
 import { notReady, type DaemonStatus } from '../node-daemon/health';
 import { peerInfo } from './bgp';
@@ -54,14 +53,6 @@ export function register(program: Command): void {
       });
       process.stdout.write(`node ${name} removed\n`);
     });
-}
-
-export const DEFAULT_NODE_CONFIG = '/etc/tern/node.yaml';
-
-/** The daemon's configuration as ternctl finds it: --config, else /etc/tern/node.yaml when present, else the defaults. */
-export function nodeConfig(file: string | undefined): DaemonConfig {
-  if (file) return loadDaemonConfig(file);
-  return fs.existsSync(DEFAULT_NODE_CONFIG) ? loadDaemonConfig(DEFAULT_NODE_CONFIG) : parseDaemonConfig({}, '(defaults)');
 }
 
 export function formatStatus(st: DaemonStatus): string {

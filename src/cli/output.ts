@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { TernError, messageOf } from '../lib/errors';
 import { PolicyFileError, formatProblem } from '../acl/errors';
 import { withDatastore, type Store } from '../datastore';
+import { loadDaemonConfig, parseDaemonConfig, type DaemonConfig } from '../node-daemon/config';
 
 export const FORMATS = ['table', 'wide', 'json', 'yaml'] as const;
 export type Format = (typeof FORMATS)[number];
@@ -127,4 +128,12 @@ export function example<C extends Command>(cmd: C, ...lines: string[]): C {
 /** Examples for the subcommands of `parent`, by name (for areas that build their commands in a loop). */
 export function examplesFor(parent: Command, byName: Record<string, string[]>): void {
   for (const c of parent.commands) if (byName[c.name()]) example(c, ...byName[c.name()]);
+}
+
+export const DEFAULT_NODE_CONFIG = '/etc/tern/node.yaml';
+
+/** The node daemon's configuration as ternctl finds it: --config, else /etc/tern/node.yaml when present, else the defaults. */
+export function nodeConfig(file: string | undefined): DaemonConfig {
+  if (file) return loadDaemonConfig(file);
+  return fs.existsSync(DEFAULT_NODE_CONFIG) ? loadDaemonConfig(DEFAULT_NODE_CONFIG) : parseDaemonConfig({}, '(defaults)');
 }

@@ -5,6 +5,7 @@
  * overlay reconcilers attach here next.
  */
 import * as http from 'node:http';
+import type * as net from 'node:net';
 import type { Logger } from '../lib/log';
 import { handle } from '../cni-plugin/main';
 import { CniServer } from './cni-server';
@@ -18,6 +19,7 @@ import { resolveNodeName } from '../ipam/nodename';
 import { BlockRouteReconciler } from './block-routes';
 import { detectAddresses, nodeKey, registerNode, type NodeRecord } from './registry';
 import { BgpMesh } from './bgp-mesh';
+import { serveControl } from '../bgp-speaker/control';
 import { AclReconciler } from './acl-sync';
 import { notReady, type DaemonStatus } from './health';
 import { loadIpamState, reclaimEmptyBlocks, utilisation } from '../ipam/gc';
@@ -37,6 +39,7 @@ export class NodeDaemon {
   private reclaimTimer?: NodeJS.Timeout;
   private vxlan?: VxlanDriver;
   private reclaiming?: Promise<void>;
+  private control?: net.Server;
   bgp?: BgpMesh;
   node = '';
 
@@ -67,6 +70,11 @@ export class NodeDaemon {
     // Sessions only after the blocks are originated: a restarted node's first table and End-of-RIB
     // must hold them, or its graceful-restart helpers sweep its routes as stale (RFC 4724 §4.2).
     await this.bgp?.start();
+    if (this.bgp) {
+      // The same root-only (0600) control socket as `ternctl bgp serve`: peers, Adj-RIB-In and why a route won.
+      fs.mkdirSync(path.dirname(this.config.controlSocket), { recursive: true });
+      this.control = await serveControl(this.bgp.speaker, this.config.controlSocket);
+    }
     if (this.config.vxlan) {
       const underlay = addresses.find((a) => !a.includes(':')) ?? addresses[0];
       if (!underlay) throw new TernError('INVALID_CONFIG', 'vxlan needs an underlay address: set "addresses" or give the node a default route');
@@ -207,7 +215,7 @@ export class NodeDaemon {
       bgp: this.bgp ? { asn: this.bgp.speaker.cfg.asn, routerId: this.bgp.speaker.cfg.routerId, peers: this.bgp.speaker.peers() } : undefined,
       acl: this.acl?.state,
       overlay: this.vxlan?.state,
-      sockets: { cni: this.config.cniSocket },
+      sockets: { cni: this.config.cniSocket, ...(this.control ? { control: this.config.controlSocket } : {}) },
     };
     return { ...st, notReady: notReady(st) };
   }
@@ -220,6 +228,10 @@ export class NodeDaemon {
     await this.blocks?.stop();
     await this.acl?.stop();
     await this.vxlan?.stop();
+    if (this.control) {
+      await new Promise<void>((r) => this.control!.close(() => r()));
+      fs.rmSync(this.config.controlSocket, { force: true });
+    }
     await this.bgp?.stop();
     await this.store?.close();
     if (this.http) await new Promise<void>((r) => this.http!.close(() => r()));
