@@ -6,17 +6,14 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { TernError } from '../lib/errors';
-import { withDatastore, type Store } from '../datastore';
 import { Rtnl, parseEndpointAlias } from '../dataplane';
 import { RTPROT_POD } from '../lib/constants';
 import { storedResources } from '../acl/store';
-import type { TxnOp } from '../datastore/types';
-import { BLOCKS, cidrName, poolSetRefusal, BlockIpam, checkIpam, handleId, repairable, type PodRoute, type EndpointAddresses, loadIpamState, normalisePool, parseJson, poolKey, releaseAddress, repairIpam, utilisation, handleKey, type Finding, type HandleRecord, type IPPool, type Utilisation } from '../ipam';
+import type { Store } from '../datastore';
+import { writeObjects } from './resources';
+import { emit, examplesFor, fileError, table, withStore } from './output';
+import { BlockIpam, checkIpam, handleId, repairable, type PodRoute, type EndpointAddresses, loadIpamState, normalisePool, parseJson, releaseAddress, repairIpam, utilisation, handleKey, type Finding, type HandleRecord, type IPPool, type Utilisation } from '../ipam';
 
-function table(rows: string[][]): string {
-  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]))).join('  ')).join('\n') + '\n';
-}
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
@@ -94,15 +91,11 @@ function readLive(file: string | undefined): Set<string> | undefined {
   try {
     return new Set(fs.readFileSync(file === '-' ? 0 : file, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean));
   } catch (e) {
-    throw new TernError('INVALID_CONFIG', `cannot read ${file}`, { cause: e });
+    throw fileError(file, e);
   }
 }
 
-const withStore = <T>(cmd: Command, fn: (s: Store) => Promise<T>): Promise<T> => withDatastore(cmd.optsWithGlobals().datastore, fn);
-
-function out(cmd: Command, data: unknown, text: () => string): void {
-  process.stdout.write(cmd.optsWithGlobals().output === 'json' ? JSON.stringify(data, null, 2) + '\n' : text());
-}
+const out = (cmd: Command, data: unknown, text: () => string): Promise<void> => emit(cmd, data, text);
 
 export function register(program: Command): void {
   const ipam = program.command('ipam').description('Block IPAM: utilisation, consistency check and repair, pools');
@@ -205,20 +198,15 @@ export function register(program: Command): void {
         vlan: o.vlanId !== undefined || o.vlanParent !== undefined || o.vlanGateway !== undefined ? { id: Number(o.vlanId), parent: o.vlanParent ?? '', gateway: o.vlanGateway ?? '', mtu: o.vlanMtu !== undefined ? Number(o.vlanMtu) : undefined } : undefined,
       });
       await withStore(cmd, async (s) => {
-        const st = await loadIpamState(s);
-        const blocksOf = (pool: string) => [...st.blocks.values()].filter((b) => b.block.pool === pool).length;
-        const why = poolSetRefusal(p, [...st.pools.values()].map((x) => x.pool), blocksOf);
-        if (why) throw new TernError('INVALID_CONFIG', why);
-        // Guarded: the pool and the other pools as read, and no block in this pool when its block size changes.
-        const cur = st.pools.get(p.cidr);
-        const blockRange = `${BLOCKS}${cidrName(p.cidr)}/`;
-        const ops: TxnOp[] = [
-          cur ? { op: 'update', key: cur.kv.key, value: JSON.stringify(p), revision: cur.kv.modRevision } : { op: 'create', key: poolKey(p.cidr), value: JSON.stringify(p) },
-          ...[...st.pools.values()].filter((x) => x.pool.cidr !== p.cidr).map((x): TxnOp => ({ op: 'check', key: x.kv.key, revision: x.kv.modRevision })),
-          ...(cur && cur.pool.blockSize !== p.blockSize ? [{ op: 'absent' as const, key: blockRange, end: blockRange.slice(0, -1) + '0' }] : []),
-        ];
-        if (!(await s.txn(ops)).ok) throw new TernError('TRY_AGAIN_LATER', `pools changed while setting ${p.cidr}; run the command again`);
+        // The same checked write as `ternctl apply -f` of an IPPool.
+        await writeObjects(s, 'apply', { acl: [], pools: [p], nodes: [] });
         out(cmd, p, () => `pool ${p.cidr}: /${p.blockSize} blocks, ${p.mode}${p.disabled ? ', disabled' : ''}\n`);
       });
     });
+  examplesFor(ipam, {
+    show: ['ternctl ipam show', 'ternctl ipam show -o json'],
+    check: ['ternctl ipam check --grace 10m --live live-handles.txt'],
+    release: ['ternctl ipam release --all --live live-handles.txt', 'ternctl ipam release --address 10.244.1.7'],
+  });
+  examplesFor(pool, { set: ['ternctl ipam pool set 10.244.0.0/16 --block-size 26 --node-selector zone=a'] });
 }

@@ -131,23 +131,6 @@ export function claimGuards(block: string): TxnOp[] {
   return ops;
 }
 
-/**
- * Why `next` may not be stored, given the stored pools and the number of
- * blocks each has (undefined: it may). As in Calico, pools never overlap, and
- * a pool that has blocks keeps its block size: either would let a new block
- * share addresses with an existing one.
- */
-export function poolSetRefusal(next: IPPool, stored: IPPool[], blocksOf: (pool: string) => number): string | undefined {
-  const other = stored.find((p) => p.cidr !== next.cidr && prefixesOverlap(p.cidr, next.cidr));
-  if (other) return `pool ${next.cidr} overlaps pool ${other.cidr}; pools must not overlap`;
-  const cur = stored.find((p) => p.cidr === next.cidr);
-  const n = blocksOf(next.cidr);
-  if (cur && cur.blockSize !== next.blockSize && n > 0) {
-    return `pool ${next.cidr} has ${n} block(s) of /${cur.blockSize}; its block size cannot change to /${next.blockSize} while it has blocks`;
-  }
-  return undefined;
-}
-
 /** Whether two prefixes share an address. */
 export function prefixesOverlap(a: string, b: string): boolean {
   const x = parsePrefix(a);

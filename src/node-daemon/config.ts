@@ -18,6 +18,8 @@ export interface DaemonConfig {
   /** BGP: advertise own blocks, full mesh with the other nodes; absent turns BGP off. */
   bgp?: BgpSettings;
   cniSocket: string;
+  /** With BGP: the root-only control socket `ternctl bgp` talks to (as `bgp serve` has). */
+  controlSocket: string;
   datastore: DatastoreConfig;
   /** host:port for /healthz, /readyz and /metrics; empty disables it. */
   healthListen: string;
@@ -31,6 +33,11 @@ export interface DaemonConfig {
 }
 
 export const DEFAULT_CNI_SOCKET = '/run/tern/cni.sock';
+
+/** bgp.sock beside the default cni.sock; else <cniSocket>.bgp.sock, so daemons with their own CNI sockets never share one. */
+export function defaultControlSocket(cniSocket: string): string {
+  return cniSocket === DEFAULT_CNI_SOCKET ? '/run/tern/bgp.sock' : `${cniSocket.replace(/\.sock$/, '')}.bgp.sock`;
+}
 
 export const DEFAULT_POLICY_DIR = '/etc/tern/policies.d';
 
@@ -61,6 +68,8 @@ export function parseDaemonConfig(raw: unknown, file = 'config'): DaemonConfig {
   };
   const cniSocket = str('cniSocket', DEFAULT_CNI_SOCKET);
   if (!cniSocket.startsWith('/')) throw new TernError('INVALID_CONFIG', `${file}: field "cniSocket" must be an absolute path`);
+  const controlSocket = str('controlSocket', defaultControlSocket(cniSocket));
+  if (!controlSocket.startsWith('/')) throw new TernError('INVALID_CONFIG', `${file}: field "controlSocket" must be an absolute path`);
   const healthListen = str('healthListen', '127.0.0.1:9099');
   if (healthListen && !/^[^:]+:\d{1,5}$/.test(healthListen)) throw new TernError('INVALID_CONFIG', `${file}: field "healthListen" must be host:port`);
   let datastore: DatastoreConfig;
@@ -87,6 +96,7 @@ export function parseDaemonConfig(raw: unknown, file = 'config'): DaemonConfig {
     labels: labels as Record<string, string>,
     bgp: parseBgp(o.bgp, asn as number | undefined, file),
     cniSocket,
+    controlSocket,
     datastore,
     healthListen,
     logLevel: str('logLevel', 'info'),

@@ -5,6 +5,7 @@
  * overlay reconcilers attach here next.
  */
 import * as http from 'node:http';
+import type * as net from 'node:net';
 import type { Logger } from '../lib/log';
 import { handle } from '../cni-plugin/main';
 import { CniServer } from './cni-server';
@@ -18,32 +19,14 @@ import { resolveNodeName } from '../ipam/nodename';
 import { BlockRouteReconciler } from './block-routes';
 import { detectAddresses, nodeKey, registerNode, type NodeRecord } from './registry';
 import { BgpMesh } from './bgp-mesh';
-import type { PeerView } from '../bgp-speaker';
-import { AclReconciler, type AclStatus } from './acl-sync';
+import { serveControl } from '../bgp-speaker/control';
+import { AclReconciler } from './acl-sync';
+import { notReady, type DaemonStatus } from './health';
 import { loadIpamState, reclaimEmptyBlocks, utilisation } from '../ipam/gc';
 import { TernError } from '../lib/errors';
-import { VxlanDriver, type OverlayStatus } from './vxlan';
+import { VxlanDriver } from './vxlan';
 
-export interface DaemonStatus {
-  node: string;
-  ready: boolean;
-  datastore: { type: string; where: string; reachable: boolean };
-  blocks: string[];
-  bgp?: { asn: number; routerId: string; peers: PeerView[] };
-  acl?: AclStatus;
-  overlay?: OverlayStatus;
-}
-
-/** What keeps a node from being ready (empty: ready): started, datastore reachable, ACL in sync, every BGP session up. */
-export function notReady(st: DaemonStatus): string[] {
-  const why: string[] = [];
-  if (!st.ready) why.push('starting');
-  if (!st.datastore.reachable) why.push('datastore unreachable');
-  if (st.acl?.lastError) why.push(`ACL sync failed: ${st.acl.lastError}`);
-  if (st.overlay?.lastError) why.push(`overlay failed: ${st.overlay.lastError}`);
-  for (const p of st.bgp?.peers ?? []) if (p.state !== 'Established') why.push(`BGP ${p.address} ${p.state}`);
-  return why;
-}
+export { notReady, type DaemonStatus } from './health';
 
 export class NodeDaemon {
   readonly metrics = new Metrics();
@@ -56,6 +39,7 @@ export class NodeDaemon {
   private reclaimTimer?: NodeJS.Timeout;
   private vxlan?: VxlanDriver;
   private reclaiming?: Promise<void>;
+  private control?: net.Server;
   bgp?: BgpMesh;
   node = '';
 
@@ -86,6 +70,11 @@ export class NodeDaemon {
     // Sessions only after the blocks are originated: a restarted node's first table and End-of-RIB
     // must hold them, or its graceful-restart helpers sweep its routes as stale (RFC 4724 §4.2).
     await this.bgp?.start();
+    if (this.bgp) {
+      // The same root-only (0600) control socket as `ternctl bgp serve`: peers, Adj-RIB-In and why a route won.
+      fs.mkdirSync(path.dirname(this.config.controlSocket), { recursive: true });
+      this.control = await serveControl(this.bgp.speaker, this.config.controlSocket);
+    }
     if (this.config.vxlan) {
       const underlay = addresses.find((a) => !a.includes(':')) ?? addresses[0];
       if (!underlay) throw new TernError('INVALID_CONFIG', 'vxlan needs an underlay address: set "addresses" or give the node a default route');
@@ -165,7 +154,7 @@ export class NodeDaemon {
       if (req.url === '/healthz') return send(200, 'ok\n');
       if (req.url === '/readyz') {
         void this.status().then((st) => {
-          const why = notReady(st);
+          const why = st.notReady ?? [];
           send(why.length ? 503 : 200, why.length ? `not ready: ${why.join('; ')}\n` : 'ready\n');
         });
         return;
@@ -218,7 +207,7 @@ export class NodeDaemon {
       reachable = false;
     }
     const ds = this.config.datastore;
-    return {
+    const st: DaemonStatus = {
       node: this.node,
       ready: this.ready,
       datastore: { type: ds.type, where: ds.type === 'sqlite' ? ds.path : ds.endpoints.join(','), reachable },
@@ -226,7 +215,9 @@ export class NodeDaemon {
       bgp: this.bgp ? { asn: this.bgp.speaker.cfg.asn, routerId: this.bgp.speaker.cfg.routerId, peers: this.bgp.speaker.peers() } : undefined,
       acl: this.acl?.state,
       overlay: this.vxlan?.state,
+      sockets: { cni: this.config.cniSocket, ...(this.control ? { control: this.config.controlSocket } : {}) },
     };
+    return { ...st, notReady: notReady(st) };
   }
 
   async stop(): Promise<void> {
@@ -237,6 +228,10 @@ export class NodeDaemon {
     await this.blocks?.stop();
     await this.acl?.stop();
     await this.vxlan?.stop();
+    if (this.control) {
+      await new Promise<void>((r) => this.control!.close(() => r()));
+      fs.rmSync(this.config.controlSocket, { force: true });
+    }
     await this.bgp?.stop();
     await this.store?.close();
     if (this.http) await new Promise<void>((r) => this.http!.close(() => r()));
