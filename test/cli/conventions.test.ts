@@ -73,6 +73,7 @@ describe('exit codes on every command error path', () => {
     ['bgp announce: file missing', () => ['bgp', 'announce', '--socket', `${dir}/bgp.sock`, '--file', `${dir}/missing.txt`], 3],
     ['bgp announce: bad prefix', () => ['bgp', 'announce', '--socket', `${dir}/bgp.sock`, '--file', file('bad-prefix.txt', '10.0.0.0/24\n10.0.0.0/33\n')], 2],
     ['bgp withdraw: no speaker', () => ['bgp', 'withdraw', '--socket', `${dir}/bgp.sock`, '--file', file('ok-prefix.txt', '10.0.0.0/24\n')], 3],
+    ['bgp ready: no speaker', () => ['bgp', 'ready', '--socket', `${dir}/bgp.sock`], 3],
     ['bgp peers: no speaker', () => ['bgp', 'peers', '--socket', `${dir}/bgp.sock`], 3],
     ['bgp peers: node config missing', () => ['bgp', 'peers', '--config', `${dir}/missing.yaml`], 3],
     ['bgp routes: bad prefix', () => ['bgp', 'routes', '10.0.0.0/33', '--socket', `${dir}/bgp.sock`], 2],
