@@ -14,8 +14,10 @@ export interface CniServerDeps {
   socketPath: string;
   log: Logger;
   handle: (env: NodeJS.ProcessEnv, stdin: string) => Promise<Outcome>;
-  /** Called with each request's duration, for metrics. */
-  observe?: (command: string, ms: number, ok: boolean) => void;
+  /** Called with each request's duration and outcome, for metrics. */
+  observe?: (command: string, ms: number, outcome: Outcome) => void;
+  /** Called for each request that could not be decoded or was too large (answered with code 6). */
+  malformed?: (why: 'oversized' | 'malformed') => void;
   timeoutMs?: number;
 }
 
@@ -63,6 +65,7 @@ export class CniServer {
     conn.on('data', (d: Buffer) => {
       size += d.length;
       if (size > MAX_REQUEST + 64 * 1024) {
+        this.deps.malformed?.('oversized');
         finish(errorOutcome(6, `request exceeds ${MAX_REQUEST} bytes`));
         conn.destroy();
         return;
@@ -74,6 +77,7 @@ export class CniServer {
       const req = decodeCniRequest(Buffer.concat(chunks));
       if (!req.ok) {
         this.deps.log.warn({ error: req.error }, 'malformed CNI request');
+        this.deps.malformed?.('malformed');
         finish(errorOutcome(6, `malformed request: ${req.error}`));
         return;
       }
@@ -82,7 +86,7 @@ export class CniServer {
       this.deps
         .handle(env, req.stdin)
         .then((o) => {
-          this.deps.observe?.(req.env.CNI_COMMAND ?? '', Number(process.hrtime.bigint() - t0) / 1e6, o.exitCode === 0);
+          this.deps.observe?.(req.env.CNI_COMMAND ?? '', Number(process.hrtime.bigint() - t0) / 1e6, o);
           finish(encodeCniResponse(o.exitCode, o.stdout));
         })
         .catch((e) => finish(errorOutcome(999, `internal error: ${(e as Error).message}`)));
