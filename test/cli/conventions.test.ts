@@ -182,7 +182,7 @@ describe('version and completion (the built binary)', () => {
       const r = sh('bash', ['-c', `source ${script}; complete -p ternctl; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _ternctl; printf '%s\\n' "\${COMPREPLY[@]}"`]);
       expect(r.code, r.stderr).toBe(0);
       const [reg, ...out] = r.stdout.trim().split('\n');
-      expect(reg).toBe('complete -F _ternctl ternctl');
+      expect(reg).toBe('complete -o default -F _ternctl ternctl');
       return out;
     };
     expect(complete('ternctl ')).toEqual(expect.arrayContaining(['node', 'status', 'bgp', 'policy', 'ipam', 'version', 'completion', '--datastore', '--output']));
@@ -193,5 +193,6 @@ describe('version and completion (the built binary)', () => {
     expect(complete('ternctl node list -o y')).toEqual(['yaml']);
     expect(complete('ternctl get ')).toEqual(expect.arrayContaining(['ippool', 'networkpolicy', 'globalnetworkpolicy', 'tier', 'tenant', 'clustersettings', 'node', 'workloadendpoint', '--namespace']));
     expect(complete('ternctl delete gl')).toEqual(['globalnetworkpolicy']);
+    expect(complete('ternctl apply -f ')).toEqual([]); // bash then completes file names (-o default)
   });
 });
