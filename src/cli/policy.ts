@@ -7,7 +7,6 @@ import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { TernError } from '../lib/errors';
 import {
-  Applier,
   compileRuleset,
   explainPacket,
   findEndpoint,
