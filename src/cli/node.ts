@@ -3,14 +3,11 @@ import type { Command } from 'commander';
 import { createLogger } from '../lib/log';
 import { DEFAULT_NODE_CONFIG, emit, example, nodeConfig, table, withStore } from './output';
 import { NodeDaemon, loadDaemonConfig } from '../node-daemon';
-import { listNodes, removeNode, type NodeRecord } from '../node-daemon/registry';
+import { listNodes } from '../node-daemon/registry';
+import { deleteObject, kindOf, nodeRow } from './resources';
 import { notReady, type DaemonStatus } from '../node-daemon/health';
 import { peerInfo } from './bgp';
 import { TernError } from '../lib/errors';
-
-export function nodeRow(n: NodeRecord): string[] {
-  return [n.name, n.addresses.join(',') || '-', n.asn ? String(n.asn) : '-', Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-', n.updated];
-}
 
 export function register(program: Command): void {
   const node = program.command('node').description('the per-node daemon');
@@ -47,10 +44,8 @@ export function register(program: Command): void {
     node.command('remove <name>').description('take a node out of the registry: every other node drops its BGP session and its routes (a running daemon there registers again when restarted)'),
     'ternctl node remove node4',
   ).action(async (name: string, _opts, cmd: Command) => {
-      await withStore(cmd, async (store) => {
-        if (!(await listNodes(store)).some((n) => n.name === name)) throw new TernError('NOT_FOUND', `no node ${name} (see ternctl node list)`);
-        await removeNode(store, name);
-      });
+      // The same path as `ternctl delete node NAME`.
+      await withStore(cmd, (store) => deleteObject(store, kindOf('node'), name));
       process.stdout.write(`node ${name} removed\n`);
     });
 }

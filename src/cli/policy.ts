@@ -7,11 +7,9 @@ import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { TernError } from '../lib/errors';
 import {
-  Applier,
   compileRuleset,
   explainPacket,
   findEndpoint,
-  loadPolicyPaths,
   parsePortProto,
   PolicyFileError,
   renderIpsets,
@@ -24,15 +22,13 @@ import {
 } from '../acl';
 import type { Store } from '../datastore';
 import { readObjects, report, writeObjects } from './resources';
-import { AlreadyReported, emit, examplesFor, formatOf, mustExist, withStore } from './output';
+import { AlreadyReported, emit, examplesFor, formatOf, withStore } from './output';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-/** Parse policy files; a path that does not exist is "not found" (exit 3), never a raw ENOENT. */
+/** The ACL resources of files, read as `ternctl apply -f` reads them (a missing path is "not found", exit 3). */
 export function load(files: string[] | undefined): Resource[] {
-  if (!files?.length) throw new TernError('INVALID_CONFIG', 'give at least one -f FILE|DIR');
-  files.forEach(mustExist);
-  return loadPolicyPaths(files);
+  return readObjects(files ?? []).acl;
 }
 
 /** Resources to work on: the given files, or everything in the datastore. */
@@ -55,12 +51,12 @@ export function register(program: Command): void {
 
   policy
     .command('validate')
-    .description('check policy files (YAML/JSON, multi-document); any problem rejects them all with file, line and field')
+    .description('check policy files, or any file apply -f takes (YAML/JSON, multi-document); any problem rejects them all with file, line and field')
     .requiredOption('-f, --file <path>', 'policy file or directory (repeatable)', collect)
     .action(function (this: Command, o: { file: string[] }) {
-      let rs: Resource[];
+      let objs: ReturnType<typeof readObjects>;
       try {
-        rs = load(o.file);
+        objs = readObjects(o.file);
       } catch (e) {
         // The verdict is the answer: {"valid": false, "errors": [...]}, then exit 2 without a second report.
         if (!(e instanceof PolicyFileError) || !json(this)) throw e;
@@ -68,8 +64,9 @@ export function register(program: Command): void {
         throw new AlreadyReported(e);
       }
       const byKind = new Map<string, number>();
-      for (const r of rs) byKind.set(r.kind, (byKind.get(r.kind) ?? 0) + 1);
-      emit(this, { valid: true, resources: Object.fromEntries(byKind) }, () => `valid: ${rs.length} resources (${[...byKind].map(([k, n]) => `${n} ${k}`).join(', ')})\n`);
+      for (const k of [...objs.acl.map((r) => r.kind as string), ...objs.pools.map(() => 'IPPool'), ...objs.nodes.map(() => 'Node')]) byKind.set(k, (byKind.get(k) ?? 0) + 1);
+      const n = [...byKind.values()].reduce((a, b) => a + b, 0);
+      emit(this, { valid: true, resources: Object.fromEntries(byKind) }, () => `valid: ${n} resources (${[...byKind].map(([k, c]) => `${c} ${k}`).join(', ')})\n`);
     });
 
   policy

@@ -20,7 +20,6 @@ import { aclManifest, nodeManifest, parseObjects, poolManifest, type Documented,
 import { emit, example, fileError, formatOf, table, withStore } from './output';
 import { argumentWords } from './completion';
 import { endpointRow } from './endpoint';
-import { nodeRow } from './node';
 import YAML from 'yaml';
 
 interface Item {
@@ -39,6 +38,10 @@ interface KindDef {
   header: string[];
   wideHeader?: string[];
   list(store: Store): Promise<Item[]>;
+}
+
+export function nodeRow(n: NodeRecord): string[] {
+  return [n.name, n.addresses.join(',') || '-', n.asn ? String(n.asn) : '-', Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-', n.updated];
 }
 
 const labels = (l: Record<string, string> | undefined) => Object.entries(l ?? {}).map(([k, v]) => `${k}=${v}`).join(',') || '-';
@@ -248,6 +251,14 @@ export async function writeObjects(store: Store, op: 'apply' | 'delete', o: Obje
   return rep;
 }
 
+/** Remove one stored object by kind and name (pools only without addresses in use). */
+export async function deleteObject(store: Store, def: KindDef, name: string, namespace = 'default'): Promise<void> {
+  if (def.readOnly) throw new TernError('INVALID_CONFIG', `${def.kind} is read-only: the CNI plugin records endpoints`);
+  const [item] = await getObjects(store, def, name, def.namespaced ? namespace : undefined);
+  if (def.kind === 'IPPool') await checkPools(store, [{ cidr: String(item.manifest.spec!.cidr) }]);
+  await store.txn([{ op: 'delete', key: item.key }]);
+}
+
 const KIND_NAME: Record<string, string> = { Settings: 'ClusterSettings', Endpoint: 'WorkloadEndpoint' };
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -304,13 +315,8 @@ export function register(program: Command): void {
     }
     if (!kind || !name) throw new TernError('INVALID_CONFIG', 'give KIND NAME (e.g. ternctl delete ippool 10.250.0.0-16) or -f FILE');
     const def = kindOf(kind);
-    if (def.readOnly) throw new TernError('INVALID_CONFIG', `${def.kind} is read-only: the CNI plugin records endpoints`);
-    await withStore(cmd, async (s) => {
-      const [item] = await getObjects(s, def, name, def.namespaced ? o.namespace : undefined);
-      if (def.kind === 'IPPool') await checkPools(s, [{ cidr: String(item.manifest.spec!.cidr) }]);
-      await s.txn([{ op: 'delete', key: item.key }]);
-      report(cmd, 'deleted', { changed: [`${def.kind}/${name}`], unchanged: [] });
-    });
+    await withStore(cmd, (s) => deleteObject(s, def, name, o.namespace));
+    report(cmd, 'deleted', { changed: [`${def.kind}/${name}`], unchanged: [] });
   });
   argumentWords.set(del, KINDS.filter((k) => !k.readOnly).map((k) => k.aliases[0]));
 }

@@ -15,8 +15,10 @@ export interface CniServerDeps {
   socketPath: string;
   log: Logger;
   handle: (env: NodeJS.ProcessEnv, stdin: string) => Promise<Outcome>;
-  /** Called with each request's duration, for metrics. */
-  observe?: (command: string, ms: number, ok: boolean) => void;
+  /** Called with each request's duration and outcome, for metrics. */
+  observe?: (command: string, ms: number, outcome: Outcome) => void;
+  /** Called for each request that could not be decoded or was too large (answered with code 6). */
+  malformed?: (why: 'oversized' | 'malformed') => void;
   timeoutMs?: number;
 }
 
@@ -67,6 +69,7 @@ export class CniServer {
     conn.on('data', (d: Buffer) => {
       size += d.length;
       if (size > MAX_REQUEST + 64 * 1024) {
+        this.deps.malformed?.('oversized');
         finish(errorOutcome(new TernError('DECODE_FAILURE', `request exceeds ${MAX_REQUEST} bytes`)));
         conn.destroy();
         return;
@@ -78,6 +81,7 @@ export class CniServer {
       const req = decodeCniRequest(Buffer.concat(chunks));
       if (!req.ok) {
         this.deps.log.warn({ error: req.error }, 'malformed CNI request');
+        this.deps.malformed?.('malformed');
         finish(errorOutcome(new TernError('DECODE_FAILURE', `malformed request: ${req.error}`)));
         return;
       }
@@ -86,7 +90,7 @@ export class CniServer {
       this.deps
         .handle(env, req.stdin)
         .then((o) => {
-          this.deps.observe?.(req.env.CNI_COMMAND ?? '', Number(process.hrtime.bigint() - t0) / 1e6, o.exitCode === 0);
+          this.deps.observe?.(req.env.CNI_COMMAND ?? '', Number(process.hrtime.bigint() - t0) / 1e6, o);
           finish(encodeCniResponse(o.exitCode, o.stdout));
         })
         .catch((e) => finish(errorOutcome(new TernError('INTERNAL', `internal error: ${messageOf(e)}`, { cause: e }))));

@@ -94,10 +94,7 @@ export class NodeDaemon {
       store: this.store,
       log: this.log.child({ component: 'acl' }),
       policyDir: this.config.policyDir,
-      onSync: (ok, ms) => {
-        this.metrics.observe('tern_acl_sync_duration_seconds', 'ACL compile and apply time', {}, ms / 1000);
-        this.metrics.inc('tern_acl_syncs_total', 'ACL syncs', { result: ok ? 'ok' : 'error' });
-      },
+      onSync: (ok, ms) => this.metrics.aclSync(ok, ms / 1000),
     });
     await this.acl.start();
     const acl = this.acl;
@@ -106,10 +103,8 @@ export class NodeDaemon {
       socketPath: this.config.cniSocket,
       log: cniLog,
       handle: (env, stdin) => handle(env, stdin, cniLog, { aclProgrammed: () => acl.programmed }),
-      observe: (command, ms, ok) => {
-        this.metrics.observe('tern_cni_request_duration_seconds', 'CNI request latency', { command }, ms / 1000);
-        this.metrics.inc('tern_cni_requests_total', 'CNI requests', { command, result: ok ? 'ok' : 'error' });
-      },
+      observe: (command, ms, outcome) => this.metrics.cni(command, ms / 1000, outcome),
+      malformed: (why) => this.metrics.malformed(why),
     });
     await this.cni.start();
     if (this.config.healthListen) await this.startHttp(this.config.healthListen);
@@ -131,7 +126,7 @@ export class NodeDaemon {
         const blocks = r.repaired.map((f) => (f as { block: string }).block);
         if (blocks.length) {
           this.log.info({ blocks }, 'empty blocks returned to their pools');
-          this.metrics.inc('tern_ipam_blocks_reclaimed_total', 'Empty blocks returned to their pools', {}, blocks.length);
+          this.metrics.blocksReclaimed(blocks.length);
         }
       } catch (e) {
         this.log.warn({ err: e }, 'reclaiming empty blocks failed; next round retries');
@@ -160,7 +155,10 @@ export class NodeDaemon {
         return;
       }
       if (req.url === '/metrics') {
-        void this.snapshotMetrics().then(() => send(200, this.metrics.render(), 'text/plain; version=0.0.4'));
+        void this.snapshotMetrics()
+          .then(() => this.metrics.render())
+          .then((text) => send(200, text, this.metrics.contentType))
+          .catch((e) => send(500, `metrics failed: ${(e as Error).message}\n`));
         return;
       }
       if (req.url === '/status') {
@@ -178,19 +176,10 @@ export class NodeDaemon {
 
   /** State gauges, taken at scrape time: BGP sessions and routes, this node's IPAM use. */
   private async snapshotMetrics(): Promise<void> {
-    if (this.bgp) {
-      const peers = this.bgp.speaker.peers();
-      this.metrics.replaceGauge('tern_bgp_session_up', 'BGP session state per peer (1 when Established)', peers.map((p) => ({ labels: { peer: p.address, state: p.state }, value: p.state === 'Established' ? 1 : 0 })));
-      const st = this.bgp.speaker.stats();
-      this.metrics.set('tern_bgp_routes', 'Prefixes in the Loc-RIB', {}, st.routes);
-      this.metrics.set('tern_bgp_fib_errors', 'Kernel route writes that failed', {}, st.fibErrors);
-    }
+    if (this.bgp) this.metrics.bgp(this.bgp.speaker.peers(), this.bgp.speaker.stats());
     if (this.store) {
       try {
-        const row = utilisation(await loadIpamState(this.store)).nodes.find((n) => n.node === this.node);
-        this.metrics.set('tern_ipam_node_blocks', 'IPAM blocks affine to this node', {}, row?.blocks ?? 0);
-        this.metrics.set('tern_ipam_node_addresses_used', 'Addresses in use in this node\'s blocks', {}, row?.used ?? 0);
-        this.metrics.set('tern_ipam_node_addresses_capacity', 'Addresses in this node\'s blocks', {}, row?.capacity ?? 0);
+        this.metrics.ipam(utilisation(await loadIpamState(this.store)).nodes.find((n) => n.node === this.node));
       } catch (e) {
         this.log.warn({ err: e }, 'IPAM metrics unavailable');
       }

@@ -168,8 +168,9 @@ describe('version and completion (the built binary)', () => {
     const commit = sh('git', ['-C', path.join(__dirname, '../..'), 'rev-parse', 'HEAD']).stdout.trim();
     const v = JSON.parse(sh(bin, ['version', '-o', 'json']).stdout);
     expect(v).toEqual({ version: JSON.parse(fs.readFileSync(path.join(__dirname, '../../package.json'), 'utf8')).version, commit: expect.stringMatching(/^[0-9a-f]{40}$/), node: process.version, cniVersions: expect.arrayContaining(['0.4.0', '1.0.0', '1.1.0']) });
-    // The build embeds the commit it was built from (rebuild before this test).
-    expect(v.commit).toBe(commit);
+    // The build embeds the commit it was built from: a real commit of this repository, HEAD when built after the last commit.
+    expect(v.commit).toBe(JSON.parse(fs.readFileSync(path.join(DIST_BIN, '..', 'build-info.json'), 'utf8')).commit);
+    expect(sh('git', ['-C', path.join(__dirname, '../..'), 'merge-base', '--is-ancestor', v.commit, commit]).code).toBe(0);
     const text = sh(bin, ['--version']).stdout;
     expect(text).toContain(`commit ${v.commit}`);
     expect(text).toBe(sh(bin, ['version']).stdout);
@@ -182,7 +183,7 @@ describe('version and completion (the built binary)', () => {
       const r = sh('bash', ['-c', `source ${script}; complete -p ternctl; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _ternctl; printf '%s\\n' "\${COMPREPLY[@]}"`]);
       expect(r.code, r.stderr).toBe(0);
       const [reg, ...out] = r.stdout.trim().split('\n');
-      expect(reg).toBe('complete -F _ternctl ternctl');
+      expect(reg).toBe('complete -o default -F _ternctl ternctl');
       return out;
     };
     expect(complete('ternctl ')).toEqual(expect.arrayContaining(['node', 'status', 'bgp', 'policy', 'ipam', 'version', 'completion', '--datastore', '--output']));
@@ -191,5 +192,8 @@ describe('version and completion (the built binary)', () => {
     expect(complete('ternctl ipam pool set 10.0.0.0/16 --block')).toEqual(['--block-size']);
     expect(complete('ternctl -o ')).toEqual(['table', 'wide', 'json', 'yaml']);
     expect(complete('ternctl node list -o y')).toEqual(['yaml']);
+    expect(complete('ternctl get ')).toEqual(expect.arrayContaining(['ippool', 'networkpolicy', 'globalnetworkpolicy', 'tier', 'tenant', 'clustersettings', 'node', 'workloadendpoint', '--namespace']));
+    expect(complete('ternctl delete gl')).toEqual(['globalnetworkpolicy']);
+    expect(complete('ternctl apply -f ')).toEqual([]); // bash then completes file names (-o default)
   });
 });

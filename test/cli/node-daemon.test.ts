@@ -7,7 +7,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DIST_BIN, Sandbox, waitFor } from '../sandbox';
+import * as net from 'node:net';
+import { DIST_BIN, Sandbox, sh, waitFor } from '../sandbox';
 import { startCluster, type ClusterNode } from '../sandbox/cluster';
 import { runCni } from '../sandbox/cni';
 
@@ -59,6 +60,38 @@ describe("the node daemon's control socket", () => {
     const o = ternctl('n1', 'status', '--config', other);
     expect(o.code).toBe(1);
     expect(o.stderr).toContain('no node daemon answers at http://127.0.0.1:9177');
+  });
+});
+
+describe('/metrics', () => {
+  const scrape = (n: string) => nodes[n].ns.must('curl', ['-sf', 'http://127.0.0.1:9099/metrics']);
+
+  it('counts CNI requests per verb and result code, and malformed ones', async () => {
+    const bad = await runCni(nodes.n2.ns, { command: 'ADD', containerId: 'ctr-hcli-bad', netns: sb.netns('pod2').path, ifname: 'eth0', config: { ...nodes.n2.conf, cniVersion: '9.9.9' } });
+    expect(bad.code).toBe(1);
+    const code = String(bad.json.code);
+    await new Promise<void>((resolve, reject) => {
+      const c = net.connect(path.join(dir, 'n2.sock'), () => c.end('this is not a CNI request'));
+      c.on('data', () => undefined).on('close', () => resolve()).on('error', reject);
+    });
+    const m = scrape('n2');
+    expect(m).toMatch(/\ntern_cni_requests_total\{command="ADD",code="0"\} 1\n/);
+    expect(m).toContain(`\ntern_cni_requests_total{command="ADD",code="${code}"} 1\n`);
+    expect(m).toMatch(new RegExp(`\\ntern_cni_request_duration_seconds_count\\{command="ADD",code="${code}"\\} 1\\n`));
+    expect(m).toMatch(/\ntern_cni_request_duration_seconds_bucket\{le="\+Inf",command="ADD",code="0"\} 1\n/);
+    expect(m).toMatch(/\ntern_cni_malformed_requests_total\{reason="malformed"\} 1\n/);
+  });
+
+  it('BGP session state is a value, process metrics are there, and promtool finds nothing to complain about', () => {
+    const m = scrape('n1');
+    expect(m).toContain(`\ntern_bgp_session_state{peer="${nodes.n2.ip}"} 6\n`);
+    expect(m).toMatch(/\ntern_bgp_fib_errors_total 0\n/);
+    for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'process_open_fds', 'nodejs_eventloop_lag_seconds']) expect(m).toMatch(new RegExp(`\\n${name} \\d`));
+    for (const n of ['n1', 'n2']) {
+      const r = sh('promtool', ['check', 'metrics'], { input: scrape(n) });
+      expect(r.stdout + r.stderr, n).toBe('');
+      expect(r.code).toBe(0);
+    }
   });
 });
 

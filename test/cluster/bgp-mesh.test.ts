@@ -62,7 +62,7 @@ describe('node daemons: BGP full mesh from the node registry', () => {
 
   it('/metrics shows the session state and the routes', () => {
     const m = nodes.n1.ns.must(process.execPath, ['-e', "fetch('http://127.0.0.1:9099/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"]);
-    expect(m).toMatch(/tern_bgp_session_up\{peer="192\.0\.2\.12",state="Established"\} 1/);
+    expect(m).toMatch(/tern_bgp_session_state\{peer="192\.0\.2\.12"\} 6/);
     expect(m).toMatch(/tern_bgp_routes [1-9]/);
   });
 

@@ -27,7 +27,7 @@ describe('the fast CNI path: native shim -> node daemon socket, with the standal
   let daemon: Daemon;
 
   const metrics = () => node.must('node', ['-e', "fetch('http://127.0.0.1:9099/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"]);
-  const adds = () => Number(/tern_cni_requests_total\{command="ADD",result="ok"\} (\d+)/.exec(metrics())?.[1] ?? 0);
+  const adds = () => Number(/tern_cni_requests_total\{command="ADD",code="0"\} (\d+)/.exec(metrics())?.[1] ?? 0);
 
   beforeAll(async () => {
     ({ node } = makeNode(sb, 'node'));
