@@ -10,9 +10,9 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
 
 const bins = {
-  'tern-standalone': 'cni-plugin/main.js',
-  'tern-ipam': 'ipam/plugin-main.js',
-  ternctl: 'cli/main.js',
+  'tern-standalone': 'bin/tern-standalone.js',
+  'tern-ipam': 'bin/tern-ipam.js',
+  ternctl: 'bin/ternctl.js',
 };
 const binDir = path.join(root, 'dist/bin');
 fs.mkdirSync(binDir, { recursive: true });

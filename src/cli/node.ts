@@ -1,7 +1,7 @@
 /** ternctl node …: run the node daemon, list the registered nodes. */
 import type { Command } from 'commander';
 import { createLogger } from '../lib/log';
-import { withDatastore } from '../datastore/config';
+import { withDatastore } from '../datastore/open';
 import { NodeDaemon, loadDaemonConfig } from '../node-daemon';
 import { listNodes, removeNode } from '../node-daemon/registry';
 import type { DaemonStatus } from '../node-daemon/daemon';
