@@ -22,9 +22,9 @@ if (!commit) {
 fs.writeFileSync(path.join(root, 'dist/build-info.json'), JSON.stringify({ version: pkg.version, commit }) + '\n');
 
 const bins = {
-  'tern-standalone': 'cni-plugin/main.js',
-  'tern-ipam': 'ipam/plugin-main.js',
-  ternctl: 'cli/main.js',
+  'tern-standalone': 'bin/tern-standalone.js',
+  'tern-ipam': 'bin/tern-ipam.js',
+  ternctl: 'bin/ternctl.js',
 };
 const binDir = path.join(root, 'dist/bin');
 fs.mkdirSync(binDir, { recursive: true });

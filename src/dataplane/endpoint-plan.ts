@@ -6,7 +6,12 @@
 import { createHash } from 'node:crypto';
 import { GATEWAY_V4, GATEWAY_V6, HOST_VETH_MAC, LINK_PREFIX, RTPROT_POD } from '../lib/constants';
 import type { Family } from '../lib/cidr';
-import type { SysctlSetting } from './sysctl';
+
+
+export interface SysctlSetting {
+  key: string; // e.g. net/ipv4/conf/tern1234/proxy_arp
+  value: string;
+}
 
 export interface EndpointInput {
   network: string;

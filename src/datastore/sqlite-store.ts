@@ -11,10 +11,9 @@ import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TernError } from '../lib/errors';
+import { DEFAULT_SQLITE_PATH } from './config';
 import { TxnStore } from './txn-store';
 import type { KeyValue, Snapshot, TxnOp, TxnResult, WatchEvent, Watcher } from './types';
-
-export const DEFAULT_SQLITE_PATH = '/var/lib/tern/tern.db';
 
 export interface SqliteStoreOptions {
   path?: string;

@@ -14,8 +14,15 @@
  */
 import { TernError } from '../lib/errors';
 import { formatPrefix, parsePrefix, prefixContainsPrefix, type Family, type Prefix } from '../lib/cidr';
-import type { AllocationAttrs } from './types';
 import type { TxnOp } from '../datastore/types';
+
+/** What an allocation records about its owner (written with the handle). */
+export interface AllocationAttrs {
+  namespace?: string;
+  pod?: string;
+  node?: string;
+  tenant?: string;
+}
 
 export const ROOT = '/tern/ipam/v1/';
 export const POOLS = `${ROOT}pools/`;

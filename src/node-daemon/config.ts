@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import YAML from 'yaml';
 import { TernError } from '../lib/errors';
-import { parseDatastore, type DatastoreConfig } from '../cni-plugin/config';
+import { parseDatastoreField, type DatastoreConfig } from '../datastore/config';
 import { NODENAME_FILE } from '../ipam/nodename';
 import { validateConfig as validateSpeaker, type PeerSpec } from '../bgp-speaker/config';
 import type { BgpSettings } from './bgp-mesh';
@@ -74,7 +74,7 @@ export function parseDaemonConfig(raw: unknown, file = 'config'): DaemonConfig {
   if (healthListen && !/^[^:]+:\d{1,5}$/.test(healthListen)) throw new TernError('INVALID_CONFIG', `${file}: field "healthListen" must be host:port`);
   let datastore: DatastoreConfig;
   try {
-    datastore = parseDatastore(o.datastore);
+    datastore = parseDatastoreField(o.datastore);
   } catch (e) {
     throw new TernError('INVALID_CONFIG', `${file}: ${(e as Error).message}`);
   }

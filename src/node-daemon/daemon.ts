@@ -1,13 +1,13 @@
 /**
  * The node daemon (composition root). It registers the node, keeps a
  * blackhole route per owned block, serves the warm CNI fast path and
- * health/metrics, runs the BGP mesh and keeps the ACL rules in sync. The
- * overlay reconcilers attach here next.
+ * health/metrics, runs the BGP mesh or the VXLAN overlay and keeps the ACL
+ * rules in sync.
  */
 import * as http from 'node:http';
 import type * as net from 'node:net';
 import type { Logger } from '../lib/log';
-import { handle } from '../cni-plugin/main';
+import { handle } from '../cni-plugin/handle';
 import { CniServer } from './cni-server';
 import type { DaemonConfig } from './config';
 import { Metrics } from './metrics';

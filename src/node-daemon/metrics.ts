@@ -4,7 +4,7 @@
  * is a value (a BGP session's FSM state as its number), never a label.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Outcome } from '../cni-plugin/main';
+import type { Outcome } from '../lib/errors-cni';
 import type { PeerView, SpeakerStats } from '../bgp-speaker';
 
 /** RFC 4273 (BGP4-MIB) bgpPeerState numbering. */

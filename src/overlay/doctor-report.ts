@@ -2,7 +2,7 @@
  * Pure evaluation of kernel facts: which pool modes this node can run and
  * what is misconfigured. Returns reasons, never logs.
  */
-import type { KernelFacts, Probe } from './kernel-features';
+import type { KernelFacts, Probe } from './types';
 import { checksumOffloadBroken } from './plan';
 import type { OverlayMode } from './types';
 

@@ -11,14 +11,15 @@ import { TernError } from '../lib/errors';
 import { EXIT_OK, cniErrorCode, cniErrorOutcome, runCniProcess, type Outcome } from '../lib/errors-cni';
 import { GATEWAY_V4, GATEWAY_V6 } from '../lib/constants';
 import { createLogger, silentLogger, type Logger } from '../lib/log';
-import { parseDatastore, parseNetConf, parseStdin } from '../cni-plugin/config';
+import { parseNetConf, parseStdin } from '../cni-plugin/config';
 import { parseEnv } from '../cni-plugin/env';
 import { LATEST, SUPPORTED_VERSIONS, atLeast, requireVersionFor } from '../cni-plugin/version';
-import { openStore } from '../datastore/config';
-import { BlockIpam } from './block-ipam';
-import { resolveNodeName } from './nodename';
-import { gcNetwork } from './gc';
-import type { AllocatedIp } from './types';
+import { parseDatastoreField } from '../datastore/config';
+import { openStore } from '../datastore/open';
+import { BlockIpam } from '../ipam/block-ipam';
+import { resolveNodeName } from '../ipam/nodename';
+import { gcNetwork } from '../ipam/gc';
+import type { AllocatedIp } from '../ipam/types';
 
 function ipamResult(version: string, ips: AllocatedIp[], routes: unknown, dns: unknown): Record<string, unknown> {
   const pre1 = !atLeast(version, '1.0.0');
@@ -49,7 +50,7 @@ export async function handleIpam(envVars: NodeJS.ProcessEnv, stdin: string): Pro
     requireVersionFor(env.command, conf.cniVersion);
     if (conf.ipam.type !== 'tern-ipam') throw new TernError('INVALID_CONFIG', `invalid field "ipam.type": expected "tern-ipam", got "${conf.ipam.type}"`);
     const io = conf.ipam.raw;
-    const datastore = io.datastore !== undefined ? parseDatastore(io.datastore, 'ipam.datastore') : conf.datastore;
+    const datastore = io.datastore !== undefined ? parseDatastoreField(io.datastore, 'ipam.datastore') : conf.datastore;
     const nodename = typeof io.nodename === 'string' ? io.nodename : conf.nodename;
     log = createLogger({ file: conf.logFile, level: conf.logLevel, sync: true, name: 'tern-ipam' }).child({ command: env.command, containerId: env.containerId || undefined });
     const store = openStore(datastore);

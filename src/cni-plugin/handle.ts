@@ -1,10 +1,11 @@
 /**
- * The `tern` CNI plugin entry: reads CNI_* and stdin, dispatches on
+ * One CNI invocation, `handle()`: reads CNI_* and stdin, dispatches on
  * CNI_COMMAND; every error becomes CNI error JSON at the one boundary,
- * lib/errors-cni.ts.
+ * lib/errors-cni.ts. The entry points run it: bin/tern-standalone.ts as a
+ * process, the node daemon warm behind its CNI socket.
  * stdout carries only the result or the error; logs go to a file or stderr.
  */
-import { EXIT_OK, cniErrorCode, cniErrorOutcome, runCniProcess, type Outcome } from '../lib/errors-cni';
+import { EXIT_OK, cniErrorCode, cniErrorOutcome, type Outcome } from '../lib/errors-cni';
 import { createLogger, silentLogger, type Logger } from '../lib/log';
 import { parseNetConf, parseStdin } from './config';
 import { parseEnv, type CniEnv } from './env';
@@ -71,9 +72,4 @@ async function dispatch(ctx: Ctx): Promise<string> {
       break;
   }
   return out;
-}
-
-/** Entry for dist/bin/tern-standalone. */
-export function run(): void {
-  runCniProcess((env, stdin) => handle(env, stdin));
 }
