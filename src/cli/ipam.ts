@@ -98,7 +98,7 @@ function readLive(file: string | undefined): Set<string> | undefined {
   }
 }
 
-const withStore = <T>(cmd: Command, fn: (s: Store) => Promise<T>): Promise<T> => withDatastore(cmd.optsWithGlobals().datastore, fn);
+const withStore = <T>(cmd: Command, fn: (s: Store) => Promise<T>, create = false): Promise<T> => withDatastore(cmd.optsWithGlobals().datastore, fn, { create });
 
 function out(cmd: Command, data: unknown, text: () => string): void {
   process.stdout.write(cmd.optsWithGlobals().output === 'json' ? JSON.stringify(data, null, 2) + '\n' : text());
@@ -219,6 +219,6 @@ export function register(program: Command): void {
         ];
         if (!(await s.txn(ops)).ok) throw new TernError('TRY_AGAIN_LATER', `pools changed while setting ${p.cidr}; run the command again`);
         out(cmd, p, () => `pool ${p.cidr}: /${p.blockSize} blocks, ${p.mode}${p.disabled ? ', disabled' : ''}\n`);
-      });
+      }, true);
     });
 }

@@ -37,7 +37,7 @@ function load(files: string[] | undefined): Resource[] {
   }
 }
 
-const withStore = <T>(cmd: Command, fn: (s: Store) => Promise<T>): Promise<T> => withDatastore(cmd.optsWithGlobals().datastore, fn);
+const withStore = <T>(cmd: Command, fn: (s: Store) => Promise<T>, create = false): Promise<T> => withDatastore(cmd.optsWithGlobals().datastore, fn, { create });
 
 /** Resources to work on: the given files, or everything in the datastore. */
 async function source(cmd: Command, files: string[] | undefined): Promise<Resource[]> {
@@ -120,7 +120,7 @@ export function register(program: Command): void {
           await writeResources(store, name, rs);
           process.stdout.write(`${name === 'apply' ? 'applied' : 'deleted'} ${rs.length} resources\n`);
           if (o.sync) process.stdout.write(syncLine(await sync(store, o.netns)));
-        });
+        }, true);
       });
   mutate('apply');
   mutate('delete');
@@ -130,7 +130,7 @@ export function register(program: Command): void {
     .description("compile everything stored and program this node's rules; writes nothing when they already match")
     .option('--netns <path>', 'program this network namespace instead of the current one')
     .action(async function (this: Command, o: { netns?: string }) {
-      const r = await withStore(this, (store) => sync(store, o.netns));
+      const r = await withStore(this, (store) => sync(store, o.netns), true);
       if (!json(this)) return void process.stdout.write(syncLine(r));
       process.stdout.write(JSON.stringify({ backend: r.backend, chainsWritten: r.chainsWritten, setsWritten: r.setsWritten, setsDestroyed: r.setsDestroyed }) + '\n');
     });

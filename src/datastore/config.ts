@@ -48,6 +48,10 @@ export function parseDatastoreConfig(v: unknown): DatastoreConfig {
   if (typeof v === 'string') return parseDatastoreString(v);
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw bad('must be an object or a string');
   const o = v as Record<string, unknown>;
+  // A typo ("pth") must not fall back to the default datastore, which may be another cluster's.
+  const known = o.type === 'sqlite' ? ['type', 'path'] : o.type === 'etcd' ? ['type', 'endpoints', 'ca', 'cert', 'key', 'prefix'] : undefined;
+  const unknown = known && Object.keys(o).find((k) => !known.includes(k));
+  if (unknown) throw bad(`unknown field "${unknown}" (${o.type}: ${known.join(', ')})`);
   switch (o.type) {
     case 'sqlite':
       return { type: 'sqlite', path: optString(o, 'path') ?? DEFAULT_SQLITE_PATH };
@@ -116,13 +120,18 @@ export function resolveDatastore(src: ResolveSources = {}): DatastoreConfig {
   return DEFAULT_DATASTORE;
 }
 
-export function openStore(c: DatastoreConfig): Store {
-  return c.type === 'sqlite' ? new SqliteStore({ path: c.path }) : new EtcdStore(c);
+/** `create: false` opens an existing SQLite datastore only. */
+export function openStore(c: DatastoreConfig, opts: { create?: boolean } = {}): Store {
+  return c.type === 'sqlite' ? new SqliteStore({ path: c.path, mustExist: opts.create === false }) : new EtcdStore(c);
 }
 
-/** Open the datastore ternctl resolves (flag, env, config file), run `fn`, always close it. */
-export async function withDatastore<T>(flag: string | undefined, fn: (s: Store) => Promise<T>): Promise<T> {
-  const store = openStore(resolveDatastore({ flag }));
+/**
+ * Open the datastore ternctl resolves (flag, env, config file), run `fn`,
+ * always close it. Only commands that store something pass `create: true`:
+ * a mistyped path on a read command must fail, not create an empty cluster.
+ */
+export async function withDatastore<T>(flag: string | undefined, fn: (s: Store) => Promise<T>, opts: { create?: boolean } = {}): Promise<T> {
+  const store = openStore(resolveDatastore({ flag }), { create: opts.create ?? false });
   try {
     return await fn(store);
   } finally {
