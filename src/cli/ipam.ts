@@ -201,7 +201,7 @@ export function register(program: Command): void {
         // The same checked write as `ternctl apply -f` of an IPPool.
         await writeObjects(s, 'apply', { acl: [], pools: [p], nodes: [] });
         out(cmd, p, () => `pool ${p.cidr}: /${p.blockSize} blocks, ${p.mode}${p.disabled ? ', disabled' : ''}\n`);
-      });
+      }, true);
     });
   examplesFor(ipam, {
     show: ['ternctl ipam show', 'ternctl ipam show -o json'],

@@ -39,13 +39,13 @@ export function table(rows: string[][]): string {
  * Open the datastore ternctl resolves and run fn. A store that cannot be
  * opened or reached becomes TRY_AGAIN_LATER (exit 4), whatever it said.
  */
-export async function withStore<T>(cmd: Command, fn: (s: Store) => Promise<T>): Promise<T> {
+export async function withStore<T>(cmd: Command, fn: (s: Store) => Promise<T>, create = false): Promise<T> {
   let inside = false;
   try {
     return await withDatastore((cmd.optsWithGlobals() as { datastore?: string }).datastore, (s) => {
       inside = true;
       return fn(s);
-    });
+    }, { create });
   } catch (e) {
     const unreachable = !inside ? !(e instanceof TernError && e.code === 'INVALID_CONFIG') : e instanceof TernError && (e.code === 'TRY_AGAIN_LATER' || (e.code === 'IO_FAILURE' && /^sqlite:/.test(e.message)));
     if (unreachable) throw new TernError('TRY_AGAIN_LATER', `datastore unavailable: ${messageOf(e)}`, { cause: e });

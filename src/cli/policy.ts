@@ -123,7 +123,7 @@ export function register(program: Command): void {
         await withStore(this, async (store) => {
           report(this, name === 'apply' ? 'applied' : 'deleted', await writeObjects(store, name, objs));
           if (o.sync) process.stdout.write(syncLine(await sync(store, o.netns)));
-        });
+        }, true);
       });
   mutate('apply');
   mutate('delete');
@@ -133,7 +133,7 @@ export function register(program: Command): void {
     .description("compile everything stored and program this node's rules; writes nothing when they already match")
     .option('--netns <path>', 'program this network namespace instead of the current one')
     .action(async function (this: Command, o: { netns?: string }) {
-      const r = await withStore(this, (store) => sync(store, o.netns));
+      const r = await withStore(this, (store) => sync(store, o.netns), true);
       if (!json(this)) return void process.stdout.write(syncLine(r));
       process.stdout.write(JSON.stringify({ backend: r.backend, chainsWritten: r.chainsWritten, setsWritten: r.setsWritten, setsDestroyed: r.setsDestroyed }) + '\n');
     });

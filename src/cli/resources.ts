@@ -296,7 +296,7 @@ export function register(program: Command): void {
     'ternctl get tier -o yaml | ternctl apply -f -',
   ).action(async (o: { file: string[] }, cmd: Command) => {
     const objs = readObjects(o.file);
-    report(cmd, 'applied', await withStore(cmd, (s) => writeObjects(s, 'apply', objs)));
+    report(cmd, 'applied', await withStore(cmd, (s) => writeObjects(s, 'apply', objs), true));
   });
 
   const del = example(

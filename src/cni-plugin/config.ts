@@ -107,6 +107,9 @@ export function parseNetConf(raw: Record<string, unknown>, opts: { needIpam: boo
     }
     mtu = raw.mtu;
   }
+  // Read by the native shim; checked here so a mistyped one is refused instead of silently using the default socket.
+  const cniSocket = optString(raw, 'cni_socket');
+  if (cniSocket !== undefined && !cniSocket.startsWith('/')) throw bad('cni_socket', 'must be an absolute path');
   const logLevel = optString(raw, 'log_level') ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw bad('log_level', `unknown level "${logLevel}"`);
 

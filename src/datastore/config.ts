@@ -62,6 +62,10 @@ export function parseDatastoreConfig(v: unknown): DatastoreConfig {
   if (typeof v === 'string') return parseDatastoreString(v);
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw bad('must be an object or a string');
   const o = v as Record<string, unknown>;
+  // A typo ("pth") must not fall back to the default datastore, which may be another cluster's.
+  const known = o.type === 'sqlite' ? ['type', 'path'] : o.type === 'etcd' ? ['type', 'endpoints', 'ca', 'cert', 'key', 'prefix'] : undefined;
+  const unknown = known && Object.keys(o).find((k) => !known.includes(k));
+  if (unknown) throw bad(`unknown field "${unknown}" (${o.type}: ${known.join(', ')})`);
   switch (o.type) {
     case 'sqlite':
       return { type: 'sqlite', path: optString(o, 'path') ?? DEFAULT_SQLITE_PATH };

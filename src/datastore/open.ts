@@ -47,13 +47,17 @@ export function resolveDatastore(src: ResolveSources = {}): DatastoreConfig {
   return DEFAULT_DATASTORE;
 }
 
-export function openStore(c: DatastoreConfig): Store {
-  return c.type === 'sqlite' ? new SqliteStore({ path: c.path }) : new EtcdStore(c);
+/** `create: false` opens an existing SQLite datastore only (a mistyped path is an error, not a new empty cluster). */
+export function openStore(c: DatastoreConfig, opts: { create?: boolean } = {}): Store {
+  return c.type === 'sqlite' ? new SqliteStore({ path: c.path, mustExist: opts.create === false }) : new EtcdStore(c);
 }
 
-/** Open the datastore ternctl resolves (flag, env, config file), run `fn`, always close it. */
-export async function withDatastore<T>(flag: string | undefined, fn: (s: Store) => Promise<T>): Promise<T> {
-  const store = openStore(resolveDatastore({ flag }));
+/**
+ * Open the datastore ternctl resolves (flag, env, config file), run `fn`,
+ * always close it. Only commands that store something pass `create: true`.
+ */
+export async function withDatastore<T>(flag: string | undefined, fn: (s: Store) => Promise<T>, opts: { create?: boolean } = {}): Promise<T> {
+  const store = openStore(resolveDatastore({ flag }), { create: opts.create ?? false });
   try {
     return await fn(store);
   } finally {

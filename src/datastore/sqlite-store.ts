@@ -23,6 +23,8 @@ export interface SqliteStoreOptions {
   pollMs?: number;
   /** Events kept for watchers; older ones are compacted away. */
   eventRetention?: number;
+  /** Open an existing database only (read commands): a missing file is TRY_AGAIN_LATER naming the path, and nothing is created. */
+  mustExist?: boolean;
 }
 
 interface Row {
@@ -117,6 +119,7 @@ export class SqliteStore extends TxnStore {
     this.path = opts.path ?? DEFAULT_SQLITE_PATH;
     this.pollMs = opts.pollMs ?? 100;
     this.retention = opts.eventRetention ?? 10_000;
+    if (opts.mustExist && !fs.existsSync(this.path)) throw new TernError('TRY_AGAIN_LATER', `datastore ${this.path} does not exist (nothing was created; check --datastore)`);
     try {
       fs.mkdirSync(path.dirname(this.path), { recursive: true });
       this.db = new Database(this.path, { timeout: opts.busyTimeoutMs ?? 15_000 });

@@ -27,14 +27,31 @@ const errorOutcome = (e: unknown): Buffer => {
   return encodeCniResponse(o.exitCode, o.stdout);
 };
 
+/**
+ * Refuse a socket path that holds anything but a socket: pointed (by mistake)
+ * at a datastore or any other file, the daemon must neither delete it nor start.
+ */
+export function checkSocketPath(socketPath: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(socketPath);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) throw new TernError('INVALID_CONFIG', `cniSocket ${socketPath} exists and is not a socket (a ${st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symbolic link' : 'regular file'}); refusing to replace it`);
+}
+
 export class CniServer {
   private server?: net.Server;
+  /** The inode of the socket this server created: stop() removes that one only. */
+  private ino?: number;
   constructor(private readonly deps: CniServerDeps) {}
 
   async start(): Promise<void> {
     const { socketPath, log } = this.deps;
     fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
-    // A socket file left by a killed daemon would make listen fail; remove it only if nothing answers on it.
+    checkSocketPath(socketPath);
+    // A socket left by a killed daemon would make listen fail; remove it only if nothing answers on it.
     if (fs.existsSync(socketPath) && !(await answers(socketPath))) fs.rmSync(socketPath, { force: true });
     // allowHalfOpen: the shim half-closes after its request and waits for the answer.
     const server = net.createServer({ allowHalfOpen: true }, (conn) => this.serve(conn));
@@ -48,6 +65,7 @@ export class CniServer {
       process.umask(oldMask);
     }
     fs.chmodSync(socketPath, 0o600);
+    this.ino = fs.lstatSync(socketPath).ino;
     this.server = server;
     log.info({ socket: socketPath }, 'CNI socket listening');
   }
@@ -101,8 +119,22 @@ export class CniServer {
     const s = this.server;
     this.server = undefined;
     if (!s) return;
-    await new Promise<void>((resolve) => s.close(() => resolve()));
-    fs.rmSync(this.deps.socketPath, { force: true });
+    // libuv unlinks the listening path on close, whatever is there now; keep anything that is not our socket out of its way.
+    const p = this.deps.socketPath;
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.lstatSync(p);
+    } catch {
+      /* already gone */
+    }
+    const foreign = st && !(st.isSocket() && st.ino === this.ino);
+    const aside = `${p}.tern-keep-${process.pid}`;
+    if (foreign) fs.renameSync(p, aside);
+    try {
+      await new Promise<void>((resolve) => s.close(() => resolve()));
+    } finally {
+      if (foreign) fs.renameSync(aside, p);
+    }
   }
 }
 

@@ -8,7 +8,7 @@ import * as http from 'node:http';
 import type * as net from 'node:net';
 import type { Logger } from '../lib/log';
 import { handle } from '../cni-plugin/handle';
-import { CniServer } from './cni-server';
+import { CniServer, checkSocketPath } from './cni-server';
 import type { DaemonConfig } from './config';
 import { Metrics } from './metrics';
 import * as fs from 'node:fs';
@@ -46,6 +46,7 @@ export class NodeDaemon {
   constructor(private readonly config: DaemonConfig, private readonly log: Logger) {}
 
   async start(): Promise<void> {
+    checkSocketPath(this.config.cniSocket);
     this.node = resolveNodeName({ nodename: this.config.nodename });
     fs.mkdirSync(path.dirname(this.config.nodenameFile), { recursive: true });
     fs.writeFileSync(this.config.nodenameFile, `${this.node}\n`);
