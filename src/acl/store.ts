@@ -5,7 +5,8 @@
  */
 import type { Store, TxnOp } from '../datastore/types';
 import { TernError } from '../lib/errors';
-import { Applier, defaultLock, netnsExec, type ApplyReport } from './applier';
+import { Applier, defaultLock, type ApplyReport } from './applier';
+import { execSync } from '../dataplane/exec';
 import { withNodeLock } from '../lib/lock';
 import { compileRuleset, endpointSetName } from './compile';
 import type { Endpoint } from './model';
@@ -71,9 +72,9 @@ export async function syncFromStore(store: Store, opts: { netnsPath?: string; wh
   return withNodeLock(defaultLock(opts.netnsPath), async () => {
     const resources = await storedResources(store);
     if (opts.when && !opts.when(resources)) return { resources };
-    // Only now: choosing the backend runs four iptables-save processes, synchronously.
+    // Only now: choosing the backend runs four iptables-save processes.
     const applier = new Applier({ netnsPath: opts.netnsPath });
-    return { resources, report: applier.applyHoldingLock(compileRuleset(toInput(resources))) };
+    return { resources, report: await applier.applyHoldingLock(compileRuleset(toInput(resources))) };
   });
 }
 
@@ -93,5 +94,5 @@ export function aclInUse(resources: Resource[]): boolean {
  * last policy is gone, or a new pod would be dropped as unknown (fail closed).
  */
 export function kernelHasRules(netnsPath?: string): boolean {
-  return netnsExec(netnsPath)('ipset', ['list', '-n', endpointSetName(4)]).code === 0;
+  return execSync(netnsPath, 'ipset', ['list', '-n', endpointSetName(4)]).code === 0;
 }
