@@ -26,14 +26,14 @@ for (const [P, E] of sizes) {
     const members = [...rs.v4.sets, ...rs.v6.sets].reduce((n, s) => n + s.members.length, 0);
     const applier = new acl.Applier({ netnsPath: `/run/netns/${ns}`, lockFile: `/tmp/${ns}.lock` });
     t0 = performance.now();
-    applier.apply(rs);
+    await applier.apply(rs);
     const applyMs = ms(t0);
     t0 = performance.now();
-    const noop = applier.apply(acl.compileRuleset(acl.toInput([...policies, ...eps])));
+    const noop = await applier.apply(acl.compileRuleset(acl.toInput([...policies, ...eps])));
     const noopMs = ms(t0);
     // Admit one more pod: compile + apply; only set members should change.
     t0 = performance.now();
-    const admit = applier.apply(acl.compileRuleset(acl.toInput([...policies, ...eps, endpoint(E)])));
+    const admit = await applier.apply(acl.compileRuleset(acl.toInput([...policies, ...eps, endpoint(E)])));
     const admitMs = ms(t0);
     const sim = acl.simulate(rs.v4, 'FORWARD', { src: eps[1].value.ips[0], dst: eps[2].value.ips[0], inIface: eps[1].value.hostIface, outIface: eps[2].value.hostIface, protocol: 6, dstPort: 80 });
     rows.push({ policies: P, endpoints: E, parseMs, compileMs, applyMs, noopReapplyMs: noopMs, noopChainsWritten: noop.chainsWritten, rules, ipsets: sets, setMembers: members, admitPodMs: admitMs, admitChainsWritten: admit.chainsWritten, admitSetsWritten: admit.setsWritten, rulesPerNewPacket: sim.rulesTraversed, backend: applier.backend });

@@ -5,7 +5,8 @@
  */
 import type { Store } from '../datastore/types';
 import { withNodeLock } from '../lib/lock';
-import { Applier, defaultLock, netnsExec, type ApplyReport } from './applier';
+import { Applier, defaultLock, type ApplyReport } from './applier';
+import { execSync } from '../dataplane/exec';
 import { compileRuleset, endpointSetName } from './compile';
 import { toInput } from './state';
 import { storedResources, type StoredResource } from './store';
@@ -21,9 +22,9 @@ export async function syncFromStore(store: Store, opts: { netnsPath?: string; wh
   return withNodeLock(defaultLock(opts.netnsPath), async () => {
     const resources = await storedResources(store);
     if (opts.when && !opts.when(resources)) return { resources };
-    // Only now: choosing the backend runs four iptables-save processes, synchronously.
+    // Only now: choosing the backend runs four iptables-save processes.
     const applier = new Applier({ netnsPath: opts.netnsPath });
-    return { resources, report: applier.applyHoldingLock(compileRuleset(toInput(resources))) };
+    return { resources, report: await applier.applyHoldingLock(compileRuleset(toInput(resources))) };
   });
 }
 
@@ -33,5 +34,5 @@ export async function syncFromStore(store: Store, opts: { netnsPath?: string; wh
  * last policy is gone, or a new pod would be dropped as unknown (fail closed).
  */
 export function kernelHasRules(netnsPath?: string): boolean {
-  return netnsExec(netnsPath)('ipset', ['list', '-n', endpointSetName(4)]).code === 0;
+  return execSync(netnsPath, 'ipset', ['list', '-n', endpointSetName(4)]).code === 0;
 }

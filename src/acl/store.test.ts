@@ -58,9 +58,9 @@ describe('syncFromStore with nothing to program', () => {
   });
   const called = () => (fs.existsSync(calls) ? fs.readFileSync(calls, 'utf8').split('\n').filter(Boolean).length : 0);
 
-  it('choosing a backend runs the four save tools (what the next test must not see)', () => {
+  it("choosing a backend runs the four save tools (what the next test must not see)", async () => {
     fs.rmSync(calls, { force: true });
-    detectBackend(netnsExec());
+    await detectBackend(netnsExec());
     expect(called()).toBe(4);
   });
 

@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 import type { Logger } from '../lib/log';
 import { messageOf } from '../lib/errors';
 import type { Store, Watcher } from '../datastore/types';
-import { ACL_PREFIX, aclInUse, kernelHasRules, loadPolicyPaths, planPolicyDir, storedResources, syncFromStore, PolicyFileError, formatProblem } from '../acl';
+import { ACL_PREFIX, aclInUse, kernelHasRules, planPolicyDir, storedResources, syncFromStore, PolicyFileError, formatProblem, type Resource } from '../acl';
+import { loadFiles, policyFiles } from '../acl/load';
 import { TernError } from '../lib/errors';
 
 export interface AclStatus {
@@ -26,6 +27,8 @@ export interface AclStatus {
 
 const RETRY_MS = 5_000;
 const DIR_RESCAN_MS = 2_000;
+/** A directory change is read once nothing in it has changed for this long (an editor or `cp` mid-write). */
+export const DIR_SETTLE_MS = 300;
 
 export class AclReconciler {
   private watcher?: Watcher;
@@ -38,6 +41,8 @@ export class AclReconciler {
   private retry?: NodeJS.Timeout;
   private stopped = false;
   private dirSnapshot = '';
+  /** What each file defined when the directory was last applied. */
+  private applied = new Map<string, Resource[]>();
   /** Whether the kernel holds Tern's ACL rules (so they must follow the datastore even when no policy is left). */
   programmed = false;
   readonly state: AclStatus;
@@ -95,7 +100,24 @@ export class AclReconciler {
     }, 50);
   }
 
-  /** Directory -> datastore: all files valid, or nothing written. */
+  /** Names, sizes and times of the directory's policy files: unchanged, nothing to parse. */
+  private snapshotDir(): string {
+    const dir = this.deps.policyDir;
+    return policyFiles(dir)
+      .map((f) => {
+        const st = fs.statSync(f);
+        return `${f}:${st.size}:${st.mtimeMs}`;
+      })
+      .join('|');
+  }
+
+  /**
+   * Directory -> datastore: all files valid, or nothing written. A change is
+   * read only once the directory has settled, and a file found empty keeps
+   * what it last defined: rewriting a file in place (truncate, then write)
+   * never applies the half-written or empty file. Delete a file to remove
+   * what it defined.
+   */
   private async readDir(): Promise<void> {
     const d = this.state.policyDir;
     const dir = this.deps.policyDir;
@@ -106,28 +128,29 @@ export class AclReconciler {
     d.present = true;
     let snapshot: string;
     try {
-      // Unchanged names, sizes and times: nothing to parse.
-      snapshot = fs
-        .readdirSync(dir)
-        .sort()
-        .map((f) => {
-          const st = fs.statSync(`${dir}/${f}`);
-          return `${f}:${st.size}:${st.mtimeMs}`;
-        })
-        .join('|');
+      snapshot = this.snapshotDir();
+      if (snapshot === this.dirSnapshot && !d.lastError) return;
+      for (;;) {
+        await new Promise((r) => setTimeout(r, DIR_SETTLE_MS));
+        if (this.stopped) return;
+        const again = this.snapshotDir();
+        if (again === snapshot) break;
+        snapshot = again;
+      }
     } catch (e) {
       d.lastError = messageOf(e);
       return;
     }
-    if (snapshot === this.dirSnapshot && !d.lastError) return;
     try {
-      const desired = loadPolicyPaths([dir]);
+      const { resources: desired, byFile, keptEmpty } = loadFiles(policyFiles(dir), this.applied);
+      if (keptEmpty.length) this.deps.log.warn({ files: keptEmpty }, 'empty policy file keeps what it defined (being rewritten?); delete the file to remove its resources');
       const ops = planPolicyDir(desired, await storedResources(this.deps.store));
       if (ops.length) {
         const r = await this.deps.store.txn(ops);
         if (!r.ok) throw new TernError('CONFLICT', 'datastore transaction failed: the stored policies changed meanwhile');
         this.deps.log.info({ dir, written: ops.filter((o) => o.op === 'put').length, deleted: ops.filter((o) => o.op === 'delete').length }, 'policy directory applied');
       }
+      this.applied = byFile;
       d.resources = desired.length;
       d.lastError = undefined;
       this.dirSnapshot = snapshot;

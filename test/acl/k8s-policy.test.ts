@@ -27,12 +27,12 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  t?.dispose();
+  await t?.dispose();
   await sb.cleanup();
 });
 
 async function expectFlows(yaml: string, flows: Flow[]): Promise<void> {
-  t.apply(yaml);
+  await t.apply(yaml);
   expect(await t.check(flows)).toEqual([]);
 }
 

@@ -5,6 +5,7 @@ import { DIST_BIN, REPO, Sandbox, waitFor, type Daemon, type Netns } from '../sa
 import { makeNode, runCni, ternConfig } from '../sandbox/cni';
 import { SqliteStore } from '../../src/datastore';
 import { storedResources } from '../../src/acl';
+import { spawn } from 'node:child_process';
 
 /**
  * The node daemon owns the node's ACL rules: policies written to the
@@ -145,4 +146,40 @@ describe('node daemon: ACL sync from the datastore and the watched policy direct
     const m = node.exec(process.execPath, ['-e', "fetch('http://127.0.0.1:9111/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"]).stdout;
     expect(m).toMatch(/tern_acl_syncs_total\{result="ok"\} [1-9]/);
   });
+
+  it('a policy file rewritten in place (truncated, then written a second later) is never applied half-written: 0 packets of the denied flow', async () => {
+    const FORGE = path.join(REPO, 'test', 'acl', 'fixtures', 'forge.py');
+    const deny = 'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny-all, namespace: beta}\nspec:\n  podSelector: {}\n  policyTypes: [Ingress]\n';
+    const file = path.join(policyDir, '30-deny.yaml');
+    fs.writeFileSync(file, deny);
+    await until('a1', 'b1', false);
+    const recv = spawn('nsenter', [`--net=${pods.b1.ns.path}`, '--', 'python3', FORGE, 'recv', '7000'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    recv.stdout!.on('data', (d) => (out += d));
+    const done = new Promise<void>((resolve) => recv.on('exit', () => resolve()));
+    await waitFor(() => out.includes('ready') || undefined, { what: 'receiver' });
+    const flood = spawn('nsenter', [`--net=${pods.a1.ns.path}`, '--', 'python3', FORGE, 'send', pods.a1.ip, pods.b1.ip, '7000', '0', '0.001'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      await new Promise((r) => flood.stdout!.once('data', r));
+      // In place: the same inode truncated, a pause longer than the directory's rescan, then the new text in two writes.
+      const fd = fs.openSync(file, 'w');
+      await new Promise((r) => setTimeout(r, 2_500));
+      fs.writeSync(fd, deny.slice(0, 60));
+      await new Promise((r) => setTimeout(r, 100));
+      fs.writeSync(fd, deny.slice(60) + '# rewritten\n');
+      fs.closeSync(fd);
+      await new Promise((r) => setTimeout(r, 3_000));
+    } finally {
+      flood.kill('SIGKILL');
+    }
+    // The node itself (OUTPUT, never filtered) as the control that the receiver hears.
+    await node.execAsync('python3', [FORGE, 'send', '192.0.2.11', pods.b1.ip, '7000', '20']);
+    await new Promise((r) => setTimeout(r, 300));
+    recv.stdin!.end();
+    await done;
+    const seen = JSON.parse(out.split('\n').filter(Boolean).pop()!) as Record<string, number>;
+    expect({ denied: seen[pods.a1.ip] ?? 0, control: (seen['192.0.2.11'] ?? 0) >= 15 }).toEqual({ denied: 0, control: true });
+    expect(status().st.acl.policyDir).toMatchObject({ resources: 1 });
+    expect(daemon.output()).toMatch(/empty policy file keeps what it defined/);
+  }, 60_000);
 });
