@@ -12,6 +12,7 @@ import { Rib, parsePrefixRule, type FibChange, type PeerOut, LOCAL_PEER_ID } fro
 import { Session, type BgpSocketOptions } from './session';
 import { TernError } from '../lib/errors';
 import { familiesOf, type PeerSpec, type SpeakerConfig } from './config';
+import { Bfd, type BfdStatus } from './bfd/bfd';
 
 /** One route the kernel refused (errno from rtnetlink). */
 export interface FibFailure {
@@ -39,6 +40,7 @@ export interface PeerView {
   filtered: number;
   sent: number;
   lastError?: string;
+  bfd?: BfdStatus;
 }
 
 export interface RouteView {
@@ -114,6 +116,7 @@ export class Speaker {
   private localReady: boolean;
   private readyTimer?: NodeJS.Timeout;
   private localAddrs?: { at: number; set: Set<string> };
+  private bfd?: Bfd;
 
   constructor(
     readonly cfg: SpeakerConfig,
@@ -192,6 +195,10 @@ export class Speaker {
     );
     this.sessions.set(p.address, s);
     if (p.password) this.listenerKey(p.address, p.password);
+    if (p.bfd) {
+      this.bfd ??= new Bfd(this.deps.log.child({ component: 'bfd' }), this.deps.sockopts);
+      this.bfd.add(p.address, p.bfd, (up) => this.onBfd(p.address, up), p.localAddress).catch((e) => this.deps.log.error({ peer: p.address, err: messageOf(e) }, 'BFD session failed to start'));
+    }
     if (this.started) s.start();
   }
 
@@ -204,6 +211,7 @@ export class Speaker {
     clearTimeout(this.staleTimers.get(address));
     this.staleTimers.delete(address);
     this.rib.removePeer(address);
+    this.bfd?.remove(address);
     s.stop(false);
     if (s.cfg.password) this.listenerKey(address, '');
     this.schedule();
@@ -256,6 +264,7 @@ export class Speaker {
     clearTimeout(this.convergeTimer);
     clearTimeout(this.readyTimer);
     clearTimeout(this.fibRetryTimer);
+    this.bfd?.close();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     // Let already computed kernel work finish; with graceful restart nothing is removed.
     if (graceful) this.fibQueue = new Map([...this.fibQueue].filter(([, c]) => c.nextHops.length > 0));
@@ -300,6 +309,7 @@ export class Speaker {
         holdTime: st.holdTime,
         ...stats,
         lastError: st.lastError,
+        ...(this.bfd?.status(st.address) ? { bfd: this.bfd.status(st.address) } : {}),
       };
     });
   }
@@ -332,6 +342,15 @@ export class Speaker {
   }
 
   // ---- session events ----
+
+  /** BFD saw the peer go (RFC 5882 §4.2): the BGP session goes with it, and its routes with that. */
+  private onBfd(address: string, up: boolean): void {
+    const s = this.sessions.get(address);
+    if (!s || up) return;
+    if (s.fsm.state === 'Idle') return;
+    this.deps.log.warn({ peer: address, state: s.fsm.state }, 'BFD down: closing the BGP session');
+    s.fail(NotifyCode.CEASE, CeaseSubcode.BFD_DOWN, 'BFD down');
+  }
 
   private onEstablished(s: Session): void {
     if (this.sessions.get(s.cfg.address) !== s) return; // removed meanwhile

@@ -38,9 +38,10 @@ function duration(s: number): string {
 }
 
 export function formatPeers(peers: PeerView[]): string {
-  const rows = [['Peer', 'AS', 'State', 'Since', 'Uptime', 'Received', 'Accepted', 'Sent', 'Info']];
+  const rows = [['Peer', 'AS', 'State', 'Since', 'Uptime', 'Received', 'Accepted', 'Sent', 'BFD', 'Info']];
   for (const p of peers) {
-    rows.push([p.address, String(p.asn), p.state, p.since.replace('T', ' ').replace(/\.\d+Z$/, ''), duration(p.uptimeSeconds), String(p.received), String(p.accepted), String(p.sent), p.lastError ?? (p.routerId ? `router id ${p.routerId}` : '')]);
+    const bfd = p.bfd ? `${p.bfd.state}${p.bfd.detectionTime ? ` ${p.bfd.detectionTime}ms` : ''}` : '-';
+    rows.push([p.address, String(p.asn), p.state, p.since.replace('T', ' ').replace(/\.\d+Z$/, ''), duration(p.uptimeSeconds), String(p.received), String(p.accepted), String(p.sent), bfd, p.lastError ?? (p.routerId ? `router id ${p.routerId}` : '')]);
   }
   return table(rows);
 }

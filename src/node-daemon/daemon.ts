@@ -192,6 +192,7 @@ export class NodeDaemon {
     if (this.bgp) {
       const peers = this.bgp.speaker.peers();
       this.metrics.replaceGauge('tern_bgp_session_up', 'BGP session state per peer (1 when Established)', peers.map((p) => ({ labels: { peer: p.address, state: p.state }, value: p.state === 'Established' ? 1 : 0 })));
+      this.metrics.replaceGauge('tern_bgp_bfd_up', 'BFD session state per peer with BFD (1 when Up)', peers.filter((p) => p.bfd).map((p) => ({ labels: { peer: p.address, state: p.bfd!.state }, value: p.bfd!.state === 'Up' ? 1 : 0 })));
       const st = this.bgp.speaker.stats();
       this.metrics.set('tern_bgp_routes', 'Prefixes in the Loc-RIB', {}, st.routes);
       this.metrics.set('tern_bgp_fib_errors', 'Kernel route writes that failed', {}, st.fibErrors);
