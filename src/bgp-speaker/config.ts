@@ -28,6 +28,8 @@ export interface PeerSpec {
   multihop?: number;
   /** GTSM (RFC 5082): send TTL 255, accept only packets from at most this many hops away (true: 1). */
   ttlSecurity?: boolean | number;
+  /** Towards an eBGP peer, keep the next hop of routes we pass on instead of putting ours (our own routes still carry ours). */
+  keepNextHop?: boolean;
   /** BFD (RFC 5880/5881, single hop) in milliseconds; the BGP session goes down with it. */
   bfd?: { minRx: number; minTx: number; multiplier: number };
 }

@@ -157,6 +157,7 @@ export class Speaker {
       asn: p.asn,
       rrClient: p.routeReflectorClient,
       nextHopSelf: p.nextHopSelf,
+      keepNextHop: p.keepNextHop,
       selfNextHop: p.nextHop ?? {},
       importPrefixes: p.importPrefixes?.map(parsePrefixRule),
       exportPrefixes: p.exportPrefixes?.map(parsePrefixRule),
