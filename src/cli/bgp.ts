@@ -10,6 +10,8 @@ import { createLogger } from '../lib/log';
 import { Speaker, loadConfig, serveControl, controlRequest, type PeerView, type RouteView } from '../bgp-speaker';
 import { KernelFib } from '../bgp-speaker/fib';
 import { bgpSocketOptions } from '../dataplane';
+import { withDatastore } from '../datastore/config';
+import { parseBgpResources, applyBgpResources, listBgpResources, deleteBgpResource, type BgpResource } from '../node-daemon/bgp-resources';
 
 export const DEFAULT_SOCKET = '/run/tern/bgp.sock';
 
@@ -114,6 +116,42 @@ export function register(program: Command): void {
     .action(async (o: { socket: string; file: string }, cmd: Command) => {
       const r = await controlRequest(o.socket, { cmd: 'withdraw', prefixes: readPrefixFile(o.file) });
       await out(cmd, r, () => `withdrew ${(r as { withdrawn: number }).withdrawn}\n`);
+    });
+
+  bgp
+    .command('apply')
+    .description('store BGPPeer / BGPConfiguration resources (YAML, several documents) in the datastore; nodes pick them up live')
+    .requiredOption('-f, --file <file>', 'YAML file')
+    .addHelpText('after', '\nExamples:\n  ternctl --datastore /var/lib/tern/tern.db bgp apply -f fabric.yaml\n')
+    .action(async (o: { file: string }, cmd: Command) => {
+      let text: string;
+      try {
+        text = fs.readFileSync(o.file, 'utf8');
+      } catch (e) {
+        throw new TernError('INVALID_CONFIG', `cannot read ${o.file}`, { cause: e });
+      }
+      const rs = parseBgpResources(text, o.file); // any problem: nothing is stored
+      await withDatastore((cmd.optsWithGlobals() as { datastore?: string }).datastore, (store) => applyBgpResources(store, rs));
+      await out(cmd, rs.map((r) => `${r.kind}/${r.name}`), () => rs.map((r) => `${r.kind}/${r.name} applied\n`).join(''));
+    });
+
+  bgp
+    .command('get')
+    .description('the BGPPeer and BGPConfiguration resources in the datastore')
+    .action(async (_o: unknown, cmd: Command) => {
+      const r = await withDatastore((cmd.optsWithGlobals() as { datastore?: string }).datastore, listBgpResources);
+      const all: BgpResource[] = [...(r.config ? [r.config] : []), ...r.peers];
+      await out(cmd, all, () => table([['KIND', 'NAME', 'PEER', 'AS', 'NODES'], ...all.map((x) => (x.kind === 'BGPPeer' ? [x.kind, x.name, x.peerIP ?? x.peerSelector ?? '', String(x.asNumber ?? '-'), x.nodeSelector ?? 'all()'] : [x.kind, x.name, x.nodeToNodeMesh === false ? 'mesh off' : 'mesh on', String(x.asNumber ?? '-'), x.nodeASLabel ? `AS from label ${x.nodeASLabel}` : '-']))]));
+    });
+
+  bgp
+    .command('delete <kind> <name>')
+    .description('remove a BGPPeer or BGPConfiguration; the nodes close those sessions')
+    .action(async (kind: string, name: string, _o: unknown, cmd: Command) => {
+      if (kind !== 'BGPPeer' && kind !== 'BGPConfiguration') throw new TernError('INVALID_CONFIG', `kind must be BGPPeer or BGPConfiguration, not ${kind}`);
+      const gone = await withDatastore((cmd.optsWithGlobals() as { datastore?: string }).datastore, (store) => deleteBgpResource(store, kind, name));
+      if (!gone) throw new TernError('NOT_FOUND', `no ${kind} ${name}`);
+      await out(cmd, { deleted: `${kind}/${name}` }, () => `${kind}/${name} deleted\n`);
     });
 
   bgp
