@@ -25,6 +25,8 @@ export interface FibSink {
   apply(changes: FibChange[]): Promise<FibFailure[] | void>;
   /** Initial convergence reached: remove our kernel routes that were not re-learned (mark and sweep). */
   converged?(): Promise<void>;
+  /** Next hops that now resolve through another gateway (polled): their routes are written again. */
+  movedNextHops?(): Promise<string[]>;
 }
 
 export interface PeerView {
@@ -84,6 +86,8 @@ const ENCODE_STEP = 8192;
 
 /** How often routes the kernel refused are tried again; how long the set of local addresses is trusted. */
 const FIB_RETRY_MS = 5000;
+/** How often the underlay is asked whether learned next hops moved (BIRD's recursive next hops follow its IGP table). */
+const NEXT_HOP_RECHECK_MS = 2000;
 const LOCAL_ADDRS_TTL_MS = 2000;
 
 /** The UPDATEs for one peer's changes, withdrawals first, encoded a step at a time. */
@@ -117,6 +121,7 @@ export class Speaker {
   private readyTimer?: NodeJS.Timeout;
   private localAddrs?: { at: number; set: Set<string> };
   private bfd?: Bfd;
+  private recheckTimer?: NodeJS.Timeout;
 
   constructor(
     readonly cfg: SpeakerConfig,
@@ -142,6 +147,7 @@ export class Speaker {
     this.started = true;
     for (const s of this.sessions.values()) s.start();
     if (!this.localReady) this.readyTimer = setTimeout(() => this.ready(), this.deps.holdEndOfRib! * 1000);
+    if (this.deps.fib?.movedNextHops) this.recheckTimer = setTimeout(() => void this.followUnderlay(), NEXT_HOP_RECHECK_MS);
     // Mark and sweep: after every peer sent End-of-RIB, or after a deadline, whichever comes first.
     this.convergeTimer = setTimeout(() => this.markConverged(), (this.cfg.gracefulRestart?.restartTime ?? 30) * 1000);
     this.schedule();
@@ -265,6 +271,8 @@ export class Speaker {
     clearTimeout(this.convergeTimer);
     clearTimeout(this.readyTimer);
     clearTimeout(this.fibRetryTimer);
+    clearTimeout(this.recheckTimer);
+    this.recheckTimer = undefined;
     this.bfd?.close();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     // Let already computed kernel work finish; with graceful restart nothing is removed.
@@ -536,6 +544,28 @@ export class Speaker {
       }
       void this.drainFib();
     }, FIB_RETRY_MS);
+  }
+
+  /** Rewrite the routes whose next hops now resolve through another gateway; then look again later. */
+  private async followUnderlay(): Promise<void> {
+    try {
+      const moved = new Set(await this.deps.fib!.movedNextHops!());
+      if (moved.size) {
+        let n = 0;
+        for (const d of this.rib.destinations()) {
+          if (this.fibQueue.has(d.prefix)) continue;
+          const hops = this.rib.installedHops(d.prefix);
+          if (!hops.some((h) => moved.has(h))) continue;
+          this.fibQueue.set(d.prefix, { family: d.family, prefix: d.prefix, nextHops: hops });
+          n++;
+        }
+        this.deps.log.info({ nextHops: [...moved], routes: n }, 'next hops moved in the underlay: routes rewritten');
+        void this.drainFib();
+      }
+    } catch (e) {
+      this.deps.log.warn({ err: messageOf(e) }, 'next-hop recheck failed');
+    }
+    if (this.recheckTimer) this.recheckTimer = setTimeout(() => void this.followUnderlay(), NEXT_HOP_RECHECK_MS);
   }
 
   /** One batch in flight at a time; changes that arrive meanwhile coalesce by prefix. */
