@@ -99,6 +99,20 @@ export class KernelFib implements FibSink {
     return changes.map((c) => (c.nextHops.some((h) => map(h) !== h) ? { ...c, nextHops: [...new Set(c.nextHops.map(map))] } : c));
   }
 
+  /**
+   * Next hops whose gateway in the underlay changed since they were resolved
+   * (a link or an IGP route moved): the routes using them must be written again.
+   */
+  async movedNextHops(): Promise<string[]> {
+    const moved: string[] = [];
+    for (const [h, v] of this.via) {
+      const gateway = await this.routeGet(h);
+      if (gateway !== v.gateway) moved.push(h);
+      this.via.set(h, { gateway, at: Date.now() });
+    }
+    return moved;
+  }
+
   /** The kernel's own answer for one destination (`ip route get`); unreachable now: install as learned, and the kernel says why. */
   private routeGet(addr: string): Promise<string | undefined> {
     return this.rtnl.routeGet(addr);

@@ -12,6 +12,7 @@ import { Rib, parsePrefixRule, type FibChange, type PeerOut, LOCAL_PEER_ID } fro
 import { Session, type BgpSocketOptions } from './session';
 import { TernError } from '../lib/errors';
 import { familiesOf, type PeerSpec, type SpeakerConfig } from './config';
+import { Bfd, type BfdStatus } from './bfd/bfd';
 
 /** One route the kernel refused (errno from rtnetlink). */
 export interface FibFailure {
@@ -24,6 +25,8 @@ export interface FibSink {
   apply(changes: FibChange[]): Promise<FibFailure[] | void>;
   /** Initial convergence reached: remove our kernel routes that were not re-learned (mark and sweep). */
   converged?(): Promise<void>;
+  /** Next hops that now resolve through another gateway (polled): their routes are written again. */
+  movedNextHops?(): Promise<string[]>;
 }
 
 export interface PeerView {
@@ -39,6 +42,7 @@ export interface PeerView {
   filtered: number;
   sent: number;
   lastError?: string;
+  bfd?: BfdStatus;
 }
 
 export interface RouteView {
@@ -82,6 +86,8 @@ const ENCODE_STEP = 8192;
 
 /** How often routes the kernel refused are tried again; how long the set of local addresses is trusted. */
 const FIB_RETRY_MS = 5000;
+/** How often the underlay is asked whether learned next hops moved (BIRD's recursive next hops follow its IGP table). */
+const NEXT_HOP_RECHECK_MS = 2000;
 const LOCAL_ADDRS_TTL_MS = 2000;
 
 /** The UPDATEs for one peer's changes, withdrawals first, encoded a step at a time. */
@@ -114,6 +120,8 @@ export class Speaker {
   private localReady: boolean;
   private readyTimer?: NodeJS.Timeout;
   private localAddrs?: { at: number; set: Set<string> };
+  private bfd?: Bfd;
+  private recheckTimer?: NodeJS.Timeout;
 
   constructor(
     readonly cfg: SpeakerConfig,
@@ -139,6 +147,7 @@ export class Speaker {
     this.started = true;
     for (const s of this.sessions.values()) s.start();
     if (!this.localReady) this.readyTimer = setTimeout(() => this.ready(), this.deps.holdEndOfRib! * 1000);
+    if (this.deps.fib?.movedNextHops) this.recheckTimer = setTimeout(() => void this.followUnderlay(), NEXT_HOP_RECHECK_MS);
     // Mark and sweep: after every peer sent End-of-RIB, or after a deadline, whichever comes first.
     this.convergeTimer = setTimeout(() => this.markConverged(), (this.cfg.gracefulRestart?.restartTime ?? 30) * 1000);
     this.schedule();
@@ -154,6 +163,7 @@ export class Speaker {
       asn: p.asn,
       rrClient: p.routeReflectorClient,
       nextHopSelf: p.nextHopSelf,
+      keepNextHop: p.keepNextHop,
       selfNextHop: p.nextHop ?? {},
       importPrefixes: p.importPrefixes?.map(parsePrefixRule),
       exportPrefixes: p.exportPrefixes?.map(parsePrefixRule),
@@ -192,6 +202,10 @@ export class Speaker {
     );
     this.sessions.set(p.address, s);
     if (p.password) this.listenerKey(p.address, p.password);
+    if (p.bfd) {
+      this.bfd ??= new Bfd(this.deps.log.child({ component: 'bfd' }), this.deps.sockopts);
+      this.bfd.add(p.address, p.bfd, (up) => this.onBfd(p.address, up), p.localAddress).catch((e) => this.deps.log.error({ peer: p.address, err: messageOf(e) }, 'BFD session failed to start'));
+    }
     if (this.started) s.start();
   }
 
@@ -204,6 +218,7 @@ export class Speaker {
     clearTimeout(this.staleTimers.get(address));
     this.staleTimers.delete(address);
     this.rib.removePeer(address);
+    this.bfd?.remove(address);
     s.stop(false);
     if (s.cfg.password) this.listenerKey(address, '');
     this.schedule();
@@ -256,6 +271,9 @@ export class Speaker {
     clearTimeout(this.convergeTimer);
     clearTimeout(this.readyTimer);
     clearTimeout(this.fibRetryTimer);
+    clearTimeout(this.recheckTimer);
+    this.recheckTimer = undefined;
+    this.bfd?.close();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     // Let already computed kernel work finish; with graceful restart nothing is removed.
     if (graceful) this.fibQueue = new Map([...this.fibQueue].filter(([, c]) => c.nextHops.length > 0));
@@ -300,6 +318,7 @@ export class Speaker {
         holdTime: st.holdTime,
         ...stats,
         lastError: st.lastError,
+        ...(this.bfd?.status(st.address) ? { bfd: this.bfd.status(st.address) } : {}),
       };
     });
   }
@@ -332,6 +351,15 @@ export class Speaker {
   }
 
   // ---- session events ----
+
+  /** BFD saw the peer go (RFC 5882 §4.2): the BGP session goes with it, and its routes with that. */
+  private onBfd(address: string, up: boolean): void {
+    const s = this.sessions.get(address);
+    if (!s || up) return;
+    if (s.fsm.state === 'Idle') return;
+    this.deps.log.warn({ peer: address, state: s.fsm.state }, 'BFD down: closing the BGP session');
+    s.fail(NotifyCode.CEASE, CeaseSubcode.BFD_DOWN, 'BFD down');
+  }
 
   private onEstablished(s: Session): void {
     if (this.sessions.get(s.cfg.address) !== s) return; // removed meanwhile
@@ -516,6 +544,28 @@ export class Speaker {
       }
       void this.drainFib();
     }, FIB_RETRY_MS);
+  }
+
+  /** Rewrite the routes whose next hops now resolve through another gateway; then look again later. */
+  private async followUnderlay(): Promise<void> {
+    try {
+      const moved = new Set(await this.deps.fib!.movedNextHops!());
+      if (moved.size) {
+        let n = 0;
+        for (const d of this.rib.destinations()) {
+          if (this.fibQueue.has(d.prefix)) continue;
+          const hops = this.rib.installedHops(d.prefix);
+          if (!hops.some((h) => moved.has(h))) continue;
+          this.fibQueue.set(d.prefix, { family: d.family, prefix: d.prefix, nextHops: hops });
+          n++;
+        }
+        this.deps.log.info({ nextHops: [...moved], routes: n }, 'next hops moved in the underlay: routes rewritten');
+        void this.drainFib();
+      }
+    } catch (e) {
+      this.deps.log.warn({ err: messageOf(e) }, 'next-hop recheck failed');
+    }
+    if (this.recheckTimer) this.recheckTimer = setTimeout(() => void this.followUnderlay(), NEXT_HOP_RECHECK_MS);
   }
 
   /** One batch in flight at a time; changes that arrive meanwhile coalesce by prefix. */

@@ -11,7 +11,8 @@ import { Speaker, loadConfig, serveControl, controlRequest, type ControlRequest,
 import { KernelFib } from '../bgp-speaker/fib';
 import { bgpSocketOptions } from '../dataplane';
 import { parsePrefix } from '../lib/cidr';
-import { emit, example, fileError, mustExist, nodeConfig, table } from './output';
+import { emit, example, fileError, mustExist, nodeConfig, table, withStore } from './output';
+import { parseBgpResources, applyBgpResources, listBgpResources, deleteBgpResource, type BgpResource } from '../node-daemon/bgp-resources';
 
 export const DEFAULT_SOCKET = '/run/tern/bgp.sock';
 
@@ -70,9 +71,10 @@ export function peerInfo(p: PeerView): string {
 }
 
 export function formatPeers(peers: PeerView[]): string {
-  const rows = [['Peer', 'AS', 'State', 'Since', 'Uptime', 'Received', 'Accepted', 'Sent', 'Info']];
+  const rows = [['Peer', 'AS', 'State', 'Since', 'Uptime', 'Received', 'Accepted', 'Sent', 'BFD', 'Info']];
   for (const p of peers) {
-    rows.push([p.address, String(p.asn), p.state, p.since.replace('T', ' ').replace(/\.\d+Z$/, ''), duration(p.uptimeSeconds), String(p.received), String(p.accepted), String(p.sent), peerInfo(p)]);
+    const bfd = p.bfd ? `${p.bfd.state}${p.bfd.detectionTime ? ` ${p.bfd.detectionTime}ms` : ''}` : '-';
+    rows.push([p.address, String(p.asn), p.state, p.since.replace('T', ' ').replace(/\.\d+Z$/, ''), duration(p.uptimeSeconds), String(p.received), String(p.accepted), String(p.sent), bfd, peerInfo(p)]);
   }
   return table(rows);
 }
@@ -161,6 +163,38 @@ export function register(program: Command): void {
     .action(async (o: { socket?: string; config?: string; file: string }, cmd: Command) => {
       const r = await request(socketOf(o), { cmd: 'withdraw', prefixes: readPrefixFile(o.file) });
       await emit(cmd, r, () => `withdrew ${(r as { withdrawn: number }).withdrawn}\n`);
+    });
+
+  example(bgp.command('apply'), 'ternctl bgp apply -f fabric.yaml')
+    .description('store BGPPeer / BGPConfiguration resources (YAML, several documents) in the datastore; nodes pick them up live')
+    .requiredOption('-f, --file <file>', 'YAML file')
+    .action(async (o: { file: string }, cmd: Command) => {
+      let text: string;
+      try {
+        text = fs.readFileSync(o.file, 'utf8');
+      } catch (e) {
+        throw fileError(o.file, e);
+      }
+      const rs = parseBgpResources(text, o.file); // any problem: nothing is stored
+      await withStore(cmd, (store) => applyBgpResources(store, rs), true);
+      await emit(cmd, rs.map((r) => `${r.kind}/${r.name}`), () => rs.map((r) => `${r.kind}/${r.name} applied\n`).join(''));
+    });
+
+  example(bgp.command('get'), 'ternctl bgp get', 'ternctl bgp get -o yaml')
+    .description('the BGPPeer and BGPConfiguration resources in the datastore')
+    .action(async (_o: unknown, cmd: Command) => {
+      const r = await withStore(cmd, listBgpResources);
+      const all: BgpResource[] = [...(r.config ? [r.config] : []), ...r.peers];
+      await emit(cmd, all, () => table([['KIND', 'NAME', 'PEER', 'AS', 'NODES'], ...all.map((x) => (x.kind === 'BGPPeer' ? [x.kind, x.name, x.peerIP ?? x.peerSelector ?? '', String(x.asNumber ?? '-'), x.nodeSelector ?? 'all()'] : [x.kind, x.name, x.nodeToNodeMesh === false ? 'mesh off' : 'mesh on', String(x.asNumber ?? '-'), x.nodeASLabel ? `AS from label ${x.nodeASLabel}` : '-']))]));
+    });
+
+  example(bgp.command('delete <kind> <name>'), 'ternctl bgp delete BGPPeer rack1-tor1')
+    .description('remove a BGPPeer or BGPConfiguration; the nodes close those sessions')
+    .action(async (kind: string, name: string, _o: unknown, cmd: Command) => {
+      if (kind !== 'BGPPeer' && kind !== 'BGPConfiguration') throw new TernError('INVALID_CONFIG', `kind must be BGPPeer or BGPConfiguration, not ${kind}`);
+      const gone = await withStore(cmd, (store) => deleteBgpResource(store, kind, name));
+      if (!gone) throw new TernError('NOT_FOUND', `no ${kind} ${name}`);
+      await emit(cmd, { deleted: `${kind}/${name}` }, () => `${kind}/${name} deleted\n`);
     });
 
   example(bgp.command('ready'), 'ternctl bgp ready')

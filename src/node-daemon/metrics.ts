@@ -36,6 +36,7 @@ export class Metrics {
   private readonly aclSyncTime = new Histogram({ name: 'tern_acl_sync_duration_seconds', help: 'ACL compile and apply time', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [this.registry] });
   private readonly reclaimed = new Counter({ name: 'tern_ipam_blocks_reclaimed_total', help: 'Empty blocks returned to their pools', registers: [this.registry] });
   private readonly bgpState = new Gauge({ name: 'tern_bgp_session_state', help: 'BGP session FSM state per peer (1 Idle, 2 Connect, 3 Active, 4 OpenSent, 5 OpenConfirm, 6 Established)', labelNames: ['peer'], registers: [this.registry] });
+  private readonly bfdUp = new Gauge({ name: 'tern_bgp_bfd_up', help: 'BFD session per BGP peer that uses BFD: 1 when Up', labelNames: ['peer'], registers: [this.registry] });
   private readonly bgpRoutes = new Gauge({ name: 'tern_bgp_routes', help: 'Prefixes in the Loc-RIB', registers: [this.registry] });
   private readonly fibErrors = new Counter({ name: 'tern_bgp_fib_errors_total', help: 'Kernel route writes that failed', registers: [this.registry] });
   private readonly ipamBlocks = new Gauge({ name: 'tern_ipam_node_blocks', help: 'IPAM blocks affine to this node', registers: [this.registry] });
@@ -72,6 +73,8 @@ export class Metrics {
   bgp(peers: PeerView[], stats: SpeakerStats): void {
     this.bgpState.reset();
     for (const p of peers) this.bgpState.set({ peer: p.address }, BGP_STATE[p.state] ?? 0);
+    this.bfdUp.reset();
+    for (const p of peers) if (p.bfd) this.bfdUp.set({ peer: p.address }, p.bfd.state === 'Up' ? 1 : 0);
     this.bgpRoutes.set(stats.routes);
     // The speaker counts since it started; the counter takes the growth since the last scrape.
     if (stats.fibErrors > this.fibErrorsSeen) this.fibErrors.inc(stats.fibErrors - this.fibErrorsSeen);

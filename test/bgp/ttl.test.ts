@@ -69,6 +69,18 @@ describe('BGP TTL: multihop and GTSM with BIRD', () => {
     await waitFor(() => /10\.111\.0\.0\/26/.test(bird.birdc('show', 'route', 'protocol', 'hop2')) || undefined, { what: 'Tern route in BIRD' });
   });
 
+  it('a recursive next hop follows the underlay when it moves, with no BGP change', async () => {
+    expect(t.ipJson('route', 'show', '10.112.0.0/26')[0]).toMatchObject({ gateway: '198.18.11.254' });
+    // BIRD's address is now reached over the direct link instead of through the router.
+    t.ip('route', 'replace', '198.18.12.0/24', 'via', '198.18.13.2');
+    try {
+      await waitFor(() => t.ipJson('route', 'show', '10.112.0.0/26')[0]?.gateway === '198.18.13.2' || undefined, { timeoutMs: 10_000, what: `kernel route follows (${JSON.stringify(t.ipJson('route', 'show', '10.112.0.0/26'))})` });
+    } finally {
+      t.ip('route', 'replace', '198.18.12.0/24', 'via', '198.18.11.254');
+    }
+    await waitFor(() => t.ipJson('route', 'show', '10.112.0.0/26')[0]?.gateway === '198.18.11.254' || undefined, { timeoutMs: 10_000, what: 'and back' });
+  });
+
   it('GTSM on a direct link: Established', async () => {
     await waitFor(() => peerState(tern, '198.18.13.2')?.state === 'Established', { timeoutMs: 30_000, what: 'GTSM session' });
     expect(bird.birdc('show', 'protocols')).toMatch(/gtsm\s+BGP\s+\S+\s+up/);
