@@ -1,6 +1,7 @@
 /**
  * ternctl bgp: run a standalone speaker and talk to it over its control
- * socket (serve, announce, withdraw, peers, routes).
+ * socket (serve, announce, withdraw, peers, routes); apply, get and delete
+ * of the BGP resources are aliases of the resource commands.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,7 +13,8 @@ import { KernelFib } from '../bgp-speaker/fib';
 import { bgpSocketOptions } from '../dataplane';
 import { parsePrefix } from '../lib/cidr';
 import { emit, example, fileError, mustExist, nodeConfig, table, withStore } from './output';
-import { parseBgpResources, applyBgpResources, listBgpResources, deleteBgpResource, type BgpResource } from '../node-daemon/bgp-resources';
+import { KINDS, deleteObject, getObjects, itemsTable, kindOf, readObjects, report, writeObjects } from './resources';
+import { BGP_KINDS, bgpResourceOf } from './manifests';
 
 export const DEFAULT_SOCKET = '/run/tern/bgp.sock';
 
@@ -165,36 +167,30 @@ export function register(program: Command): void {
       await emit(cmd, r, () => `withdrew ${(r as { withdrawn: number }).withdrawn}\n`);
     });
 
+  // Aliases of `ternctl apply -f`, `get` and `delete` for the BGP kinds (same reader, writer and lister).
   example(bgp.command('apply'), 'ternctl bgp apply -f fabric.yaml')
-    .description('store BGPPeer / BGPConfiguration resources (YAML, several documents) in the datastore; nodes pick them up live')
-    .requiredOption('-f, --file <file>', 'YAML file')
+    .description('store BGPPeer / BGPConfiguration resources (YAML, several documents) in the datastore, all or none; nodes pick them up live (as ternctl apply -f)')
+    .requiredOption('-f, --file <file>', 'YAML file, directory or - for stdin')
     .action(async (o: { file: string }, cmd: Command) => {
-      let text: string;
-      try {
-        text = fs.readFileSync(o.file, 'utf8');
-      } catch (e) {
-        throw fileError(o.file, e);
-      }
-      const rs = parseBgpResources(text, o.file); // any problem: nothing is stored
-      await withStore(cmd, (store) => applyBgpResources(store, rs), true);
-      await emit(cmd, rs.map((r) => `${r.kind}/${r.name}`), () => rs.map((r) => `${r.kind}/${r.name} applied\n`).join(''));
+      const objs = readObjects([o.file], BGP_KINDS); // any problem: nothing is stored
+      report(cmd, 'applied', await withStore(cmd, (s) => writeObjects(s, 'apply', objs), true));
     });
 
-  example(bgp.command('get'), 'ternctl bgp get', 'ternctl bgp get -o yaml')
-    .description('the BGPPeer and BGPConfiguration resources in the datastore')
+  example(bgp.command('get'), 'ternctl bgp get', 'ternctl bgp get -o json')
+    .description('the BGPConfiguration and BGPPeer resources in the datastore (as ternctl get bgpconfig and get bgppeer); json/yaml: the stored resources')
     .action(async (_o: unknown, cmd: Command) => {
-      const r = await withStore(cmd, listBgpResources);
-      const all: BgpResource[] = [...(r.config ? [r.config] : []), ...r.peers];
-      await emit(cmd, all, () => table([['KIND', 'NAME', 'PEER', 'AS', 'NODES'], ...all.map((x) => (x.kind === 'BGPPeer' ? [x.kind, x.name, x.peerIP ?? x.peerSelector ?? '', String(x.asNumber ?? '-'), x.nodeSelector ?? 'all()'] : [x.kind, x.name, x.nodeToNodeMesh === false ? 'mesh off' : 'mesh on', String(x.asNumber ?? '-'), x.nodeASLabel ? `AS from label ${x.nodeASLabel}` : '-']))]));
+      const defs = BGP_KINDS.slice().reverse().map(kindOf);
+      const items = await withStore(cmd, (s) => Promise.all(defs.map((d) => getObjects(s, d))));
+      emit(cmd, items.flat().map((i) => bgpResourceOf(i.manifest)), (wide) => defs.map((d, n) => itemsTable(d, items[n], wide)).join('\n'));
     });
 
   example(bgp.command('delete <kind> <name>'), 'ternctl bgp delete BGPPeer rack1-tor1')
-    .description('remove a BGPPeer or BGPConfiguration; the nodes close those sessions')
+    .description('remove a BGPPeer or BGPConfiguration; the nodes close those sessions (as ternctl delete KIND NAME)')
     .action(async (kind: string, name: string, _o: unknown, cmd: Command) => {
-      if (kind !== 'BGPPeer' && kind !== 'BGPConfiguration') throw new TernError('INVALID_CONFIG', `kind must be BGPPeer or BGPConfiguration, not ${kind}`);
-      const gone = await withStore(cmd, (store) => deleteBgpResource(store, kind, name));
-      if (!gone) throw new TernError('NOT_FOUND', `no ${kind} ${name}`);
-      await emit(cmd, { deleted: `${kind}/${name}` }, () => `${kind}/${name} deleted\n`);
+      const def = KINDS.find((d) => BGP_KINDS.includes(d.kind) && d.aliases.includes(kind.toLowerCase()));
+      if (!def) throw new TernError('INVALID_CONFIG', `kind must be BGPPeer or BGPConfiguration, not ${kind}`);
+      await withStore(cmd, (s) => deleteObject(s, def, name));
+      report(cmd, 'deleted', { changed: [`${def.kind}/${name}`], unchanged: [] });
     });
 
   example(bgp.command('ready'), 'ternctl bgp ready')

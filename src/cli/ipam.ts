@@ -11,6 +11,7 @@ import { RTPROT_POD } from '../lib/constants';
 import { storedResources } from '../acl/store';
 import type { Store } from '../datastore';
 import { writeObjects } from './resources';
+import { noObjects } from './manifests';
 import { emit, examplesFor, fileError, table, withStore } from './output';
 import { BlockIpam, checkIpam, handleId, repairable, type PodRoute, type EndpointAddresses, loadIpamState, normalisePool, parseJson, releaseAddress, repairIpam, utilisation, handleKey, type Finding, type HandleRecord, type IPPool, type Utilisation } from '../ipam';
 
@@ -199,7 +200,7 @@ export function register(program: Command): void {
       });
       await withStore(cmd, async (s) => {
         // The same checked write as `ternctl apply -f` of an IPPool.
-        await writeObjects(s, 'apply', { acl: [], pools: [p], nodes: [] });
+        await writeObjects(s, 'apply', { ...noObjects(), pools: [p] });
         out(cmd, p, () => `pool ${p.cidr}: /${p.blockSize} blocks, ${p.mode}${p.disabled ? ', disabled' : ''}\n`);
       }, true);
     });

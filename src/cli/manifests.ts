@@ -1,7 +1,7 @@
 /**
  * Stored objects as the documents `ternctl get -o yaml` prints and `ternctl
  * apply -f` reads back (pure): IPPool and Node here, the ACL kinds through
- * the policy parser. Reading a file never writes anything; every problem is
+ * the policy parser, BGPPeer and BGPConfiguration through the BGP one. Reading a file never writes anything; every problem is
  * reported with file, line and field, and rejects the whole input.
  */
 import { LineCounter, parseAllDocuments, isNode, type Document } from 'yaml';
@@ -11,6 +11,7 @@ import { formatSelector } from '../acl/selector';
 import type { StoredResource } from '../acl/store';
 import { cidrName, normalisePool, type IPPool } from '../ipam/model';
 import type { NodeRecord } from '../node-daemon/registry';
+import { parseBgpResources, type BgpResource } from '../node-daemon/bgp-resources';
 import { messageOf } from '../lib/errors';
 
 export const API = 'tern.io/v1';
@@ -31,7 +32,13 @@ export interface Objects {
   acl: Documented[];
   pools: IPPool[];
   nodes: Pick<NodeRecord, 'name' | 'addresses' | 'asn' | 'labels'>[];
+  bgp: BgpResource[];
 }
+
+export const noObjects = (): Objects => ({ acl: [], pools: [], nodes: [], bgp: [] });
+
+/** The kinds the BGP parser owns. */
+export const BGP_KINDS = ['BGPPeer', 'BGPConfiguration'];
 
 const PROTO_NAME: Record<number, string> = { 1: 'ICMP', 6: 'TCP', 17: 'UDP', 58: 'ICMPv6', 132: 'SCTP' };
 
@@ -47,6 +54,16 @@ export function nodeManifest(n: NodeRecord): Manifest {
   const status: Record<string, unknown> = { updated: n.updated };
   if (n.vtep) status.vtep = n.vtep;
   return { apiVersion: API, kind: 'Node', metadata: { name: n.name, labels: n.labels }, spec, status };
+}
+
+/** A BGP resource is stored flat ({kind, name, ...spec}); its document puts the spec back under spec. */
+export function bgpManifest(r: BgpResource): Manifest {
+  const { kind, name, ...spec } = r;
+  return { apiVersion: API, kind, metadata: { name }, spec };
+}
+
+export function bgpResourceOf(m: Manifest): BgpResource {
+  return { kind: m.kind, name: m.metadata.name, ...m.spec } as BgpResource;
 }
 
 /** An ACL resource as its document: the one it was applied from, else rebuilt from the model. */
@@ -144,12 +161,13 @@ function nodeFrom(m: Obj): Objects['nodes'][number] {
 }
 
 /**
- * One file's objects. ACL documents go through the policy parser one by one,
- * each given at its own line and column so its problems name the right line.
+ * One file's objects. ACL and BGP documents go through their own parsers one
+ * by one, each given at its own line and column so its problems name the
+ * right line. With `only`, a document of any other kind is a problem.
  */
-export function parseObjects(text: string, file: string): Objects {
+export function parseObjects(text: string, file: string, only?: string[]): Objects {
   const lc = new LineCounter();
-  const out: Objects = { acl: [], pools: [], nodes: [] };
+  const out = noObjects();
   const problems: FileProblem[] = [];
   for (const doc of parseAllDocuments(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false }) as Document[]) {
     if (doc.errors.length) {
@@ -163,14 +181,24 @@ export function parseObjects(text: string, file: string): Objects {
     for (const { v, path } of items) {
       try {
         const kind = isObj(v) ? v.kind : undefined;
-        if (kind === 'IPPool') out.pools.push(poolFrom(v as Obj));
-        else if (kind === 'Node') out.nodes.push(nodeFrom(v as Obj));
-        else {
+        // The document's own text, at its own line and column, for the parsers that read text.
+        const own = () => {
           const node = path.length ? doc.getIn(path, true) : doc.contents;
           const range = isNode(node) ? node.range : undefined;
           if (!range) throw new FieldProblem([], 'a document must be a mapping');
           const at = lc.linePos(range[0]);
-          const [r] = parsePolicyText('\n'.repeat(at.line - 1) + ' '.repeat(at.col - 1) + text.slice(range[0], range[1]), file);
+          return '\n'.repeat(at.line - 1) + ' '.repeat(at.col - 1) + text.slice(range[0], range[1]);
+        };
+        if (only && !only.includes(String(kind))) throw new FieldProblem(['kind'], `must be ${only.join(' or ')}`);
+        if (kind === 'IPPool') out.pools.push(poolFrom(v as Obj));
+        else if (kind === 'Node') out.nodes.push(nodeFrom(v as Obj));
+        else if (BGP_KINDS.includes(kind as string)) {
+          // The BGP parser checks the spec; the document around it is checked here, as for the other kinds.
+          fields(v as Obj, [], ['apiVersion', 'kind', 'metadata', 'spec']);
+          if (isObj((v as Obj).metadata)) fields((v as Obj).metadata as Obj, ['metadata'], ['name']);
+          out.bgp.push(...parseBgpResources(own(), file));
+        } else {
+          const [r] = parsePolicyText(own(), file);
           out.acl.push({ ...r, manifest: v as Record<string, unknown> });
         }
       } catch (e) {

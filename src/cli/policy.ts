@@ -64,7 +64,7 @@ export function register(program: Command): void {
         throw new AlreadyReported(e);
       }
       const byKind = new Map<string, number>();
-      for (const k of [...objs.acl.map((r) => r.kind as string), ...objs.pools.map(() => 'IPPool'), ...objs.nodes.map(() => 'Node')]) byKind.set(k, (byKind.get(k) ?? 0) + 1);
+      for (const k of [...objs.acl.map((r) => r.kind as string), ...objs.pools.map(() => 'IPPool'), ...objs.nodes.map(() => 'Node'), ...objs.bgp.map((r) => r.kind)]) byKind.set(k, (byKind.get(k) ?? 0) + 1);
       const n = [...byKind.values()].reduce((a, b) => a + b, 0);
       emit(this, { valid: true, resources: Object.fromEntries(byKind) }, () => `valid: ${n} resources (${[...byKind].map(([k, c]) => `${c} ${k}`).join(', ')})\n`);
     });

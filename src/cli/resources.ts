@@ -1,8 +1,8 @@
 /**
  * One resource model for every stored kind: `ternctl get KIND [NAME]`,
  * `ternctl apply -f FILE|-`, `ternctl delete KIND NAME | -f FILE`. The older
- * commands (`policy apply|delete`, `ipam pool set`, `node list|remove`) are
- * thin aliases over the same functions.
+ * commands (`policy apply|delete`, `ipam pool set`, `node list|remove`,
+ * `bgp apply|get|delete`) are thin aliases over the same functions.
  */
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
@@ -16,7 +16,8 @@ import { loadIpamState, utilisation } from '../ipam/gc';
 import { BLOCKS, cidrName, poolKey, type IPPool } from '../ipam/model';
 import { validatePoolChange } from '../ipam/pool-change';
 import { listNodes, nodeKey, type NodeRecord } from '../node-daemon/registry';
-import { aclManifest, nodeManifest, parseObjects, poolManifest, type Documented, type Manifest, type Objects } from './manifests';
+import { BGP_CONFIGS, BGP_PEERS, resourceKey as bgpKey, type BgpConfigResource, type BgpPeerResource, type BgpResource } from '../node-daemon/bgp-resources';
+import { aclManifest, bgpManifest, noObjects, nodeManifest, parseObjects, poolManifest, type Documented, type Manifest, type Objects } from './manifests';
 import { emit, example, fileError, formatOf, table, withStore } from './output';
 import { argumentWords } from './completion';
 import { endpointRow } from './endpoint';
@@ -48,6 +49,13 @@ const labels = (l: Record<string, string> | undefined) => Object.entries(l ?? {}
 
 async function aclItems(store: Store, pick: (r: StoredResource) => boolean, row: (r: StoredResource) => string[]): Promise<Item[]> {
   return (await storedResources(store)).filter(pick).map((r) => ({ manifest: aclManifest(r), key: resourceKey(r), row: row(r), wide: [r.source ?? 'ternctl'] }));
+}
+
+async function bgpItems<R extends BgpResource>(store: Store, prefix: string, row: (r: R) => string[], wide: (r: R) => string[]): Promise<Item[]> {
+  return (await store.list(prefix)).items.map((kv) => {
+    const r = JSON.parse(kv.value) as R;
+    return { manifest: bgpManifest(r), key: kv.key, row: row(r), wide: wide(r) };
+  });
 }
 
 const policyRow = (r: StoredResource): string[] => {
@@ -127,6 +135,31 @@ export const KINDS: KindDef[] = [
     },
   },
   {
+    kind: 'BGPPeer',
+    aliases: ['bgppeer', 'bgppeers'],
+    header: ['NAME', 'PEER', 'AS', 'NODE SELECTOR'],
+    wideHeader: ['PASSIVE', 'MULTIHOP', 'BFD', 'PASSWORD FILE'],
+    list: (s) =>
+      bgpItems<BgpPeerResource>(
+        s,
+        BGP_PEERS,
+        (p) => [p.name, p.peerIP ?? p.peerSelector ?? '-', p.asNumber === undefined ? '-' : String(p.asNumber), p.nodeSelector ?? 'all()'],
+        (p) => [String(!!p.passive), p.multihop === undefined ? '-' : String(p.multihop), p.bfd ? `${p.bfd.minTx}/${p.bfd.minRx}ms x${p.bfd.multiplier}` : '-', p.passwordFile ?? '-'],
+      ),
+  },
+  {
+    kind: 'BGPConfiguration',
+    aliases: ['bgpconfiguration', 'bgpconfigurations', 'bgpconfig'],
+    header: ['NAME', 'MESH', 'AS', 'AS LABEL', 'PORT'],
+    list: (s) =>
+      bgpItems<BgpConfigResource>(
+        s,
+        BGP_CONFIGS,
+        (c) => [c.name, c.nodeToNodeMesh === false ? 'off' : 'on', c.asNumber === undefined ? '-' : String(c.asNumber), c.nodeASLabel ?? '-', c.listenPort === undefined ? '-' : String(c.listenPort)],
+        () => [],
+      ),
+  },
+  {
     kind: 'WorkloadEndpoint',
     aliases: ['workloadendpoint', 'workloadendpoints', 'wep', 'endpoint', 'endpoints'],
     namespaced: true,
@@ -152,10 +185,16 @@ export async function getObjects(store: Store, def: KindDef, name?: string, name
   return items;
 }
 
+/** A kind's objects as a table (wide: the extra columns too). */
+export function itemsTable(def: KindDef, items: Item[], wide: boolean): string {
+  if (!items.length) return `no ${def.kind} stored\n`;
+  return table([wide && def.wideHeader ? [...def.header, ...def.wideHeader] : def.header, ...items.map((i) => (wide && i.wide ? [...i.row, ...i.wide] : i.row))]);
+}
+
 /** Read files, directories or - (stdin) into objects; any problem in any file rejects all of them. */
-export function readObjects(paths: string[]): Objects {
+export function readObjects(paths: string[], only?: string[]): Objects {
   if (!paths.length) throw new TernError('INVALID_CONFIG', 'give at least one -f FILE|DIR|-');
-  const out: Objects = { acl: [], pools: [], nodes: [] };
+  const out = noObjects();
   const problems: FileProblem[] = [];
   const seen = new Map<string, string>();
   for (const p of paths) {
@@ -173,8 +212,8 @@ export function readObjects(paths: string[]): Objects {
         throw fileError(file, e);
       }
       try {
-        const o = parseObjects(text, file === '-' ? '(stdin)' : file);
-        const ids = [...o.acl.map((r) => `${r.kind}/${r.key}`), ...o.pools.map((x) => `IPPool/${x.cidr}`), ...o.nodes.map((n) => `Node/${n.name}`)];
+        const o = parseObjects(text, file === '-' ? '(stdin)' : file, only);
+        const ids = [...o.acl.map((r) => `${r.kind}/${r.key}`), ...o.pools.map((x) => `IPPool/${x.cidr}`), ...o.nodes.map((n) => `Node/${n.name}`), ...o.bgp.map((r) => `${r.kind}/${r.name}`)];
         for (const id of ids) {
           if (seen.has(id)) problems.push({ file, line: 1, field: 'metadata.name', message: `${id} is also defined in ${seen.get(id)}` });
           seen.set(id, file);
@@ -182,6 +221,7 @@ export function readObjects(paths: string[]): Objects {
         out.acl.push(...o.acl);
         out.pools.push(...o.pools);
         out.nodes.push(...o.nodes);
+        out.bgp.push(...o.bgp);
       } catch (e) {
         if (e instanceof PolicyFileError) problems.push(...e.problems);
         else throw e;
@@ -247,6 +287,7 @@ export async function writeObjects(store: Store, op: 'apply' | 'delete', o: Obje
     const rec: NodeRecord = same ? prev : { ...n, updated: new Date().toISOString(), ...(prev?.vtep ? { vtep: prev.vtep } : {}) };
     await put(`Node/${n.name}`, nodeKey(n.name), same ? cur!.value : JSON.stringify(rec));
   }
+  for (const r of o.bgp) await put(`${r.kind}/${r.name}`, bgpKey(r), JSON.stringify(r));
   if (ops.length && !(await store.txn([...ops, ...guards])).ok) throw new TernError('TRY_AGAIN_LATER', 'the datastore changed while writing (another writer); run the command again');
   return rep;
 }
@@ -283,7 +324,7 @@ export function register(program: Command): void {
     const f = formatOf(cmd);
     if (f === 'yaml') return void process.stdout.write(items.map((i) => YAML.stringify(i.manifest)).join('---\n'));
     const data = name && items.length === 1 ? items[0].manifest : { apiVersion: 'v1', kind: 'List', items: items.map((i) => i.manifest) };
-    emit(cmd, data, (wide) => (items.length ? table([wide && def.wideHeader ? [...def.header, ...def.wideHeader] : def.header, ...items.map((i) => (wide && i.wide ? [...i.row, ...i.wide] : i.row))]) : `no ${def.kind} stored\n`));
+    emit(cmd, data, (wide) => itemsTable(def, items, wide));
   });
   argumentWords.set(get, KINDS.map((k) => k.aliases[0]));
 

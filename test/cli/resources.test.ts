@@ -78,8 +78,22 @@ apiVersion: tern.io/v1
 kind: WorkloadEndpoint
 metadata: {name: web-1, namespace: shop, labels: {app: web}}
 spec: {interfaceName: tern0000000000a, ipNetworks: [10.0.0.10/32]}
+---
+kind: BGPConfiguration
+metadata: {name: default}
+spec: {nodeToNodeMesh: false, asNumber: 64512, nodeASLabel: rack-asn, listenPort: 1179}
+---
+apiVersion: tern.io/v1
+kind: BGPPeer
+metadata: {name: r1-tor}
+spec:
+  peerIP: 192.0.2.101
+  nodeSelector: rack == "r1"
+  asNumber: 65101
+  bfd: {minRx: 300, minTx: 300, multiplier: 3}
+  exportPrefixes: ["10.244.0.0/16 le 26"]
 `;
-const KINDS = ['ippool', 'node', 'tier', 'tenant', 'clustersettings', 'namespace', 'globalnetworkpolicy', 'networkpolicy', 'workloadendpoint'];
+const KINDS = ['ippool', 'node', 'tier', 'tenant', 'clustersettings', 'namespace', 'globalnetworkpolicy', 'networkpolicy', 'workloadendpoint', 'bgpconfiguration', 'bgppeer'];
 
 beforeAll(() => {
   dir = sb.tmpdir();
@@ -98,7 +112,7 @@ describe('get, apply, delete', () => {
   it('apply stores every kind, all or none; a second apply changes nothing', async () => {
     const a = await ternctl('--datastore', db, '-o', 'json', 'apply', '-f', path.join(dir, 'all.yaml'));
     expect(a.code, a.err).toBe(0);
-    expect(JSON.parse(a.out).changed).toHaveLength(10);
+    expect(JSON.parse(a.out).changed).toHaveLength(12);
     const b = await ternctl('--datastore', db, '-o', 'json', 'apply', '-f', path.join(dir, 'all.yaml'));
     expect(JSON.parse(b.out)).toMatchObject({ changed: [], unchanged: expect.arrayContaining(['IPPool/10.244.0.0-16', 'Node/n1', 'Tier/security']) });
   });
@@ -114,6 +128,16 @@ describe('get, apply, delete', () => {
     expect(JSON.parse((await ternctl('--datastore', db, '-o', 'json', 'get', 'node', 'n1')).out)).toMatchObject({ kind: 'Node', metadata: { name: 'n1', labels: { zone: 'a' } }, spec: { addresses: ['192.0.2.1/24'], asn: 64512 } });
     expect((await ternctl('--datastore', db, 'get', 'wep', '-n', 'other')).out).toBe('no WorkloadEndpoint stored\n');
     expect((await ternctl('--datastore', db, 'get', 'ippool', '10.244.0.0/16', '-o', 'json')).code).toBe(0);
+    expect((await ternctl('--datastore', db, 'get', 'bgppeers', '-o', 'wide')).out).toBe(
+      'NAME    PEER         AS     NODE SELECTOR  PASSIVE  MULTIHOP  BFD           PASSWORD FILE\nr1-tor  192.0.2.101  65101  rack == "r1"   false    -         300/300ms x3  -\n',
+    );
+    expect((await ternctl('--datastore', db, 'get', 'bgpconfig')).out).toBe('NAME     MESH  AS     AS LABEL  PORT\ndefault  off   64512  rack-asn  1179\n');
+    expect(JSON.parse((await ternctl('--datastore', db, '-o', 'json', 'get', 'bgppeer', 'r1-tor')).out)).toEqual({
+      apiVersion: 'tern.io/v1',
+      kind: 'BGPPeer',
+      metadata: { name: 'r1-tor' },
+      spec: { peerIP: '192.0.2.101', nodeSelector: 'rack == "r1"', asNumber: 65101, bfd: { minRx: 300, minTx: 300, multiplier: 3 }, exportPrefixes: ['10.244.0.0/16 le 26'] },
+    });
   });
 
   for (const kind of KINDS) {
@@ -142,6 +166,45 @@ describe('get, apply, delete', () => {
     const d = await ternctl('--datastore', db, 'delete', '-f', path.join(dir, 'all.yaml'));
     expect(d.code, d.err).toBe(0);
     for (const k of KINDS) expect((await ternctl('--datastore', db, 'get', k)).out).toMatch(/^no \w+ stored\n$/);
+  });
+});
+
+describe('BGP kinds', () => {
+  it('an invalid BGPPeer names file, line and field, and nothing is stored', async () => {
+    const bdb = path.join(dir, 'bgp-bad.db');
+    const f = save('bad-bgppeer.yaml', 'apiVersion: tern.io/v1\nkind: Tier\nmetadata: {name: t}\n---\nkind: BGPPeer\nmetadata: {name: tor}\nspec:\n  peerIP: 192.0.2.1\n  asNumber: 0\n---\nkind: BGPPeer\nmetadata: {name: tor2, namespace: x}\nspec: {peerIP: 192.0.2.2}\n');
+    const r = await ternctl('--datastore', bdb, 'apply', '-f', f);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`${f}:9: spec.asNumber: must be an AS number from 1 to 4294967295`);
+    expect(r.err).toContain(`${f}:12: metadata.namespace: unknown field`);
+    expect((await ternctl('--datastore', bdb, 'get', 'tier')).code).toBe(4); // not even the datastore was created
+  });
+
+  it('bgp apply|get|delete are the same verbs: what one stores the other lists and removes', async () => {
+    const bdb = path.join(dir, 'bgp.db');
+    const f = save('fabric.yaml', 'kind: BGPConfiguration\nmetadata: {name: default}\nspec: {nodeToNodeMesh: false}\n---\nkind: BGPPeer\nmetadata: {name: tor}\nspec: {peerIP: 192.0.2.1}\n');
+    const a = await ternctl('--datastore', bdb, 'bgp', 'apply', '-f', f);
+    expect(a.code, a.err).toBe(0);
+    expect(a.out).toBe('BGPConfiguration/default applied\nBGPPeer/tor applied\napplied 2 resources (2 changed)\n');
+    expect(JSON.parse((await ternctl('--datastore', bdb, '-o', 'json', 'apply', '-f', f)).out)).toEqual({ changed: [], unchanged: ['BGPConfiguration/default', 'BGPPeer/tor'] });
+    // json/yaml of bgp get stay the stored resources, configuration first.
+    expect(JSON.parse((await ternctl('--datastore', bdb, '-o', 'json', 'bgp', 'get')).out)).toEqual([
+      { kind: 'BGPConfiguration', name: 'default', nodeToNodeMesh: false },
+      { kind: 'BGPPeer', name: 'tor', peerIP: '192.0.2.1' },
+    ]);
+    expect((await ternctl('--datastore', bdb, 'bgp', 'get')).out).toBe('NAME     MESH  AS  AS LABEL  PORT\ndefault  off   -   -         -\n\nNAME  PEER       AS  NODE SELECTOR\ntor   192.0.2.1  -   all()\n');
+    // bgp apply takes only the BGP kinds, naming the document that is not one.
+    const other = save('not-bgp.yaml', 'kind: BGPPeer\nmetadata: {name: tor3}\nspec: {peerIP: 192.0.2.3}\n---\napiVersion: tern.io/v1\nkind: Tier\nmetadata: {name: t}\n');
+    const o = await ternctl('--datastore', bdb, 'bgp', 'apply', '-f', other);
+    expect(o.code).toBe(2);
+    expect(o.err).toContain(`${other}:6: kind: must be BGPPeer or BGPConfiguration`);
+    expect((await ternctl('--datastore', bdb, 'get', 'bgppeer', 'tor3')).code).toBe(3);
+    expect((await ternctl('--datastore', bdb, 'bgp', 'delete', 'BGPPeer', 'tor')).out).toBe('BGPPeer/tor deleted\ndeleted 1 resources (1 changed)\n');
+    expect((await ternctl('--datastore', bdb, 'get', 'bgppeer', 'tor')).code).toBe(3);
+    expect((await ternctl('--datastore', bdb, 'bgp', 'delete', 'bgppeer', 'tor')).code).toBe(3);
+    expect((await ternctl('--datastore', bdb, 'bgp', 'delete', 'ippool', 'tor')).code).toBe(2);
+    expect((await ternctl('--datastore', bdb, 'delete', 'bgpconfig', 'default')).code).toBe(0);
+    expect((await ternctl('--datastore', bdb, 'bgp', 'get')).out).toBe('no BGPConfiguration stored\n\nno BGPPeer stored\n');
   });
 });
 
