@@ -181,21 +181,4 @@ export async function listBgpResources(store: Store): Promise<{ peers: BgpPeerRe
   return { peers: all.filter((r): r is BgpPeerResource => r.kind === 'BGPPeer'), config: all.find((r): r is BgpConfigResource => r.kind === 'BGPConfiguration' && r.name === 'default'), revision: snap.revision };
 }
 
-/** Create or replace each resource (one transaction). */
-export async function applyBgpResources(store: Store, rs: BgpResource[]): Promise<void> {
-  for (const r of rs) {
-    const key = resourceKey(r);
-    const value = JSON.stringify(r);
-    const cur = await store.get(key);
-    if (cur) await store.update(key, value, cur.modRevision);
-    else await store.create(key, value);
-  }
-}
-
-export async function deleteBgpResource(store: Store, kind: BgpResource['kind'], name: string): Promise<boolean> {
-  const key = resourceKey({ kind, name });
-  const cur = await store.get(key);
-  if (!cur) return false;
-  await store.delete(key);
-  return true;
-}
+// Writes go through ternctl's one resource model (src/cli/resources.ts: apply -f, delete).
