@@ -23,6 +23,7 @@ import { AclReconciler, type AclStatus } from './acl-sync';
 import { loadIpamState, reclaimEmptyBlocks, utilisation } from '../ipam/gc';
 import { TernError } from '../lib/errors';
 import { VxlanDriver, type OverlayStatus } from './vxlan';
+import type { LoopStatus } from '../lib/reconcile-loop';
 
 export interface DaemonStatus {
   node: string;
@@ -32,6 +33,8 @@ export interface DaemonStatus {
   bgp?: { asn: number; routerId: string; peers: PeerView[] };
   acl?: AclStatus;
   overlay?: OverlayStatus;
+  /** Every reconcile loop: runs, failures, last error, next run. */
+  reconcilers?: LoopStatus[];
 }
 
 /** What keeps a node from being ready (empty: ready): started, datastore reachable, ACL in sync, every BGP session up. */
@@ -189,6 +192,12 @@ export class NodeDaemon {
 
   /** State gauges, taken at scrape time: BGP sessions and routes, this node's IPAM use. */
   private async snapshotMetrics(): Promise<void> {
+    for (const l of this.loops()) {
+      this.metrics.set('tern_reconcile_runs', 'Runs of each reconcile loop', { loop: l.name }, l.runs);
+      this.metrics.set('tern_reconcile_failures', 'Failed runs of each reconcile loop', { loop: l.name }, l.failures);
+      this.metrics.set('tern_reconcile_consecutive_failures', 'Failures since the last success (0: in sync)', { loop: l.name }, l.consecutiveFailures);
+      this.metrics.set('tern_reconcile_last_duration_seconds', 'Duration of the last run', { loop: l.name }, (l.lastDurationMs ?? 0) / 1000);
+    }
     if (this.bgp) {
       const peers = this.bgp.speaker.peers();
       this.metrics.replaceGauge('tern_bgp_session_up', 'BGP session state per peer (1 when Established)', peers.map((p) => ({ labels: { peer: p.address, state: p.state }, value: p.state === 'Established' ? 1 : 0 })));
@@ -226,7 +235,12 @@ export class NodeDaemon {
       bgp: this.bgp ? { asn: this.bgp.speaker.cfg.asn, routerId: this.bgp.speaker.cfg.routerId, peers: this.bgp.speaker.peers() } : undefined,
       acl: this.acl?.state,
       overlay: this.vxlan?.state,
+      reconcilers: this.loops(),
     };
+  }
+
+  private loops(): LoopStatus[] {
+    return [this.blocks?.loop, this.acl?.loop, this.vxlan?.loop].filter((l) => !!l).map((l) => l.status);
   }
 
   async stop(): Promise<void> {
