@@ -158,7 +158,7 @@ describe('node daemon: ACL sync from the datastore and the watched policy direct
     let out = '';
     recv.stdout!.on('data', (d) => (out += d));
     const done = new Promise<void>((resolve) => recv.on('exit', () => resolve()));
-    await waitFor(() => out.includes('ready') || undefined, { what: 'receiver' });
+    await waitFor(() => out.includes('ready') || undefined, { what: 'receiver', timeoutMs: 30_000 });
     const flood = spawn('nsenter', [`--net=${pods.a1.ns.path}`, '--', 'python3', FORGE, 'send', pods.a1.ip, pods.b1.ip, '7000', '0', '0.001'], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       await new Promise((r) => flood.stdout!.once('data', r));
