@@ -88,6 +88,13 @@ export const CHAIN = {
  */
 export const OVERLAY_IFACE = 'tern.vxlan';
 
+/**
+ * VLAN-mode pods hang off a per-VLAN bridge (`ternbr<vid>`, overlay vlan-plan);
+ * they are no ACL endpoints, and with br_netfilter their bridged traffic shows
+ * the bridge as its interface: not ours to judge.
+ */
+export const VLAN_BRIDGES = `${LINK_PREFIX}br+`;
+
 export function shortHash(s: string, n = 16): string {
   return crypto.createHash('sha256').update(s).digest('hex').slice(0, n);
 }
@@ -304,6 +311,8 @@ class FamilyCompiler {
         `-i ${w} ${inv}`,
         `-o ${w} ${inv}`,
         // Fail closed and anti-spoof: the (source address, interface) pair must be a programmed endpoint.
+        `-i ${VLAN_BRIDGES} -j RETURN`,
+        `-o ${VLAN_BRIDGES} -j RETURN`,
         `-i ${OVERLAY_IFACE} -g ${CHAIN.fromOverlay}`,
         `-o ${OVERLAY_IFACE} -g ${CHAIN.toOverlay}`,
         `-i ${w} -m set ! --match-set ${ep} src,src -j DROP`,
@@ -326,6 +335,7 @@ class FamilyCompiler {
       name: CHAIN.input,
       rules: [
         `-i ${OVERLAY_IFACE} -j RETURN`, // a remote pod reaching this node: not a local workload's traffic
+        `-i ${VLAN_BRIDGES} -j RETURN`,
         est,
         inv,
         ...(this.fam === 6 ? ['-p ipv6-icmp -m icmp6 --icmpv6-type 133 -j ACCEPT', '-p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT', '-p ipv6-icmp -m icmp6 --icmpv6-type 136 -j ACCEPT'] : []),

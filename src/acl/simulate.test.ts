@@ -2,9 +2,10 @@ import { describe, it, expect } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parsePolicyText, type Resource } from './parse';
-import { compileRuleset, OVERLAY_IFACE } from './compile';
+import { compileRuleset, OVERLAY_IFACE, VLAN_BRIDGES } from './compile';
 import { explainPacket } from './explain';
 import { VTEP_NAME } from '../overlay/plan';
+import { vlanNames } from '../overlay/vlan-plan';
 import { simulate, type SimPacket } from './simulate';
 import { toInput } from './state';
 import type { Endpoint } from './model';
@@ -55,8 +56,9 @@ describe('compiled chains agree with explain on every pod pair and packet', () =
     expect(simulate(rs.v4, 'INPUT', { src: '10.0.0.10', dst: '192.0.2.1', inIface: 'tern0000000000a', protocol: 6, dstPort: 22 }).verdict).toBe('accept');
   });
 
-  it('the VXLAN VTEP is not a workload: remote pods pass its side, the local side is still judged', () => {
+  it('the VXLAN VTEP and the VLAN bridges are no workloads: remote and VLAN pods pass their side, the local side is still judged', () => {
     expect(OVERLAY_IFACE).toBe(VTEP_NAME);
+    expect(vlanNames({ pool: { vlanId: 100, parent: 'eth1' } as never, containerId: 'c', ifName: 'eth0' }).bridge.startsWith(VLAN_BRIDGES.slice(0, -1))).toBe(true);
     const all = parsePolicyText(fs.readFileSync(path.join(GOLDEN, 'k8s-basic.yaml'), 'utf8'), 'k');
     const withPolicy = compileRuleset(toInput(all)).v4;
     const endpointsOnly = compileRuleset(toInput(all.filter((r) => r.kind === 'Endpoint'))).v4;
@@ -70,6 +72,8 @@ describe('compiled chains agree with explain on every pod pair and packet', () =
       ['local pod -> remote pod, no policy', endpointsOnly, toRemote('10.0.0.11', 'tern0000000000b'), 'FORWARD', 'accept'],
       ['local pod under deny-all -> remote pod', withPolicy, toRemote('10.0.0.11', 'tern0000000000b'), 'FORWARD', 'drop'],
       ['local pod, forged source -> remote pod', endpointsOnly, toRemote('10.0.0.99', 'tern0000000000b'), 'FORWARD', 'drop'],
+      ['VLAN pod (bridged) -> its router', withPolicy, { src: '10.100.0.5', dst: '10.100.0.1', inIface: 'ternbr100', outIface: 'ternbr100', protocol: 6, dstPort: 80 }, 'FORWARD', 'accept'],
+      ['VLAN pod -> this node', withPolicy, { src: '10.100.0.5', dst: '192.0.2.1', inIface: 'ternbr100', protocol: 6, dstPort: 8080 }, 'INPUT', 'accept'],
       ['remote pod -> this node', withPolicy, { src: '10.9.9.9', dst: '192.0.2.1', inIface: VTEP_NAME, protocol: 6, dstPort: 8080 }, 'INPUT', 'accept'],
     ];
     for (const [name, rs, pkt, hook, want] of cases) expect(simulate(rs, hook, pkt).verdict, name).toBe(want);
