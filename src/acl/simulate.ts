@@ -130,6 +130,7 @@ export function simulate(rs: FamilyRuleset, hook: 'FORWARD' | 'INPUT', pkt: SimP
       }
       const v = run(target, depth + 1);
       if (v) return v;
+      if (tok[j] === '-g') return undefined; // goto: the called chain's end returns from this one too
     }
     return undefined;
   };

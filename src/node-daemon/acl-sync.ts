@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import type { Logger } from '../lib/log';
 import { messageOf } from '../lib/errors';
+import { ReconcileLoop, type LoopStatus } from '../lib/reconcile-loop';
 import type { Store, Watcher } from '../datastore/types';
 import { ACL_PREFIX, aclInUse, kernelHasRules, planPolicyDir, storedResources, syncFromStore, PolicyFileError, formatProblem, type Resource } from '../acl';
 import { loadFiles, policyFiles } from '../acl/load';
@@ -23,22 +24,19 @@ export interface AclStatus {
   endpoints: number;
   policies: number;
   policyDir: { path: string; present: boolean; resources: number; lastError?: string };
+  /** The datastore -> kernel loop (retries, backoff, durations). */
+  loop?: LoopStatus;
 }
 
-const RETRY_MS = 5_000;
+/** The full compile + diff also runs this often with no change: it heals drift (someone flushed a chain). */
+export const RESYNC_MS = 60_000;
 const DIR_RESCAN_MS = 2_000;
 /** A directory change is read once nothing in it has changed for this long (an editor or `cp` mid-write). */
 export const DIR_SETTLE_MS = 300;
 
 export class AclReconciler {
   private watcher?: Watcher;
-  private running: Promise<void> = Promise.resolve();
-  private dirty = false;
-  private dirDirty = false;
   private fsWatcher?: fs.FSWatcher;
-  private rescan?: NodeJS.Timeout;
-  private kickTimer?: NodeJS.Timeout;
-  private retry?: NodeJS.Timeout;
   private stopped = false;
   private dirSnapshot = '';
   /** What each file defined when the directory was last applied. */
@@ -46,29 +44,30 @@ export class AclReconciler {
   /** Whether the kernel holds Tern's ACL rules (so they must follow the datastore even when no policy is left). */
   programmed = false;
   readonly state: AclStatus;
+  /** Datastore -> kernel; a burst of writes (a file of many documents, many pods at once) coalesces into one apply. */
+  readonly loop: ReconcileLoop;
+  /** Policy directory -> datastore; also rescans on its own, since fs.watch misses a directory created later and some editors' renames. */
+  private readonly dirLoop: ReconcileLoop;
 
   constructor(private readonly deps: { store: Store; log: Logger; policyDir: string; onSync?: (ok: boolean, ms: number) => void }) {
-    this.state = { active: false, syncs: 0, endpoints: 0, policies: 0, policyDir: { path: deps.policyDir, present: false, resources: 0 } };
+    this.loop = new ReconcileLoop({ name: 'acl', coalesceMs: 50, run: () => this.syncOnce(), log: deps.log, onRun: deps.onSync });
+    this.dirLoop = new ReconcileLoop({ name: 'policy-dir', run: () => this.readDir(), log: deps.log });
+    this.state = { active: false, syncs: 0, endpoints: 0, policies: 0, policyDir: { path: deps.policyDir, present: false, resources: 0 }, loop: this.loop.status };
   }
 
   async start(): Promise<void> {
     this.programmed = kernelHasRules();
-    if (this.deps.policyDir) await this.readDir();
+    if (this.deps.policyDir) await this.dirLoop.runNow();
     const revision = await this.deps.store.revision(); // watch from here: whatever lands during the first sync triggers another
-    await this.sync();
-    this.watcher = await this.deps.store.watch(ACL_PREFIX, revision, () => this.kick(), (e) => this.deps.log.warn({ err: e }, 'ACL watch failed'));
-    if (this.deps.policyDir) {
-      this.watchDir();
-      // fs.watch misses a directory created later and some editors' renames; a cheap rescan covers both.
-      this.rescan = setInterval(() => this.kickDir(), DIR_RESCAN_MS);
-      this.rescan.unref();
-    }
+    await this.loop.runNow();
+    this.watcher = await this.deps.store.watch(ACL_PREFIX, revision, () => this.loop.kick(), (e) => this.deps.log.warn({ err: e }, 'ACL watch failed'));
+    if (this.deps.policyDir) this.watchDir();
   }
 
   private watchDir(): void {
-    if (this.fsWatcher) return;
+    if (this.fsWatcher || this.stopped) return;
     try {
-      this.fsWatcher = fs.watch(this.deps.policyDir, () => this.kickDir());
+      this.fsWatcher = fs.watch(this.deps.policyDir, () => this.dirLoop.kick());
       this.fsWatcher.on('error', () => {
         this.fsWatcher?.close();
         this.fsWatcher = undefined;
@@ -78,26 +77,9 @@ export class AclReconciler {
     }
   }
 
-  private kickDir(): void {
-    if (this.dirDirty || this.stopped) return;
-    this.dirDirty = true;
-    this.running = this.running.then(async () => {
-      this.dirDirty = false;
-      await this.readDir();
-      this.watchDir();
-    });
-  }
-
-  private kick(): void {
-    if (this.dirty || this.stopped) return;
-    this.dirty = true;
-    // Coalesce a burst of writes (a policy file of many documents, many pods at once) into one apply.
-    this.kickTimer = setTimeout(() => {
-      this.running = this.running.then(async () => {
-        this.dirty = false;
-        await this.sync();
-      });
-    }, 50);
+  /** Run a sync now and wait for it (`ternctl`-style callers and tests). */
+  async sync(): Promise<void> {
+    await this.loop.runNow();
   }
 
   /** Names, sizes and times of the directory's policy files: unchanged, nothing to parse. */
@@ -118,7 +100,13 @@ export class AclReconciler {
    * never applies the half-written or empty file. Delete a file to remove
    * what it defined.
    */
-  private async readDir(): Promise<void> {
+  private async readDir(): Promise<{ againMs: number }> {
+    await this.readDirOnce();
+    this.watchDir();
+    return { againMs: DIR_RESCAN_MS };
+  }
+
+  private async readDirOnce(): Promise<void> {
     const d = this.state.policyDir;
     const dir = this.deps.policyDir;
     if (!fs.existsSync(dir)) {
@@ -162,40 +150,34 @@ export class AclReconciler {
     }
   }
 
-  /** Datastore -> kernel, one compile and one diffed apply. */
-  async sync(): Promise<void> {
-    if (this.stopped) return;
-    clearTimeout(this.retry);
-    const t0 = Date.now();
+  /** Datastore -> kernel, one compile and one diffed apply; a failure is retried by the loop with backoff. */
+  private async syncOnce(): Promise<{ againMs: number }> {
+    if (this.stopped) return { againMs: RESYNC_MS };
     try {
       const { resources: all, report: r } = await syncFromStore(this.deps.store, { when: (all) => aclInUse(all) || this.programmed });
       this.state.endpoints = all.filter((x) => x.kind === 'Endpoint').length;
       this.state.policies = all.filter((x) => x.kind === 'Policy').length;
       this.state.active = !!r;
-      if (!r) return;
-      this.programmed = true;
-      this.state.backend = r.backend;
-      this.state.syncs++;
-      this.state.lastSync = new Date().toISOString();
+      if (r) {
+        this.programmed = true;
+        this.state.backend = r.backend;
+        this.state.syncs++;
+        this.state.lastSync = new Date().toISOString();
+        if (r.chainsWritten || r.setsWritten || r.setsDestroyed) this.deps.log.info({ chains: r.chainsWritten, sets: r.setsWritten, destroyed: r.setsDestroyed, backend: r.backend }, 'ACL rules in sync');
+      }
       this.state.lastError = undefined;
-      if (r.chainsWritten || r.setsWritten || r.setsDestroyed) this.deps.log.info({ chains: r.chainsWritten, sets: r.setsWritten, destroyed: r.setsDestroyed, backend: r.backend }, 'ACL rules in sync');
-      this.deps.onSync?.(true, Date.now() - t0);
+      return { againMs: RESYNC_MS };
     } catch (e) {
       this.state.lastError = messageOf(e);
-      this.deps.log.error({ err: e }, `ACL sync failed; retrying in ${RETRY_MS / 1000}s`);
-      this.deps.onSync?.(false, Date.now() - t0);
-      this.retry = setTimeout(() => this.kick(), RETRY_MS);
+      throw e;
     }
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.retry);
-    clearTimeout(this.kickTimer);
-    clearInterval(this.rescan);
     this.fsWatcher?.close();
     await this.watcher?.close();
-    await this.running;
+    await this.dirLoop.stop();
+    await this.loop.stop();
   }
 }
-

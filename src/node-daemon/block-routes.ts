@@ -10,6 +10,7 @@ import type { Logger } from '../lib/log';
 import { parsePrefix, formatPrefix } from '../lib/cidr';
 import type { Store, Watcher } from '../datastore/types';
 import { AFFINITY } from '../ipam/model';
+import { ReconcileLoop } from '../lib/reconcile-loop';
 import { Rtnl } from '../dataplane';
 
 /** Affinity keys look like /tern/ipam/v1/affinity/<pool>/<block>, CIDRs written a.b.c.d-len. */
@@ -47,29 +48,18 @@ export function diffBlackholes(desired: string[], present: string[]): RouteDiff 
 
 export class BlockRouteReconciler {
   private watcher?: Watcher;
-  private running: Promise<void> = Promise.resolve();
-  private dirty = false;
   blocks: string[] = [];
+  /** Affinities -> kernel; a failed route write is retried with backoff, no datastore change needed. */
+  readonly loop: ReconcileLoop;
 
-  constructor(private readonly deps: { store: Store; node: string; log: Logger; onChange?: (blocks: string[]) => void }) {}
-
-  async start(): Promise<void> {
-    const { items, revision } = await this.deps.store.list(AFFINITY);
-    await this.reconcile(items);
-    this.watcher = await this.deps.store.watch(AFFINITY, revision, () => this.kick(), (e) => this.deps.log.warn({ err: e }, 'affinity watch failed'));
+  constructor(private readonly deps: { store: Store; node: string; log: Logger; onChange?: (blocks: string[]) => void }) {
+    this.loop = new ReconcileLoop({ name: 'block-routes', log: deps.log, run: async () => void (await this.reconcile((await this.deps.store.list(AFFINITY)).items)) });
   }
 
-  private kick(): void {
-    if (this.dirty) return;
-    this.dirty = true;
-    this.running = this.running.then(async () => {
-      this.dirty = false;
-      try {
-        await this.reconcile((await this.deps.store.list(AFFINITY)).items);
-      } catch (e) {
-        this.deps.log.error({ err: e }, 'block route reconcile failed');
-      }
-    });
+  async start(): Promise<void> {
+    const revision = await this.deps.store.revision();
+    await this.loop.runNow();
+    this.watcher = await this.deps.store.watch(AFFINITY, revision, () => this.loop.kick(), (e) => this.deps.log.warn({ err: e }, 'affinity watch failed'));
   }
 
   /** Read what the kernel has (our blackholes only), apply the difference. */
@@ -97,6 +87,6 @@ export class BlockRouteReconciler {
 
   async stop(): Promise<void> {
     await this.watcher?.close();
-    await this.running;
+    await this.loop.stop();
   }
 }

@@ -25,6 +25,7 @@ import { notReady, type DaemonStatus } from './health';
 import { loadIpamState, reclaimEmptyBlocks, utilisation } from '../ipam/gc';
 import { TernError } from '../lib/errors';
 import { VxlanDriver } from './vxlan';
+import type { LoopStatus } from '../lib/reconcile-loop';
 
 export { notReady, type DaemonStatus } from './health';
 
@@ -177,6 +178,7 @@ export class NodeDaemon {
 
   /** State gauges, taken at scrape time: BGP sessions and routes, this node's IPAM use. */
   private async snapshotMetrics(): Promise<void> {
+    this.metrics.reconcile(this.loops());
     if (this.bgp) this.metrics.bgp(this.bgp.speaker.peers(), this.bgp.speaker.stats());
     if (this.store) {
       try {
@@ -206,8 +208,13 @@ export class NodeDaemon {
       acl: this.acl?.state,
       overlay: this.vxlan?.state,
       sockets: { cni: this.config.cniSocket, ...(this.control ? { control: this.config.controlSocket } : {}) },
+      reconcilers: this.loops(),
     };
     return { ...st, notReady: notReady(st) };
+  }
+
+  private loops(): LoopStatus[] {
+    return [this.blocks?.loop, this.acl?.loop, this.vxlan?.loop].filter((l) => !!l).map((l) => l.status);
   }
 
   async stop(): Promise<void> {

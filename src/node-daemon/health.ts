@@ -5,6 +5,7 @@
 import type { PeerView } from '../bgp-speaker';
 import type { AclStatus } from './acl-sync';
 import type { OverlayStatus } from './vxlan';
+import type { LoopStatus } from '../lib/reconcile-loop';
 
 export interface DaemonStatus {
   node: string;
@@ -16,6 +17,8 @@ export interface DaemonStatus {
   overlay?: OverlayStatus;
   /** The daemon's unix sockets: the CNI fast path and, with BGP, the control socket `ternctl bgp` talks to. */
   sockets?: { cni: string; control?: string };
+  /** Every reconcile loop: runs, failures, last error, next run. */
+  reconcilers?: LoopStatus[];
   /** What keeps the node from being ready (empty: ready), decided by notReady(). */
   notReady?: string[];
 }

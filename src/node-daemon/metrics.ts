@@ -6,6 +6,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Outcome } from '../lib/errors-cni';
 import type { PeerView, SpeakerStats } from '../bgp-speaker';
+import type { LoopStatus } from '../lib/reconcile-loop';
 
 /** RFC 4273 (BGP4-MIB) bgpPeerState numbering. */
 export const BGP_STATE: Record<string, number> = { Idle: 1, Connect: 2, Active: 3, OpenSent: 4, OpenConfirm: 5, Established: 6 };
@@ -37,6 +38,10 @@ export class Metrics {
   private readonly reclaimed = new Counter({ name: 'tern_ipam_blocks_reclaimed_total', help: 'Empty blocks returned to their pools', registers: [this.registry] });
   private readonly bgpState = new Gauge({ name: 'tern_bgp_session_state', help: 'BGP session FSM state per peer (1 Idle, 2 Connect, 3 Active, 4 OpenSent, 5 OpenConfirm, 6 Established)', labelNames: ['peer'], registers: [this.registry] });
   private readonly bfdUp = new Gauge({ name: 'tern_bgp_bfd_up', help: 'BFD session per BGP peer that uses BFD: 1 when Up', labelNames: ['peer'], registers: [this.registry] });
+  private readonly loopRuns = new Gauge({ name: 'tern_reconcile_runs', help: 'Runs of each reconcile loop since the daemon started', labelNames: ['loop'], registers: [this.registry] });
+  private readonly loopFailures = new Gauge({ name: 'tern_reconcile_failures', help: 'Failed runs of each reconcile loop since the daemon started', labelNames: ['loop'], registers: [this.registry] });
+  private readonly loopFailing = new Gauge({ name: 'tern_reconcile_consecutive_failures', help: 'Failures of each reconcile loop since its last success (0: in sync)', labelNames: ['loop'], registers: [this.registry] });
+  private readonly loopDuration = new Gauge({ name: 'tern_reconcile_last_duration_seconds', help: 'Duration of the last run of each reconcile loop', labelNames: ['loop'], registers: [this.registry] });
   private readonly bgpRoutes = new Gauge({ name: 'tern_bgp_routes', help: 'Prefixes in the Loc-RIB', registers: [this.registry] });
   private readonly fibErrors = new Counter({ name: 'tern_bgp_fib_errors_total', help: 'Kernel route writes that failed', registers: [this.registry] });
   private readonly ipamBlocks = new Gauge({ name: 'tern_ipam_node_blocks', help: 'IPAM blocks affine to this node', registers: [this.registry] });
@@ -67,6 +72,16 @@ export class Metrics {
 
   blocksReclaimed(n: number): void {
     this.reclaimed.inc(n);
+  }
+
+  /** Reconcile loops at scrape time (their own counts since start, so gauges: a scrape never double-counts). */
+  reconcile(loops: LoopStatus[]): void {
+    for (const l of loops) {
+      this.loopRuns.set({ loop: l.name }, l.runs);
+      this.loopFailures.set({ loop: l.name }, l.failures);
+      this.loopFailing.set({ loop: l.name }, l.consecutiveFailures);
+      this.loopDuration.set({ loop: l.name }, (l.lastDurationMs ?? 0) / 1000);
+    }
   }
 
   /** BGP state at scrape time: one sample per current peer (removed peers disappear). */

@@ -45,7 +45,7 @@ describe('anti-spoofing is in force from the first pod, policy or not', () => {
     let out = '';
     recv.stdout!.on('data', (d) => (out += d));
     const done = new Promise<void>((resolve) => recv.on('exit', () => resolve()));
-    await waitFor(() => out.includes('ready') || undefined, { what: 'receiver' });
+    await waitFor(() => out.includes('ready') || undefined, { what: 'receiver', timeoutMs: 30_000 });
     // The own address goes last: its packets arriving shows the receiver was listening throughout.
     for (const src of [sources.otherPod, sources.unallocatedPool, sources.outsidePools, sources.own]) await pods.p1.ns.execAsync('python3', [FORGE, 'send', src, pods.q.ip, '7000', String(COUNT)]);
     await new Promise((r) => setTimeout(r, 500));

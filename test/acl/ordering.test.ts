@@ -149,12 +149,12 @@ describe('a new pod is not reachable during its own ADD (3,000 other endpoints, 
       let out = '';
       recv.stdout!.on('data', (d) => (out += d));
       const done = new Promise<void>((resolve) => recv.on('exit', () => resolve()));
-      await waitFor(() => out.includes('ready') || undefined, { what: 'receiver' });
+      await waitFor(() => out.includes('ready') || undefined, { what: 'receiver', timeoutMs: 30_000 });
       // The denied pod sends from before the ADD's sync until after it, one packet every ~0.2 ms.
       const flood = spawn('nsenter', [`--net=${t.pod('c').ns.path}`, '--', 'python3', FORGE, 'send', t.addr('c'), t.addr('n'), '7000', '0', '0.0002'], { stdio: ['ignore', 'pipe', 'ignore'] });
       let flooding = false;
       flood.stdout!.on('data', () => (flooding = true));
-      await waitFor(() => flooding || undefined, { what: 'flood' });
+      await waitFor(() => flooding || undefined, { what: 'flood', timeoutMs: 30_000 });
       await new Promise((r) => setTimeout(r, 100));
       const t0 = Date.now();
       await t.applier.apply(withNew);

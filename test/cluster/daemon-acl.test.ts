@@ -5,6 +5,7 @@ import { DIST_BIN, REPO, Sandbox, waitFor, type Daemon, type Netns } from '../sa
 import { makeNode, runCni, ternConfig } from '../sandbox/cni';
 import { SqliteStore } from '../../src/datastore';
 import { storedResources } from '../../src/acl';
+import { policyChain } from '../../src/acl/compile';
 import { spawn } from 'node:child_process';
 
 /**
@@ -157,7 +158,7 @@ describe('node daemon: ACL sync from the datastore and the watched policy direct
     let out = '';
     recv.stdout!.on('data', (d) => (out += d));
     const done = new Promise<void>((resolve) => recv.on('exit', () => resolve()));
-    await waitFor(() => out.includes('ready') || undefined, { what: 'receiver' });
+    await waitFor(() => out.includes('ready') || undefined, { what: 'receiver', timeoutMs: 30_000 });
     const flood = spawn('nsenter', [`--net=${pods.a1.ns.path}`, '--', 'python3', FORGE, 'send', pods.a1.ip, pods.b1.ip, '7000', '0', '0.001'], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       await new Promise((r) => flood.stdout!.once('data', r));
@@ -182,4 +183,33 @@ describe('node daemon: ACL sync from the datastore and the watched policy direct
     expect(status().st.acl.policyDir).toMatchObject({ resources: 1 });
     expect(daemon.output()).toMatch(/empty policy file keeps what it defined/);
   }, 60_000);
+
+  it('a failed kernel write is retried with backoff, with no datastore change, and heals', async () => {
+    const f = path.join(dir, 'lock.yaml');
+    expect(ctl('--datastore', `${dir}/tern.db`, 'policy', 'apply', '-f', f).code).toBe(0);
+    await until('a1', 'a2', false);
+    // Someone else's chain jumps to the policy's chain: deleting the policy cannot remove it (iptables-restore fails).
+    const ipt = `iptables-${status().st.acl.backend}`;
+    node.must(ipt, ['-w', '-N', 'TESTREF']);
+    node.must(ipt, ['-w', '-A', 'TESTREF', '-j', policyChain({ kind: 'KubernetesNetworkPolicy', namespace: 'alpha', name: 'lock' }, 'ingress')]);
+    expect(ctl('--datastore', `${dir}/tern.db`, 'policy', 'delete', '-f', f).code).toBe(0);
+    const failing = await waitFor(() => {
+      const st = status().st;
+      return st.acl.loop?.consecutiveFailures >= 2 ? st : undefined;
+    }, { what: 'two failed syncs', timeoutMs: 20_000 });
+    expect(failing.acl.lastError).toMatch(/iptables/);
+    expect(reach('a1', 'a2')).toBe(false); // the previous complete ruleset stays in force
+    // The obstacle goes; nothing is written to the datastore: the retry alone heals.
+    node.must(ipt, ['-w', '-F', 'TESTREF']);
+    node.must(ipt, ['-w', '-X', 'TESTREF']);
+    await waitFor(() => (status().st.acl.loop?.consecutiveFailures === 0 ? true : undefined), { what: 'a successful retry', timeoutMs: 40_000 });
+    await until('a1', 'a2', true);
+    const { st } = status();
+    expect(st.acl.lastError).toBeUndefined();
+    expect(st.acl.loop.failures).toBeGreaterThanOrEqual(2);
+    expect(st.reconcilers.map((l: { name: string }) => l.name)).toEqual(['block-routes', 'acl']);
+    const m = node.exec(process.execPath, ['-e', "fetch('http://127.0.0.1:9111/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"]).stdout;
+    expect(m).toMatch(/tern_reconcile_failures\{loop="acl"\} [2-9]/);
+    expect(m).toMatch(/tern_reconcile_consecutive_failures\{loop="acl"\} 0/);
+  }, 90_000);
 });
