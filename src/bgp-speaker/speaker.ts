@@ -88,6 +88,7 @@ const ENCODE_STEP = 8192;
 const FIB_RETRY_MS = 5000;
 /** How often the underlay is asked whether learned next hops moved (BIRD's recursive next hops follow its IGP table). */
 const NEXT_HOP_RECHECK_MS = 2000;
+const EARLY_FLUSH_ROUTES = 8192;
 const LOCAL_ADDRS_TTL_MS = 2000;
 
 /** The UPDATEs for one peer's changes, withdrawals first, encoded a step at a time. */
@@ -122,6 +123,8 @@ export class Speaker {
   private localAddrs?: { at: number; set: Set<string> };
   private bfd?: Bfd;
   private recheckTimer?: NodeJS.Timeout;
+  /** Routes applied to the RIB since the last flush. */
+  private unflushed = 0;
 
   constructor(
     readonly cfg: SpeakerConfig,
@@ -430,6 +433,10 @@ export class Speaker {
       f.announce = [];
     }
     const r = this.rib.applyUpdate(id, ch.families);
+    // A fast peer fills the socket faster than we read it, and one poll phase reads it dry before
+    // any setImmediate runs: flush every so many routes, so the first ones reach the kernel early.
+    this.unflushed += r.accepted + r.withdrawn;
+    if (this.unflushed >= EARLY_FLUSH_ROUTES) this.flushNow();
     if (r.maxPrefixExceeded) {
       s.fail(NotifyCode.CEASE, CeaseSubcode.MAX_PREFIXES, `more than ${this.cfg.peers.find((p) => p.address === id)?.maxPrefix} prefixes`);
     }
@@ -483,6 +490,7 @@ export class Speaker {
   }
 
   private flushNow(): void {
+    this.unflushed = 0;
     const { fib, out } = this.rib.flush();
     for (const [id, o] of out) {
       const s = this.sessions.get(id);

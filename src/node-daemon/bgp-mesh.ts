@@ -114,14 +114,20 @@ export function desiredPeers(self: string, nodes: NodeRecord[], s: BgpSettings, 
   return [...out.values()].sort((a, b) => a.address.localeCompare(b.address));
 }
 
-/** What a block is advertised with: its pool's communities (none when no pool holds it). */
-export function blockAttrs(block: string, pools: IPPool[]): ReturnType<typeof poolCommunities> {
+/**
+ * What a block is advertised with: its pool's communities (none when no pool
+ * holds it), plus those of every BGPConfiguration prefixAdvertisement holding it.
+ */
+export function blockAttrs(block: string, pools: IPPool[], ads: BgpConfigResource['prefixAdvertisements'] = []): ReturnType<typeof poolCommunities> {
   const b = parsePrefix(block);
-  const pool = pools.find((p) => {
-    const pp = parsePrefix(p.cidr);
+  const holds = (cidr: string) => {
+    const pp = parsePrefix(cidr);
     return pp.family === b.family && prefixContainsPrefix(pp, b);
-  });
-  return pool ? poolCommunities(pool) : {};
+  };
+  const pool = pools.find((p) => holds(p.cidr));
+  const extra = ads.filter((a) => holds(a.cidr)).flatMap((a) => a.communities);
+  if (!extra.length) return pool ? poolCommunities(pool) : {};
+  return poolCommunities({ communities: [...new Set([...(pool?.communities ?? []), ...extra])] });
 }
 
 export class BgpMesh {
@@ -138,6 +144,8 @@ export class BgpMesh {
   private readonly peerSpecs = new Map<string, string>();
 
   private resourceWatcher?: Watcher;
+  /** BGPConfiguration's prefixAdvertisements, as last read. */
+  private prefixAds: BgpConfigResource['prefixAdvertisements'] = [];
   private syncing = Promise.resolve();
 
   constructor(
@@ -211,6 +219,11 @@ export class BgpMesh {
       const asn = asOf(me ?? { labels: this.deps.labels }, this.deps.settings, res);
       const port = res.config?.listenPort ?? this.deps.settings.port;
       if (asn !== this.speaker.cfg.asn || port !== ((this.speaker.cfg.listen || {}).port ?? 179)) await this.rebuild(asn, port);
+      const ads = res.config?.prefixAdvertisements ?? [];
+      if (JSON.stringify(ads) !== JSON.stringify(this.prefixAds)) {
+        this.prefixAds = ads;
+        this.announce(); // only blocks whose communities changed are announced again
+      }
       const want = desiredPeers(this.deps.node, nodes, this.deps.settings, { ...res, secret: (f) => fs.readFileSync(f, 'utf8').trim() });
       const keep = new Map(want.map((p) => [p.address, JSON.stringify(p)]));
       // Gone, or changed (a node became or stopped being a reflector): the session starts over.
@@ -253,7 +266,7 @@ export class BgpMesh {
 
   /** Originate exactly the node's blocks, each with its pool's communities. */
   private announce(): void {
-    const want = new Map(this.blocks.map((b) => [b, blockAttrs(b, this.pools)] as const));
+    const want = new Map(this.blocks.map((b) => [b, blockAttrs(b, this.pools, this.prefixAds)] as const));
     for (const [b, attrs] of want) {
       const key = JSON.stringify(attrs);
       if (this.announced.get(b) === key) continue;

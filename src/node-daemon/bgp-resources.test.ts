@@ -1,13 +1,17 @@
 import { describe, it, expect } from 'vitest';
 import { parseBgpResources, nodeAs, type BgpPeerResource, type BgpConfigResource } from './bgp-resources';
-import { desiredPeers, asOf, type BgpSettings } from './bgp-mesh';
+import { desiredPeers, asOf, blockAttrs, type BgpSettings } from './bgp-mesh';
 import { PolicyFileError } from '../acl/errors';
 import type { NodeRecord } from './registry';
 
 const FABRIC = `
 kind: BGPConfiguration
 metadata: {name: default}
-spec: {nodeToNodeMesh: false, asNumber: 64512, nodeASLabel: rack-asn}
+spec:
+  nodeToNodeMesh: false
+  asNumber: 64512
+  nodeASLabel: rack-asn
+  prefixAdvertisements: [{cidr: 10.244.0.0/17, communities: ["65000:100", "65000:1:2"]}]
 ---
 kind: BGPPeer
 metadata: {name: r1-tor}
@@ -68,6 +72,14 @@ describe('BGP resources', () => {
     expect(desiredPeers('n1', nodes, s, { ...res, secret: undefined }).map((p) => p.address)).toEqual(['192.0.2.101']);
   });
 
+  it('prefixAdvertisements add communities to the blocks they hold, on top of the pool\'s', () => {
+    const pools = [{ cidr: '10.244.0.0/16', communities: ['65000:7'] }] as never;
+    const ads = res.config!.prefixAdvertisements;
+    expect(blockAttrs('10.244.1.0/26', pools, ads)).toEqual({ communities: [65000 * 65536 + 7, 65000 * 65536 + 100], largeCommunities: [[65000, 1, 2]] });
+    expect(blockAttrs('10.244.200.0/26', pools, ads)).toEqual({ communities: [65000 * 65536 + 7] }); // outside the /17
+    expect(blockAttrs('10.99.0.0/26', pools, ads)).toEqual({});
+  });
+
   it('a bad AS label falls back to the default', () => {
     expect(nodeAs({ 'rack-asn': 'x' }, res.config, 1)).toBe(64512);
     expect(nodeAs({}, undefined, 7)).toBe(7);
@@ -83,6 +95,8 @@ describe('BGP resources', () => {
     ['kind: BGPPeer\nmetadata: {name: a}\nspec:\n  peerIP: 192.0.2.1\n  colour: red', 'spec.colour', 5, 'unknown field'],
     ['kind: BGPConfiguration\nmetadata: {name: default}\nspec:\n  listenPort: 70000', 'spec.listenPort', 4, 'port'],
     ['kind: BGPThing\nmetadata: {name: a}', 'kind', 1, 'BGPPeer or BGPConfiguration'],
+    ['kind: BGPConfiguration\nmetadata: {name: x}\nspec:\n  prefixAdvertisements:\n  - cidr: 10.0.0.0/8\n    communities: ["65000:70000"]', 'spec.prefixAdvertisements.0.communities.0', 6, '16-bit'],
+    ['kind: BGPConfiguration\nmetadata: {name: x}\nspec:\n  prefixAdvertisements:\n  - cidr: nope\n    communities: []', 'spec.prefixAdvertisements.0.cidr', 5, 'prefix'],
     ['kind: BGPPeer\nmetadata: {name: A_B}\nspec: {peerIP: 192.0.2.1}', 'metadata.name', 2, 'DNS name'],
   ];
   for (const [text, field, line, msg] of bad) {

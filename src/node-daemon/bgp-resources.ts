@@ -49,12 +49,23 @@ export interface BgpConfigResource {
   /** A node label whose value is the node's AS (e.g. one AS per rack). */
   nodeASLabel?: string;
   listenPort?: number;
+  /** Communities a block is advertised with, by the prefix it lies in (added to its pool's own). */
+  prefixAdvertisements?: { cidr: string; communities: string[] }[];
 }
 
 export type BgpResource = BgpPeerResource | BgpConfigResource;
 
 const PEER_FIELDS = new Set(['peerIP', 'peerSelector', 'asNumber', 'nodeSelector', 'passwordFile', 'passive', 'multihop', 'ttlSecurity', 'bfd', 'importPrefixes', 'exportPrefixes', 'keepOriginalNextHop']);
-const CONFIG_FIELDS = new Set(['nodeToNodeMesh', 'asNumber', 'nodeASLabel', 'listenPort']);
+const CONFIG_FIELDS = new Set(['nodeToNodeMesh', 'asNumber', 'nodeASLabel', 'listenPort', 'prefixAdvertisements']);
+const COMMUNITY = /^(\d{1,10}):(\d{1,10})(?::(\d{1,10}))?$/;
+
+/** "a:b" (each 16 bits) or large "a:b:c" (each 32 bits). */
+function validCommunity(c: unknown): boolean {
+  const m = typeof c === 'string' ? COMMUNITY.exec(c) : null;
+  if (!m) return false;
+  const max = m[3] === undefined ? 0xffff : 0xffffffff;
+  return [m[1], m[2], m[3]].filter((x) => x !== undefined).every((x) => Number(x) <= max);
+}
 const NAME = /^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/;
 
 class FieldError extends Error {
@@ -79,6 +90,22 @@ function checkSpec(kind: string, spec: Record<string, unknown>): void {
     need('nodeToNodeMesh', typeof spec.nodeToNodeMesh === 'boolean', 'must be true or false');
     need('nodeASLabel', typeof spec.nodeASLabel === 'string' && spec.nodeASLabel !== '', 'must be a label key');
     need('listenPort', isInt(spec.listenPort, 1, 65535), 'must be a port');
+    if (spec.prefixAdvertisements !== undefined) {
+      if (!Array.isArray(spec.prefixAdvertisements)) throw new FieldError(['spec', 'prefixAdvertisements'], 'must be a list of {cidr, communities}');
+      (spec.prefixAdvertisements as Record<string, unknown>[]).forEach((a, i) => {
+        const at = ['spec', 'prefixAdvertisements', i];
+        try {
+          parsePrefixRule(String(a?.cidr));
+          if (typeof a?.cidr !== 'string' || a.cidr.includes(' ')) throw new Error();
+        } catch {
+          throw new FieldError([...at, 'cidr'], 'must be a prefix');
+        }
+        if (!Array.isArray(a.communities)) throw new FieldError([...at, 'communities'], 'must be a list of communities');
+        (a.communities as unknown[]).forEach((c, j) => {
+          if (!validCommunity(c)) throw new FieldError([...at, 'communities', j], 'must be "a:b" (16-bit each) or "a:b:c" (32-bit each)');
+        });
+      });
+    }
     return;
   }
   if ((spec.peerIP === undefined) === (spec.peerSelector === undefined)) throw new FieldError(['spec'], 'needs exactly one of peerIP and peerSelector');

@@ -105,11 +105,14 @@ describe('node daemons: BGPPeer and BGPConfiguration from the datastore, two rac
   const tors: Record<string, string> = {};
   const NODES = ['n1', 'n2', 'n3', 'n4'];
   const rack = (r: string) => ({ rack: r, 'rack-asn': r === 'r1' ? '65101' : '65102' });
-  const torConf = (me: string, asn: number, other: string, otherAs: number) => `
+  // r2's ToR runs BFD with its nodes (the r2-tor BGPPeer asks for it); `direct`, or BIRD takes
+  // iBGP for multihop and asks for multihop BFD, which Tern does not do.
+  const torConf = (me: string, asn: number, other: string, otherAs: number, bfd: boolean) => `
 router id ${me};
 protocol device {}
 protocol kernel { ipv4 { import none; export all; }; }
-template bgp node { local ${me} as ${asn}; rr client; hold time 9; connect retry time 2; error wait time 1, 5; ipv4 { import all; export all; }; }
+${bfd ? 'protocol bfd { interface "uplink0" { min rx interval 300 ms; min tx interval 300 ms; multiplier 3; }; }' : ''}
+template bgp node { local ${me} as ${asn}; rr client; direct; hold time 9; connect retry time 2; error wait time 1, 5; ${bfd ? 'bfd on;' : ''} ipv4 { import all; export all; }; }
 ${NODES.map((n, i) => `protocol bgp ${n} from node { neighbor 192.0.2.${11 + i} as ${asn}; }`).join('\n')}
 protocol bgp tor { local ${me} as ${asn}; neighbor ${other} as ${otherAs}; hold time 9; connect retry time 2; error wait time 1, 5; ipv4 { import all; export all; next hop keep; }; }
 `;
@@ -128,7 +131,7 @@ protocol bgp tor { local ${me} as ${asn}; neighbor ${other} as ${otherAs}; hold 
       lan.attach(ns, me);
       const conf = path.join(dir, `tor-${r}.conf`);
       tors[r] = path.join(dir, `tor-${r}.ctl`);
-      fs.writeFileSync(conf, torConf(me, asn, other, otherAs));
+      fs.writeFileSync(conf, torConf(me, asn, other, otherAs, r === 'r2'));
       sb.daemon('bird', ['-c', conf, '-s', tors[r], '-f'], { netns: ns });
     }
     for (const [i, n] of NODES.entries()) {
@@ -154,7 +157,7 @@ spec: {peerIP: 192.0.2.101, nodeSelector: rack == "r1"}
 ---
 kind: BGPPeer
 metadata: {name: r2-tor}
-spec: {peerIP: 192.0.2.102, nodeSelector: rack == "r2"}
+spec: {peerIP: 192.0.2.102, nodeSelector: rack == "r2", bfd: {minRx: 300, minTx: 300, multiplier: 3}}
 `);
     const r = ternctl('bgp', 'apply', '-f', file);
     expect(r.code, r.stderr).toBe(0);
@@ -173,6 +176,10 @@ spec: {peerIP: 192.0.2.102, nodeSelector: rack == "r2"}
     }
     expect(learned('r1', 'n3')).toEqual([]); // the other rack's nodes do not peer here
     await waitFor(() => unreachable().length === 0 || undefined, { what: `pods reach each other (${unreachable()})`, timeoutMs: 30_000 });
+    // BFD from the BGPPeer resource, with BIRD's bfd on the ToR: in `ternctl status` and /metrics.
+    await waitFor(() => JSON.parse(nodes.n3.ns.must(path.join(DIST_BIN, 'ternctl'), ['status', '-o', 'json'])).bgp.peers[0].bfd?.state === 'Up' || undefined, { what: `BFD up between n3 and its ToR (${nodes.n3.ns.must(path.join(DIST_BIN, 'ternctl'), ['status', '-o', 'json']).slice(0, 1500)} ${nodes.n3.daemon!.output().split('\n').filter((l) => /bfd|BFD/.test(l)).slice(-5).join('\n')} ${birdc('r2', 'show', 'bfd', 'sessions')})`, timeoutMs: 30_000 });
+    const m = nodes.n3.ns.must(process.execPath, ['-e', "fetch('http://127.0.0.1:9099/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"]);
+    expect(m).toMatch(/tern_bgp_bfd_up\{peer="192\.0\.2\.102",state="Up"\} 1/);
   }, 180_000);
 
   it('labelling a node into the other rack moves its peering and its AS', async () => {
