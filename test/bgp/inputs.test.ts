@@ -11,6 +11,10 @@ import * as fs from 'node:fs';
 import { Sandbox, waitFor, type Netns } from '../sandbox';
 import { startTern, ternReady, startBird, peerState, type TernNode, type BirdNode } from './harness';
 import { ScriptPeer, attrs } from './script-peer';
+import { RTPROT_BGP } from '../../src/lib/constants';
+
+/** BGP-learned routes carry the speaker's own mark. */
+const BGP_PROTO = String(RTPROT_BGP);
 
 const sb = new Sandbox('bgpin');
 let t: Netns;
@@ -36,7 +40,7 @@ protocol bgp tern {
 
 /** Tern's kernel route for a prefix: its gateway, or undefined when there is none. */
 function kernelVia(prefix: string): string | undefined {
-  const r = t.ipJson<{ dst: string; gateway?: string }[]>('-4', 'route', 'show', 'proto', '84', 'exact', prefix);
+  const r = t.ipJson<{ dst: string; gateway?: string }[]>('-4', 'route', 'show', 'proto', BGP_PROTO, 'exact', prefix);
   return r[0]?.gateway;
 }
 type Route = { prefix: string; best?: { nextHop: string }; kernelError?: string };

@@ -13,6 +13,10 @@ import { Sandbox, waitFor, type Netns } from '../sandbox';
 import { startTern, ternReady, peerState, type TernNode } from './harness';
 import { ScriptPeer, attrs } from './script-peer';
 import { buildOpen, encodeMessage, IPV4_UNICAST, IPV6_UNICAST, type Attr, type Message } from '../../src/bgp-speaker/codec';
+import { RTPROT_BGP } from '../../src/lib/constants';
+
+/** BGP-learned routes carry the speaker's own mark. */
+const BGP_PROTO = String(RTPROT_BGP);
 
 const SECONDS = Number(process.env.TERN_FUZZ_SECONDS ?? 20);
 const SEED = Number(process.env.TERN_FUZZ_SEED ?? Date.now() % 2 ** 31);
@@ -106,7 +110,7 @@ const ribRoutes = () => tern.ctl<{ prefix: string; best?: { nextHop: string; pee
 const kernel = () =>
   new Map(
     (['-4', '-6'] as const).flatMap((fam) =>
-      t.ipJson<{ dst: string; gateway?: string }[]>(fam, 'route', 'show', 'proto', '84').map((r) => [r.dst.includes('/') ? r.dst : `${r.dst}/${fam === '-4' ? 32 : 128}`, r.gateway] as const),
+      t.ipJson<{ dst: string; gateway?: string }[]>(fam, 'route', 'show', 'proto', BGP_PROTO).map((r) => [r.dst.includes('/') ? r.dst : `${r.dst}/${fam === '-4' ? 32 : 128}`, r.gateway] as const),
     ),
   );
 
