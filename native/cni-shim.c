@@ -140,6 +140,8 @@ int main(int argc, char **argv) {
     exec_standalone(in, n, argv);
   }
 
+  const char *phase = "sending the request to";
+  errno = 0;
   uint32_t nenv = 0;
   for (char **e = environ; *e; e++) if (strncmp(*e, "CNI_", 4) == 0) nenv++;
   if (write_all(s, "TCNI", 4) || put_u32(s, nenv)) goto io_error;
@@ -151,8 +153,11 @@ int main(int argc, char **argv) {
   if (put_u32(s, (uint32_t)n) || write_all(s, in, n)) goto io_error;
   shutdown(s, SHUT_WR);
 
+  phase = "waiting for the answer of";
+  errno = 0;
   uint32_t code, len;
-  if (get_u32(s, &code) || get_u32(s, &len) || len > (16u << 20)) goto io_error;
+  if (get_u32(s, &code) || get_u32(s, &len)) goto io_error;
+  if (len > (16u << 20)) { phase = "reading an oversized answer from"; errno = EMSGSIZE; goto io_error; }
   char *out = malloc(len + 1);
   if (!out || read_all(s, out, len)) goto io_error;
   if (len) {
@@ -162,7 +167,9 @@ int main(int argc, char **argv) {
   return (int)code;
 
 io_error:
-  /* The daemon took the request but failed mid-way: report, do not retry (ADD is not idempotent across a half-done attempt). */
-  printf("{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"tern: lost the connection to the node daemon at %s: %s\"}\n", sa.sun_path, strerror(errno));
+  /* The daemon took the request but failed mid-way: report, do not retry (ADD is not idempotent across a half-done attempt).
+   * errno 0 means end of file: the daemon closed the connection, i.e. it stopped or crashed mid-request. */
+  printf("{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"tern: lost the connection while %s the node daemon at %s: %s; try again (a DEL cleans up a half-done ADD)\"}\n",
+         phase, sa.sun_path, errno ? strerror(errno) : "the daemon closed the connection without answering (it stopped or crashed mid-request)");
   return 1;
 }

@@ -9,10 +9,22 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
 
+// The version and git commit `ternctl version` reports (TERN_COMMIT overrides, e.g. for a tarball build).
+const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+let commit = process.env.TERN_COMMIT;
+if (!commit) {
+  try {
+    commit = execFileSync('git', ['-C', root, 'rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    commit = 'unknown';
+  }
+}
+fs.writeFileSync(path.join(root, 'dist/build-info.json'), JSON.stringify({ version: pkg.version, commit }) + '\n');
+
 const bins = {
-  'tern-standalone': 'cni-plugin/main.js',
-  'tern-ipam': 'ipam/plugin-main.js',
-  ternctl: 'cli/main.js',
+  'tern-standalone': 'bin/tern-standalone.js',
+  'tern-ipam': 'bin/tern-ipam.js',
+  ternctl: 'bin/ternctl.js',
 };
 const binDir = path.join(root, 'dist/bin');
 fs.mkdirSync(binDir, { recursive: true });

@@ -91,7 +91,7 @@ for p in "${PODS[@]}"; do
   printf '%-3s tenant %-6s on %s  %-12s (ADD %d ms)\n' "$p" "$t" "$n" "${IP[$p]}" $(( ($(date +%s%N) - start) / 1000000 ))
 done
 
-bold "BGP sessions and the routes each node learned (proto 84 via the owning node)"
+bold "BGP sessions and the routes each node learned (proto 86 via the owning node)"
 for n in "${NODES[@]}"; do
   # Each node should learn one block from every other node that has pods.
   want=0
@@ -100,11 +100,11 @@ for n in "${NODES[@]}"; do
     for p in "${PODS[@]}"; do [ "${POD_NODE[$p]}" = "$m" ] && { want=$((want + 1)); break; }; done
   done
   for _ in $(seq 150); do
-    got=$(ip -n "$P-$n" route show proto 84 | grep -c ' via ' || true)
+    got=$(ip -n "$P-$n" route show proto 86 | grep -c ' via ' || true)
     [ "$got" -ge "$want" ] && break; sleep 0.2
   done
   nsenter --net="/run/netns/$P-$n" "$BIN/ternctl" status || true
-  ip -n "$P-$n" route show proto 84 | sed 's/^/   /'
+  ip -n "$P-$n" route show proto 86 | sed 's/^/   /'
   echo
 done
 

@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 
 PKGS=(iproute2 iptables ipset iputils-ping jq python3 procps util-linux conntrack ethtool tcpdump iperf3
       containernetworking-plugins bird2 gobgpd frr etcd-server etcd-client
-      golang-go golang-github-appc-cni-dev podman runc busybox-static)
+      golang-go golang-github-appc-cni-dev podman runc busybox-static
+      prometheus)  # promtool: test/cli checks /metrics
 # The VLAN VM (scripts/vlan-vm.sh) installs what its backend needs (UML or QEMU) itself.
 
 missing=()

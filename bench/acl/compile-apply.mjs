@@ -1,17 +1,22 @@
 // ACL benchmark: compile + apply time, rule and ipset counts, admitting a pod,
 // rules traversed per packet. Applies inside throwaway network namespaces only.
 // Run: npm run build && node bench/acl/compile-apply.mjs
+// Side by side with a reference build (another checkout, built): REF=/path/to/checkout
 import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import * as acl from '../../dist/src/acl/index.js';
+import * as current from '../../dist/src/acl/index.js';
 import { endpoint, namespacesYaml, policiesYaml } from './gen.mjs';
+
+const impls = [['this', current]];
+if (process.env.REF) impls.unshift(['ref', await import(path.resolve(process.env.REF, 'dist/src/acl/index.js'))]);
 
 const ms = (t0) => Math.round(performance.now() - t0);
 const sizes = (process.env.SIZES ?? '100x1000,100x5000,1000x1000,1000x5000').split(',').map((s) => s.split('x').map(Number));
 const prefix = `${process.env.TERN_TEST_PREFIX ?? 'ha'}-bench`;
 const rows = [];
-for (const [P, E] of sizes) {
-  const ns = `${prefix}-${P}-${E}`;
+for (const [P, E] of sizes) for (const [impl, acl] of impls) {
+  const ns = `${prefix}-${impl}-${P}-${E}`;
   execFileSync('ip', ['netns', 'add', ns]);
   try {
     let t0 = performance.now();
@@ -26,17 +31,17 @@ for (const [P, E] of sizes) {
     const members = [...rs.v4.sets, ...rs.v6.sets].reduce((n, s) => n + s.members.length, 0);
     const applier = new acl.Applier({ netnsPath: `/run/netns/${ns}`, lockFile: `/tmp/${ns}.lock` });
     t0 = performance.now();
-    applier.apply(rs);
+    await applier.apply(rs);
     const applyMs = ms(t0);
     t0 = performance.now();
-    const noop = applier.apply(acl.compileRuleset(acl.toInput([...policies, ...eps])));
+    const noop = await applier.apply(acl.compileRuleset(acl.toInput([...policies, ...eps])));
     const noopMs = ms(t0);
     // Admit one more pod: compile + apply; only set members should change.
     t0 = performance.now();
-    const admit = applier.apply(acl.compileRuleset(acl.toInput([...policies, ...eps, endpoint(E)])));
+    const admit = await applier.apply(acl.compileRuleset(acl.toInput([...policies, ...eps, endpoint(E)])));
     const admitMs = ms(t0);
     const sim = acl.simulate(rs.v4, 'FORWARD', { src: eps[1].value.ips[0], dst: eps[2].value.ips[0], inIface: eps[1].value.hostIface, outIface: eps[2].value.hostIface, protocol: 6, dstPort: 80 });
-    rows.push({ policies: P, endpoints: E, parseMs, compileMs, applyMs, noopReapplyMs: noopMs, noopChainsWritten: noop.chainsWritten, rules, ipsets: sets, setMembers: members, admitPodMs: admitMs, admitChainsWritten: admit.chainsWritten, admitSetsWritten: admit.setsWritten, rulesPerNewPacket: sim.rulesTraversed, backend: applier.backend });
+    rows.push({ impl, policies: P, endpoints: E, parseMs, compileMs, applyMs, noopReapplyMs: noopMs, noopChainsWritten: noop.chainsWritten, rules, ipsets: sets, setMembers: members, admitPodMs: admitMs, admitChainsWritten: admit.chainsWritten, admitSetsWritten: admit.setsWritten, rulesPerNewPacket: sim.rulesTraversed, backend: applier.backend });
     console.error(JSON.stringify(rows.at(-1)));
   } finally {
     execFileSync('ip', ['netns', 'del', ns]);

@@ -53,7 +53,7 @@ try {
   const results = { none: [], policies1000: [] };
   for (let r = 0; r < ROUNDS; r++) {
     for (const k of ['none', 'policies1000']) {
-      applier.apply(states[k]);
+      await applier.apply(states[k]);
       results[k].push(run());
     }
   }

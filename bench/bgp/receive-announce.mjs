@@ -1,6 +1,8 @@
 // BGP benchmark: 100k IPv4 /26 prefixes from BIRD into Tern's RIB and kernel,
-// against BIRD receiving the same from BIRD, side by side in one run; peak RSS;
-// time for Tern to announce 100k to BIRD; time to Established.
+// against BIRD receiving the same from BIRD, side by side in one run; the first
+// 10k into the kernel; peak RSS of both receivers; Tern originating 100k to
+// BIRD against BIRD originating them to BIRD; withdrawing them all as the
+// originator, Tern against BIRD; time to Established.
 //
 //   npm run build && node bench/bgp/receive-announce.mjs [count]
 //
@@ -147,14 +149,20 @@ protocol bgp fromsrc { local 198.18.2.2 as 65020; neighbor 198.18.2.1 as 65001; 
   birdc(srcCtl, 'enable', 'totern');
   await until(async () => (await control({ cmd: 'peers' }))[0].state === 'Established', 'Tern established', 60_000, 5);
   const ternEstablished = performance.now() - t0;
-  await until(async () => (await control({ cmd: 'stats' })).routes >= N, 'Tern RIB', 300_000, 20);
+  // The first 10k are counted in the kernel itself, for both receivers.
+  let ternFirst10k;
+  const ternKernelMark = () => {
+    if (ternFirst10k === undefined && kernelCount('tern', '84') >= Math.min(10_000, N)) ternFirst10k = performance.now() - t0;
+  };
+  await until(async () => (ternKernelMark(), (await control({ cmd: 'stats' })).routes >= N), 'Tern RIB', 300_000, 20);
   const ternRib = performance.now() - t0;
   await until(async () => {
     const s = await control({ cmd: 'stats' });
+    ternKernelMark();
     return s.fibApplied >= N && s.fibPending === 0;
   }, 'Tern kernel', 300_000, 20);
   const ternKernel = performance.now() - t0;
-  const ternKernelRoutes = kernelCount('tern', '84');
+  const ternKernelRoutes = kernelCount('tern', '86');
   const ternRssMb = hwmKb(tern.pid) / 1024;
 
   // --- BIRD receiving from BIRD ---
@@ -164,9 +172,13 @@ protocol bgp fromsrc { local 198.18.2.2 as 65020; neighbor 198.18.2.1 as 65001; 
   birdc(srcCtl, 'enable', 'tobird');
   await until(() => /fromsrc\s+BGP\s+\S+\s+up/.test(birdc(birdCtl, 'show', 'protocols')), 'BIRD established', 60_000, 5);
   const birdEstablished = performance.now() - b0;
-  await until(() => imported(birdCtl, 'fromsrc') >= N, 'BIRD RIB', 300_000, 20);
+  let birdFirst10k;
+  const birdKernelMark = () => {
+    if (birdFirst10k === undefined && kernelCount('bird', 'bird') >= Math.min(10_000, N)) birdFirst10k = performance.now() - b0;
+  };
+  await until(() => (birdKernelMark(), imported(birdCtl, 'fromsrc') >= N), 'BIRD RIB', 300_000, 20);
   const birdRib = performance.now() - b0;
-  await until(() => kernelCount('bird', 'bird') >= N, 'BIRD kernel', 300_000, 50);
+  await until(() => (birdKernelMark(), kernelCount('bird', 'bird') >= N), 'BIRD kernel', 300_000, 50);
   const birdKernel = performance.now() - b0;
   const birdRssMb = hwmKb(bird.pid) / 1024;
 
@@ -179,14 +191,32 @@ protocol bgp fromsrc { local 198.18.2.2 as 65020; neighbor 198.18.2.1 as 65001; 
   const ternAnnounce = performance.now() - a0;
   const ternRssAfterAnnounceMb = hwmKb(tern.pid) / 1024;
 
+  // --- withdrawing everything as the originator: Tern to BIRD, then BIRD to BIRD ---
+  const w0 = performance.now();
+  ternctl('withdraw', '--file', out);
+  await until(() => imported(srcCtl, 'totern') === 0, 'BIRD saw Tern withdraw', 300_000, 20);
+  const ternWithdraw = performance.now() - w0;
+  const v0 = performance.now();
+  birdc(srcCtl, 'disable', 'static1');
+  await until(() => imported(birdCtl, 'fromsrc') === 0, 'BIRD saw BIRD withdraw', 300_000, 20);
+  const birdWithdraw = performance.now() - v0;
+
   const ms = (x) => Math.round(x);
   console.log(
     JSON.stringify(
       {
         prefixes: N,
-        tern: { establishedMs: ms(ternEstablished), ribMs: ms(ternRib - ternEstablished), kernelMs: ms(ternKernel - ternEstablished), kernelRoutes: ternKernelRoutes, peakRssMb: +ternRssMb.toFixed(1), announceToBirdMs: ms(ternAnnounce), peakRssAfterAnnounceMb: +ternRssAfterAnnounceMb.toFixed(1) },
-        bird: { establishedMs: ms(birdEstablished), ribMs: ms(birdRib - birdEstablished), kernelMs: ms(birdKernel - birdEstablished), peakRssMb: +birdRssMb.toFixed(1) },
-        ratios: { ribTernOverBird: +((ternRib - ternEstablished) / (birdRib - birdEstablished)).toFixed(2), kernelTernOverBird: +((ternKernel - ternEstablished) / (birdKernel - birdEstablished)).toFixed(2), rssTernOverBird: +(ternRssMb / birdRssMb).toFixed(2) },
+        tern: { establishedMs: ms(ternEstablished), ribMs: ms(ternRib - ternEstablished), kernelMs: ms(ternKernel - ternEstablished), first10kKernelMs: ms(ternFirst10k - ternEstablished), kernelRoutes: ternKernelRoutes, peakRssMb: +ternRssMb.toFixed(1), announceToBirdMs: ms(ternAnnounce), withdrawToBirdMs: ms(ternWithdraw), peakRssAfterAnnounceMb: +ternRssAfterAnnounceMb.toFixed(1) },
+        // BIRD originating = the source BIRD's routes into the receiving BIRD's RIB, from Established.
+        bird: { establishedMs: ms(birdEstablished), ribMs: ms(birdRib - birdEstablished), kernelMs: ms(birdKernel - birdEstablished), first10kKernelMs: ms(birdFirst10k - birdEstablished), peakRssMb: +birdRssMb.toFixed(1), withdrawToBirdMs: ms(birdWithdraw) },
+        ratios: {
+          ribTernOverBird: +((ternRib - ternEstablished) / (birdRib - birdEstablished)).toFixed(2),
+          kernelTernOverBird: +((ternKernel - ternEstablished) / (birdKernel - birdEstablished)).toFixed(2),
+          first10kKernelTernOverBird: +((ternFirst10k - ternEstablished) / (birdFirst10k - birdEstablished)).toFixed(2),
+          rssTernOverBird: +(ternRssMb / birdRssMb).toFixed(2),
+          originateTernOverBird: +(ternAnnounce / (birdRib - birdEstablished)).toFixed(2),
+          withdrawTernOverBird: +(ternWithdraw / birdWithdraw).toFixed(2),
+        },
       },
       null,
       2,

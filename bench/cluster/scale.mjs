@@ -151,7 +151,8 @@ const statusOf = (n) => {
 };
 
 // ---- convergence: every node has a gateway route for every other node's block ----
-const routesOf = (n) => JSON.parse(sh('ip', ['-n', n.ns, '-j', 'route', 'show', 'proto', '84']).stdout || '[]');
+// Block blackholes (proto 85) and BGP-learned routes (proto 86).
+const routesOf = (n) => JSON.parse(sh('ip', ['-n', n.ns, '-j', 'route', 'show']).stdout || '[]').filter((r) => r.protocol === '85' || r.protocol === '86');
 let tConv;
 let lastMissing = '';
 for (;;) {

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { parseSave, planIptables, rollbackText, parseIpsetSave } from './applier';
-import type { FamilyRuleset } from './compile';
+import { parseSave, planIptables, planSets, rollbackText, parseIpsetSave } from './applier';
+import type { FamilyRuleset, IpSetSpec } from './compile';
 import { chainLines, hookSpec } from './render';
 
 const desired: FamilyRuleset = {
@@ -65,5 +65,44 @@ describe('iptables diff', () => {
     const sets = parseIpsetSave('create tern-ep4 hash:net,iface family inet\nadd tern-ep4 10.0.0.1,tern1\ncreate KUBE-X hash:ip\nadd KUBE-X 1.2.3.4\n');
     expect([...sets.keys()]).toEqual(['tern-ep4']);
     expect([...sets.get('tern-ep4')!.members]).toEqual(['10.0.0.1,tern1']);
+  });
+});
+
+describe('planSets: set changes ordered so no intermediate state admits more', () => {
+  const gate = (members: string[]) => ({ name: 'tern-ep4', type: 'hash:net,iface' as const, family: 4 as const, members, about: '' });
+  const ip = (name: string, members: string[]) => ({ name, type: 'hash:ip' as const, family: 4 as const, members, about: '' });
+  const kernel = (sets: { name: string; type: string; members: string[] }[]) => new Map(sets.map((s) => [s.name, { type: s.type, members: new Set(s.members) }]));
+  const have = kernel([
+    { name: 'tern-ep4', type: 'hash:net,iface', members: ['10.0.0.1,terna', '10.0.0.2,ternb'] },
+    { name: 'tern-s4-x', type: 'hash:ip', members: ['10.0.0.1'] },
+    { name: 'tern-old', type: 'hash:ip', members: [] },
+  ]);
+  const cases: { name: string; want: IpSetSpec[]; plan: Partial<ReturnType<typeof planSets>> }[] = [
+    {
+      name: 'a new pod: its memberships first, its gate entry last',
+      want: [gate(['10.0.0.1/32,terna', '10.0.0.2/32,ternb', '10.0.0.3/32,ternc']), ip('tern-s4-x', ['10.0.0.1', '10.0.0.3']), ip('tern-old', [])],
+      plan: { create: [], close: [], members: ['add tern-s4-x 10.0.0.3'], open: ['add tern-ep4 10.0.0.3,ternc'], destroy: [] },
+    },
+    {
+      name: 'a leaving pod: gate first, then its memberships; unused sets destroyed last',
+      want: [gate(['10.0.0.2/32,ternb']), ip('tern-s4-x', [])],
+      plan: { close: ['del tern-ep4 10.0.0.1,terna'], members: ['del tern-s4-x 10.0.0.1'], open: [], destroy: ['destroy tern-old'] },
+    },
+    {
+      name: 'a live pod whose memberships change is closed during the change and opened after',
+      want: [gate(['10.0.0.1/32,terna', '10.0.0.2/32,ternb']), ip('tern-s4-x', ['10.0.0.2']), ip('tern-old', [])],
+      plan: { close: ['del tern-ep4 10.0.0.1,terna', 'del tern-ep4 10.0.0.2,ternb'], members: ['del tern-s4-x 10.0.0.1', 'add tern-s4-x 10.0.0.2'], open: ['add tern-ep4 10.0.0.1,terna', 'add tern-ep4 10.0.0.2,ternb'] },
+    },
+    {
+      name: 'a new set is created filled, before the rules that name it; nothing else moves',
+      want: [gate(['10.0.0.1/32,terna', '10.0.0.2/32,ternb']), ip('tern-s4-x', ['10.0.0.1']), ip('tern-old', []), ip('tern-s4-y', ['10.0.0.2'])],
+      plan: { create: ['create tern-s4-y hash:ip family inet hashsize 1024 maxelem 1048576', 'add tern-s4-y 10.0.0.2'], close: [], members: [], open: [], destroy: [] },
+    },
+  ];
+  for (const c of cases) it(c.name, () => expect(planSets(c.want, have)).toMatchObject(c.plan));
+
+  it('undo puts members back before reopening the gate, and drops what it created', () => {
+    const p = planSets([gate(['10.0.0.1/32,terna']), ip('tern-s4-x', ['10.0.0.1', '10.0.0.2']), ip('tern-new', ['10.0.0.1']), ip('tern-old', [])], have);
+    expect(p.undo).toEqual(['del tern-s4-x 10.0.0.2', 'add tern-ep4 10.0.0.2,ternb', 'destroy tern-new']);
   });
 });

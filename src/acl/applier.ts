@@ -3,35 +3,20 @@
  * ruleset with one diff. Reads what exists (iptables-save, ipset save), writes
  * only the Tern chains that differ plus one jump per hook chain with
  * `iptables-restore --noflush --wait` (one COMMIT per table, atomic), and
- * updates sets by building a temporary copy and swapping it in. If the
- * iptables write fails, swapped sets are swapped back and new ones destroyed,
- * so the previous complete ruleset stays in force.
+ * changes set members in place, in an order that never admits a packet that
+ * the old or the new ruleset denies (see `planSets`). If the iptables write
+ * fails, every set change is undone, so the previous complete ruleset stays.
  */
-import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { TernError } from '../lib/errors';
 import { CHAIN_PREFIX } from '../lib/constants';
 import type { Logger } from '../lib/log';
-import { withLock } from '../lib/lock';
-import type { CompiledRuleset, FamilyRuleset, IpSetSpec } from './compile';
+import { withNodeLock } from '../lib/lock';
+import { mustExec, netnsExec, type Exec } from '../dataplane/exec';
+import { endpointSetName, type CompiledRuleset, type FamilyRuleset, type IpSetSpec } from './compile';
 import { chainLines, createLine, hookSpec, HOOK_COMMENT, isTernChain } from './render';
 
 export type Backend = 'nft' | 'legacy';
-
-export interface Exec {
-  (cmd: string, args: string[], input?: string): { code: number; stdout: string; stderr: string };
-}
-
-/** Run commands inside a namespace (by path) or, without one, where this process runs. */
-export function netnsExec(netnsPath?: string): Exec {
-  return (cmd, args, input) => {
-    const argv = netnsPath ? ['nsenter', `--net=${netnsPath}`, '--', cmd, ...args] : [cmd, ...args];
-    const r = spawnSync(argv[0], argv.slice(1), { input, encoding: 'utf8', maxBuffer: 256 << 20, timeout: 120_000 });
-    if (r.error) throw new TernError('IO_FAILURE', `${cmd}: ${r.error.message}`, { cause: r.error });
-    return { code: r.status ?? 1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-  };
-}
+export { netnsExec, type Exec } from '../dataplane/exec';
 
 function tool(backend: Backend, fam: 4 | 6, what: 'save' | 'restore'): string {
   return `${fam === 4 ? 'iptables' : 'ip6tables'}-${backend}-${what}`;
@@ -41,12 +26,12 @@ function tool(backend: Backend, fam: 4 | 6, what: 'save' | 'restore'): string {
  * Which iptables the host uses: whichever backend already holds more rules
  * (Tern's own, then anyone's); nf_tables when both are empty, as on current distros.
  */
-export function detectBackend(exec: Exec): Backend {
-  const count = (b: Backend) => {
+export async function detectBackend(exec: Exec): Promise<Backend> {
+  const count = async (b: Backend) => {
     let tern = 0;
     let all = 0;
     for (const fam of [4, 6] as const) {
-      const r = exec(tool(b, fam, 'save'), []);
+      const r = await exec(tool(b, fam, 'save'), []);
       if (r.code !== 0) continue;
       for (const l of r.stdout.split('\n')) {
         if (!l.startsWith('-A ')) continue;
@@ -56,8 +41,8 @@ export function detectBackend(exec: Exec): Backend {
     }
     return { tern, all };
   };
-  const nft = count('nft');
-  const legacy = count('legacy');
+  const nft = await count('nft');
+  const legacy = await count('legacy');
   if (legacy.tern !== nft.tern) return legacy.tern > nft.tern ? 'legacy' : 'nft';
   return legacy.all > nft.all ? 'legacy' : 'nft';
 }
@@ -148,6 +133,93 @@ export function parseIpsetSave(text: string): Map<string, { type: string; member
   return sets;
 }
 
+/**
+ * The set side of one apply, in the order it runs (pure). Sets are changed in
+ * place, member by member, never swapped whole:
+ *   create  new sets, filled; no rule references them yet
+ *   close   remove from the endpoint gate (tern-ep4/6) every entry that goes,
+ *           and every entry of an address whose memberships in other sets
+ *           change: FORWARD and INPUT drop such an address both ways
+ *   members add and delete members of the other existing sets
+ *   (rules)  the iptables write, atomic per family
+ *   open    add the gate entries the new ruleset has
+ *   destroy sets nothing references any more
+ * So a packet only ever meets the old ruleset, a closed gate (drop), or the
+ * new ruleset: an address whose state is in flux passes nothing new until it
+ * is complete (a new pod is admitted last, a leaving pod refused first).
+ * `undo` restores the sets as they were, should the rules fail.
+ */
+export interface SetPlan {
+  create: string[];
+  close: string[];
+  members: string[];
+  open: string[];
+  destroy: string[];
+  undo: string[];
+  setsWritten: number;
+}
+
+type KernelSets = Map<string, { type: string; members: Set<string> }>;
+
+/** The address a member is about (hash:ip, hash:ip,port and hash:net,iface members). */
+function memberAddr(m: string): string {
+  return m.split(',')[0].replace(/\/(32|128)$/, '');
+}
+
+export function planSets(desired: IpSetSpec[], current: KernelSets): SetPlan {
+  const plan: SetPlan = { create: [], close: [], members: [], open: [], destroy: [], undo: [], setsWritten: 0 };
+  const gates = new Set([endpointSetName(4), endpointSetName(6)]);
+  const touched = new Set<string>();
+  const undoMembers: string[] = [];
+  const created: string[] = [];
+  /** The set as the kernel has it, or undefined after planning to create it (filled, before the rules that name it). */
+  const existing = (s: IpSetSpec) => {
+    const have = current.get(s.name);
+    if (have && have.type === s.type) return { have, want: new Set(s.members.map((m) => normMember(s.type, m))) };
+    // A set of another type under our name (never produced by one compiler version) is replaced.
+    if (have) plan.create.push(`destroy ${s.name}`);
+    plan.create.push(createLine(s), ...s.members.map((m) => `add ${s.name} ${m}`));
+    created.push(s.name);
+    plan.setsWritten++;
+    return undefined;
+  };
+  for (const s of desired) {
+    if (gates.has(s.name)) continue;
+    const e = existing(s);
+    if (!e) continue;
+    const { have, want } = e;
+    const add = [...want].filter((m) => !have.members.has(m));
+    const del = [...have.members].filter((m) => !want.has(m));
+    if (!add.length && !del.length) continue;
+    plan.setsWritten++;
+    for (const m of [...add, ...del]) touched.add(memberAddr(m));
+    plan.members.push(...del.map((m) => `del ${s.name} ${m}`), ...add.map((m) => `add ${s.name} ${m}`));
+    undoMembers.push(...add.map((m) => `del ${s.name} ${m}`), ...del.map((m) => `add ${s.name} ${m}`));
+  }
+  const reopen: string[] = [];
+  for (const s of desired) {
+    if (!gates.has(s.name)) continue;
+    const e = existing(s);
+    if (!e) continue;
+    const { have, want } = e;
+    const close = [...have.members].filter((m) => !want.has(m) || touched.has(memberAddr(m)));
+    const open = [...want].filter((m) => !have.members.has(m) || touched.has(memberAddr(m)));
+    if (!close.length && !open.length) continue;
+    plan.setsWritten++;
+    plan.close.push(...close.map((m) => `del ${s.name} ${m}`));
+    plan.open.push(...open.map((m) => `add ${s.name} ${m}`));
+    reopen.push(...close.map((m) => `add ${s.name} ${m}`));
+  }
+  const wanted = new Set(desired.map((s) => s.name));
+  plan.destroy = [...current.keys()].filter((n) => !wanted.has(n)).map((n) => `destroy ${n}`);
+  // Undo: members back first (gate still closed), then the gate, then what was created.
+  plan.undo = [...undoMembers, ...reopen, ...created.map((n) => `destroy ${n}`)];
+  return plan;
+}
+
+/** Where an apply stands; a hook between the steps lets tests probe every intermediate kernel state. */
+export type ApplyStep = 'create' | 'close' | 'members' | 'rules' | 'open';
+
 export interface ApplyOptions {
   /** Namespace to program (a /run/netns path). Without it, the current one. */
   netnsPath?: string;
@@ -155,6 +227,10 @@ export interface ApplyOptions {
   log?: Logger;
   /** Lock file serialising concurrent appliers on one namespace. */
   lockFile?: string;
+  /** Runs the tools; default: nsenter into `netnsPath`, asynchronously. */
+  exec?: Exec;
+  /** Called after each step that changed the kernel. */
+  afterStep?: (step: ApplyStep) => Promise<void> | void;
 }
 
 export interface ApplyReport {
@@ -165,25 +241,31 @@ export interface ApplyReport {
   restoreText: { v4: string; v6: string };
 }
 
-const TMP_SUFFIX = '-t';
-
 export class Applier {
   private readonly exec: Exec;
-  readonly backend: Backend;
+  private detected?: Backend;
 
   constructor(private readonly opts: ApplyOptions = {}) {
-    this.exec = netnsExec(opts.netnsPath);
-    this.backend = opts.backend ?? detectBackend(this.exec);
+    this.exec = opts.exec ?? netnsExec(opts.netnsPath);
+    this.detected = opts.backend;
   }
 
-  private must(cmd: string, args: string[], input?: string): string {
-    const r = this.exec(cmd, args, input);
-    if (r.code !== 0) throw new TernError('IO_FAILURE', `${cmd} ${args.join(' ')} failed (${r.code}): ${r.stderr.trim().split('\n').slice(0, 3).join(' | ')}`);
-    return r.stdout;
+  /** The iptables backend (nft or legacy), once known: given, or detected by the first call that needs it. */
+  get backend(): Backend | undefined {
+    return this.detected;
   }
 
-  save(fam: 4 | 6): string {
-    return this.must(tool(this.backend, fam, 'save'), ['-t', 'filter']);
+  async resolveBackend(): Promise<Backend> {
+    this.detected ??= await detectBackend(this.exec);
+    return this.detected;
+  }
+
+  private must(cmd: string, args: string[], input?: string): Promise<string> {
+    return mustExec(this.exec, cmd, args, input);
+  }
+
+  async save(fam: 4 | 6): Promise<string> {
+    return this.must(tool(await this.resolveBackend(), fam, 'save'), ['-t', 'filter']);
   }
 
   /** The lock file serialising the appliers of this namespace. */
@@ -191,85 +273,76 @@ export class Applier {
     return this.opts.lockFile ?? defaultLock(this.opts.netnsPath);
   }
 
-  apply(rs: CompiledRuleset): ApplyReport {
-    return withLock(this.lockFile, () => this.applyHoldingLock(rs));
+  apply(rs: CompiledRuleset): Promise<ApplyReport> {
+    return withNodeLock(this.lockFile, () => this.applyHoldingLock(rs));
+  }
+
+  private async ipset(lines: string[], step?: ApplyStep): Promise<void> {
+    if (!lines.length) return;
+    await this.must('ipset', ['restore', '-exist'], lines.join('\n') + '\n');
+    if (step) await this.opts.afterStep?.(step);
   }
 
   /** Apply when the caller already holds `lockFile` (it read its input under the lock too). */
-  applyHoldingLock(rs: CompiledRuleset): ApplyReport {
-    const sets = parseIpsetSave(this.must('ipset', ['save']));
-    const report: ApplyReport = { backend: this.backend, chainsWritten: 0, setsWritten: 0, setsDestroyed: 0, restoreText: { v4: '', v6: '' } };
-    // 1. Sets: create missing ones, swap in new contents of changed ones.
-    const created: string[] = [];
-    const swapped: string[] = [];
-    const lines: string[] = [];
-    for (const fam of [rs.v4, rs.v6]) {
-      for (const s of fam.sets) {
-        const have = sets.get(s.name);
-        const want = s.members.map((m) => normMember(s.type, m));
-        if (have && have.type === s.type && have.members.size === want.length && want.every((m) => have.members.has(m))) continue;
-        report.setsWritten++;
-        if (!have) {
-          created.push(s.name);
-          lines.push(createLine(s), ...s.members.map((m) => `add ${s.name} ${m}`));
-        } else {
-          const tmp = s.name + TMP_SUFFIX;
-          swapped.push(s.name);
-          lines.push(createLine(s, tmp), `flush ${tmp}`, ...s.members.map((m) => `add ${tmp} ${m}`), `swap ${tmp} ${s.name}`);
-        }
-      }
-    }
-    if (lines.length) this.must('ipset', ['restore', '-exist'], lines.join('\n') + '\n');
-    // 2. Rules, one atomic restore per family; both are checked before either is written,
-    // and v4 is put back from its saved text should the v6 write still fail.
+  async applyHoldingLock(rs: CompiledRuleset): Promise<ApplyReport> {
+    const backend = await this.resolveBackend();
+    const current = parseIpsetSave(await this.must('ipset', ['save']));
+    const sets = planSets([...rs.v4.sets, ...rs.v6.sets], current);
+    const report: ApplyReport = { backend, chainsWritten: 0, setsWritten: sets.setsWritten, setsDestroyed: 0, restoreText: { v4: '', v6: '' } };
     const written: { fam: 4 | 6; before: string }[] = [];
+    let setsTouched = false;
     try {
-      const plans = [rs.v4, rs.v6].map((fam) => {
-        const before = this.save(fam.family);
-        return { fam: fam.family, before, plan: planIptables(fam, parseSave(before)) };
-      });
+      // Both families are planned and checked before anything is written.
+      const plans = await Promise.all(
+        [rs.v4, rs.v6].map(async (fam) => {
+          const before = await this.save(fam.family);
+          return { fam: fam.family, before, plan: planIptables(fam, parseSave(before)) };
+        }),
+      );
       report.restoreText = { v4: plans[0].plan, v6: plans[1].plan };
-      for (const p of plans) if (p.plan) this.must(tool(this.backend, p.fam, 'restore'), ['--noflush', '--wait', '--test'], p.plan);
+      setsTouched = true;
+      await this.ipset(sets.create, 'create'); // before the check: the new rules name these sets
+      for (const p of plans) if (p.plan) await this.must(tool(backend, p.fam, 'restore'), ['--noflush', '--wait', '--test'], p.plan);
+      await this.ipset(sets.close, 'close');
+      await this.ipset(sets.members, 'members');
       for (const p of plans) {
         if (!p.plan) continue;
         report.chainsWritten += (p.plan.match(/^:/gm) ?? []).length;
-        this.must(tool(this.backend, p.fam, 'restore'), ['--noflush', '--wait'], p.plan);
+        await this.must(tool(backend, p.fam, 'restore'), ['--noflush', '--wait'], p.plan);
         written.push({ fam: p.fam, before: p.before });
       }
+      if (written.length) await this.opts.afterStep?.('rules');
+      await this.ipset(sets.open, 'open');
     } catch (e) {
       for (const w of written) {
-        const back = rollbackText(w.before, this.save(w.fam));
-        if (back) this.exec(tool(this.backend, w.fam, 'restore'), ['--noflush', '--wait'], back);
+        const back = rollbackText(w.before, await this.save(w.fam));
+        if (back) await this.exec(tool(backend, w.fam, 'restore'), ['--noflush', '--wait'], back);
       }
-      // Put the previous sets back, then drop the ones this apply created.
-      const undo = [...swapped.map((n) => `swap ${n}${TMP_SUFFIX} ${n}`), ...swapped.map((n) => `destroy ${n}${TMP_SUFFIX}`), ...created.map((n) => `destroy ${n}`)];
-      if (undo.length) this.exec('ipset', ['restore', '-exist'], undo.join('\n') + '\n');
+      if (setsTouched && sets.undo.length) await this.exec('ipset', ['restore', '-exist'], sets.undo.join('\n') + '\n');
       this.opts.log?.warn({ err: e }, 'ACL apply failed; previous ruleset kept');
       throw e;
     }
-    // 3. Drop temporaries and sets no rule references any more.
-    const wanted = new Set([...rs.v4.sets, ...rs.v6.sets].map((s) => s.name));
-    const drop = [...swapped.map((n) => n + TMP_SUFFIX), ...[...sets.keys()].filter((n) => !wanted.has(n) && !swapped.includes(n.replace(/-t$/, '')))];
-    // One batch; should a set still be in use (someone else's rule), fall back to one at a time.
-    if (drop.length && this.exec('ipset', ['restore'], drop.map((n) => `destroy ${n}`).join('\n') + '\n').code === 0) report.setsDestroyed += drop.length;
-    else for (const n of drop) if (this.exec('ipset', ['destroy', n]).code === 0) report.setsDestroyed++;
-    this.opts.log?.info({ chains: report.chainsWritten, sets: report.setsWritten, destroyed: report.setsDestroyed, backend: this.backend }, 'ACL applied');
+    // Sets no rule references any more. One batch; should a set still be in use (someone else's rule), one at a time.
+    if (sets.destroy.length && (await this.exec('ipset', ['restore'], sets.destroy.join('\n') + '\n')).code === 0) report.setsDestroyed += sets.destroy.length;
+    else for (const d of sets.destroy) if ((await this.exec('ipset', d.split(' '))).code === 0) report.setsDestroyed++;
+    this.opts.log?.info({ chains: report.chainsWritten, sets: report.setsWritten, destroyed: report.setsDestroyed, backend }, 'ACL applied');
     return report;
   }
 
   /** Remove everything Tern installed in this namespace (hooks, chains, sets). */
-  remove(): void {
+  async remove(): Promise<void> {
     const empty: CompiledRuleset = { v4: { family: 4, chains: [], hooks: [], sets: [] }, v6: { family: 6, chains: [], hooks: [], sets: [] } };
-    withLock(this.lockFile, () => {
+    const backend = await this.resolveBackend();
+    await withNodeLock(this.lockFile, async () => {
       for (const fam of [4, 6] as const) {
-        const cur = parseSave(this.save(fam));
+        const cur = parseSave(await this.save(fam));
         const del = [...cur.hooks].flatMap(([chain, h]) => h.specs.map((s) => `-D ${chain} ${s}`));
         const plan = planIptables(empty[fam === 4 ? 'v4' : 'v6'], cur);
         const text = plan ? plan.replace('*filter\n', `*filter\n${del.join('\n')}${del.length ? '\n' : ''}`) : del.length ? ['*filter', ...del, 'COMMIT', ''].join('\n') : '';
-        if (text) this.must(tool(this.backend, fam, 'restore'), ['--noflush', '--wait'], text);
+        if (text) await this.must(tool(backend, fam, 'restore'), ['--noflush', '--wait'], text);
       }
-      const names = [...parseIpsetSave(this.must('ipset', ['save'])).keys()];
-      if (names.length && this.exec('ipset', ['restore'], names.map((n) => `destroy ${n}`).join('\n') + '\n').code !== 0) for (const n of names) this.exec('ipset', ['destroy', n]);
+      const names = [...parseIpsetSave(await this.must('ipset', ['save'])).keys()];
+      if (names.length && (await this.exec('ipset', ['restore'], names.map((n) => `destroy ${n}`).join('\n') + '\n')).code !== 0) for (const n of names) await this.exec('ipset', ['destroy', n]);
     });
   }
 }

@@ -75,7 +75,25 @@ export const CHAIN = {
   input: `${CHAIN_PREFIX}INPUT`,
   toWl: `${CHAIN_PREFIX}to-wl`,
   fromWl: `${CHAIN_PREFIX}from-wl`,
+  fromOverlay: `${CHAIN_PREFIX}fw-from-ovl`,
+  toOverlay: `${CHAIN_PREFIX}fw-to-ovl`,
 } as const;
+
+/**
+ * The VXLAN VTEP (overlay VTEP_NAME) shares the link prefix of the host veths,
+ * so `tern+` matches it too: it is never a workload interface. Traffic in from
+ * the overlay is judged only on its workload side (ingress policy of a local
+ * pod), traffic out to it only on its workload side (the local pod's source
+ * check and egress policy).
+ */
+export const OVERLAY_IFACE = 'tern.vxlan';
+
+/**
+ * VLAN-mode pods hang off a per-VLAN bridge (`ternbr<vid>`, overlay vlan-plan);
+ * they are no ACL endpoints, and with br_netfilter their bridged traffic shows
+ * the bridge as its interface: not ours to judge.
+ */
+export const VLAN_BRIDGES = `${LINK_PREFIX}br+`;
 
 export function shortHash(s: string, n = 16): string {
   return crypto.createHash('sha256').update(s).digest('hex').slice(0, n);
@@ -293,6 +311,10 @@ class FamilyCompiler {
         `-i ${w} ${inv}`,
         `-o ${w} ${inv}`,
         // Fail closed and anti-spoof: the (source address, interface) pair must be a programmed endpoint.
+        `-i ${VLAN_BRIDGES} -j RETURN`,
+        `-o ${VLAN_BRIDGES} -j RETURN`,
+        `-i ${OVERLAY_IFACE} -g ${CHAIN.fromOverlay}`,
+        `-o ${OVERLAY_IFACE} -g ${CHAIN.toOverlay}`,
         `-i ${w} -m set ! --match-set ${ep} src,src -j DROP`,
         `-o ${w} -m set ! --match-set ${ep} dst,dst -j DROP`,
         `-i ${w} -j ${CHAIN.fromWl}`,
@@ -301,9 +323,19 @@ class FamilyCompiler {
         `-o ${w} -j ACCEPT`,
       ],
     };
+    const fromOverlay: ChainSpec = {
+      name: CHAIN.fromOverlay,
+      rules: [`-o ${OVERLAY_IFACE} -j RETURN`, `-o ${w} -m set ! --match-set ${ep} dst,dst -j DROP`, `-o ${w} -j ${CHAIN.toWl}`, `-o ${w} -j ACCEPT`],
+    };
+    const toOverlay: ChainSpec = {
+      name: CHAIN.toOverlay,
+      rules: [`-i ${w} -m set ! --match-set ${ep} src,src -j DROP`, `-i ${w} -j ${CHAIN.fromWl}`, `-i ${w} -j ACCEPT`],
+    };
     const input: ChainSpec = {
       name: CHAIN.input,
       rules: [
+        `-i ${OVERLAY_IFACE} -j RETURN`, // a remote pod reaching this node: not a local workload's traffic
+        `-i ${VLAN_BRIDGES} -j RETURN`,
         est,
         inv,
         ...(this.fam === 6 ? ['-p ipv6-icmp -m icmp6 --icmpv6-type 133 -j ACCEPT', '-p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT', '-p ipv6-icmp -m icmp6 --icmpv6-type 136 -j ACCEPT'] : []),
@@ -320,7 +352,7 @@ class FamilyCompiler {
     const policyAndTier = this.chains.sort((a, b) => cmp(a.name, b.name));
     return {
       family: this.fam,
-      chains: [forward, input, from, to, ...policyAndTier],
+      chains: [forward, fromOverlay, toOverlay, input, from, to, ...policyAndTier],
       hooks: [
         { table: 'filter', chain: 'FORWARD', match: '', target: CHAIN.forward },
         { table: 'filter', chain: 'INPUT', match: `-i ${w}`, target: CHAIN.input },

@@ -19,25 +19,37 @@ export function policyFiles(p: string): string[] {
 
 /** Parse every file; any problem in any file rejects all of them. */
 export function loadPolicyPaths(paths: string[]): Resource[] {
+  return loadFiles(paths.flatMap(policyFiles)).resources;
+}
+
+/**
+ * Parse a set of files together. `keepEmpty` maps a file to what it defined
+ * when last applied: such a file found empty is one being rewritten in place
+ * (truncated, not yet written), so it keeps defining that instead of nothing.
+ */
+export function loadFiles(files: string[], keepEmpty?: Map<string, Resource[]>): { resources: Resource[]; byFile: Map<string, Resource[]>; keptEmpty: string[] } {
   const problems: FileProblem[] = [];
-  const out: Resource[] = [];
+  const byFile = new Map<string, Resource[]>();
+  const keptEmpty: string[] = [];
   const seen = new Map<string, string>();
-  for (const p of paths) {
-    for (const file of policyFiles(p)) {
-      try {
-        for (const r of parsePolicyText(fs.readFileSync(file, 'utf8'), file)) {
-          const k = `${r.kind}/${r.key}`;
-          const line = (r.value as { origin?: { line: number } }).origin?.line ?? 1;
-          if (seen.has(k)) problems.push({ file, line, field: 'metadata.name', message: `${r.kind} ${r.key} is also defined in ${seen.get(k)}` });
-          seen.set(k, file);
-          out.push(r);
-        }
-      } catch (e) {
-        if (e instanceof PolicyFileError) problems.push(...e.problems);
-        else throw e;
+  for (const file of files) {
+    try {
+      const text = fs.readFileSync(file, 'utf8');
+      const kept = text.trim() === '' ? keepEmpty?.get(file) : undefined;
+      if (kept?.length) keptEmpty.push(file);
+      const rs = kept ?? parsePolicyText(text, file);
+      for (const r of rs) {
+        const k = `${r.kind}/${r.key}`;
+        const line = (r.value as { origin?: { line: number } }).origin?.line ?? 1;
+        if (seen.has(k)) problems.push({ file, line, field: 'metadata.name', message: `${r.kind} ${r.key} is also defined in ${seen.get(k)}` });
+        seen.set(k, file);
       }
+      byFile.set(file, rs);
+    } catch (e) {
+      if (e instanceof PolicyFileError) problems.push(...e.problems);
+      else throw e;
     }
   }
   if (problems.length) throw new PolicyFileError(problems);
-  return out;
+  return { resources: [...byFile.values()].flat(), byFile, keptEmpty };
 }

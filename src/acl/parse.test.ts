@@ -43,6 +43,16 @@ describe('Kubernetes NetworkPolicy normalisation', () => {
     expect(p.egress[0].destination.ports).toEqual([{ name: 'pg' }]);
   });
 
+  it('from: [] and to: [] match every peer, as a missing list does', () => {
+    for (const [spec, dir] of [
+      ['ingress:\n  - from: []\n    ports: [{port: 8080}]', 'ingress'],
+      ['ingress:\n  - ports: [{port: 8080}]', 'ingress'],
+      ['policyTypes: [Egress]\negress:\n  - to: []\n    ports: [{port: 8080}]', 'egress'],
+    ] as const) {
+      expect(policy(k8s(`podSelector: {}\n${spec}`))[dir]).toEqual([{ action: 'Allow', protocol: 6, source: {}, destination: { ports: [{ first: 8080, last: 8080 }] } }]);
+    }
+  });
+
   it('a port entry without a port allows every port of its protocol', () => {
     const p = policy(k8s('podSelector: {}\ningress:\n  - ports: [{protocol: UDP}]'));
     expect(p.ingress).toEqual([{ action: 'Allow', protocol: 17, source: {}, destination: {} }]);
@@ -58,11 +68,24 @@ describe('Tern / Calico v3 resources', () => {
     expect(ns.types).toEqual({ ingress: true, egress: false });
   });
 
+  const calicoTypes: [string, string, { ingress: boolean; egress: boolean }][] = [
+    ['no rules', '{}', { ingress: true, egress: false }],
+    ['ingress only', '{ingress: [{action: Allow}]}', { ingress: true, egress: false }],
+    ['egress only', '{egress: [{action: Allow}]}', { ingress: false, egress: true }],
+    ['both', '{ingress: [{action: Allow}], egress: [{action: Allow}]}', { ingress: true, egress: true }],
+    ['explicit', '{types: [Ingress], egress: [{action: Allow}]}', { ingress: true, egress: false }],
+  ];
+  for (const [api, kind, md] of [
+    ['projectcalico.org/v3', 'NetworkPolicy', '{name: n, namespace: a}'],
+    ['tern.io/v1', 'GlobalNetworkPolicy', '{name: g}'],
+  ])
+    for (const [name, spec, want] of calicoTypes) it(`${api} ${kind} types default: ${name}`, () => expect(policy(`apiVersion: ${api}\nkind: ${kind}\nmetadata: ${md}\nspec: ${spec}\n`).types).toEqual(want));
+
   it('ports: numbers, ranges and names; protocols by name and number', () => {
     const p = policy('apiVersion: tern.io/v1\nkind: GlobalNetworkPolicy\nmetadata: {name: g}\nspec:\n  egress:\n    - {action: Allow, protocol: 132, destination: {ports: [80, "1000:2000", web]}}\n    - {action: Deny, protocol: ICMPv6, icmp: {type: 128, code: 0}}\n');
     expect(p.egress[0].destination.ports).toEqual([{ first: 80, last: 80 }, { first: 1000, last: 2000 }, { name: 'web' }]);
     expect(p.egress[1]).toMatchObject({ protocol: 58, icmp: { type: 128, code: 0 } });
-    expect(p.types).toEqual({ ingress: true, egress: true });
+    expect(p.types).toEqual({ ingress: false, egress: true }); // Calico: egress rules only -> [Egress]
   });
 
   it('multi-document YAML, JSON and a JSON List, with each resource\'s line', () => {

@@ -198,7 +198,9 @@ function k8sPolicy(doc: Obj, origin: Origin): Policy {
     raw.forEach((r, i) => {
       const p: Path = ['spec', dir, i];
       const o = R.obj(r ?? {}, p, [peersKey, 'ports']);
-      const peers: EntityMatch[] = o[peersKey] === undefined ? [{}] : R.arr(o[peersKey], [...p, peersKey]).map((peer, j) => k8sPeer(peer, [...p, peersKey, j], ns));
+      const listed = o[peersKey] === undefined ? [] : R.arr(o[peersKey], [...p, peersKey]).map((peer, j) => k8sPeer(peer, [...p, peersKey, j], ns));
+      // The API: an empty or missing list matches every source (destination).
+      const peers: EntityMatch[] = listed.length ? listed : [{}];
       const ports = o.ports === undefined ? undefined : R.arr(o.ports, [...p, 'ports']).map((x, j) => k8sPort(x, [...p, 'ports', j]));
       // Ports pair with the peers of this rule only: one rule per (peer, protocol).
       const byProto = new Map<number, PortSpec[]>();
@@ -332,8 +334,9 @@ function ternRule(v: unknown, path: Path, ns: string | undefined): Rule {
   return r;
 }
 
-function types(v: unknown, path: Path, hasEgress: boolean): Policy['types'] {
-  if (v === undefined) return { ingress: true, egress: hasEgress };
+/** Calico's default: [Egress] for a policy with only egress rules, [Ingress] with none, else both. */
+function types(v: unknown, path: Path, rules: { ingress: number; egress: number }): Policy['types'] {
+  if (v === undefined) return { ingress: rules.ingress > 0 || rules.egress === 0, egress: rules.egress > 0 };
   const t = R.arr(v, path).map((x, i) => R.str(x, [...path, i]));
   t.forEach((x, i) => {
     if (x !== 'Ingress' && x !== 'Egress') throw new FieldError([...path, i], `unknown type ${x}`);
@@ -360,7 +363,7 @@ function ternPolicy(doc: Obj, origin: Origin, global: boolean): Policy {
     tier,
     order: spec.order as number | undefined,
     selector: spec.selector === undefined ? ALL : R.selector(spec.selector, ['spec', 'selector']),
-    types: types(spec.types, ['spec', 'types'], egress.length > 0),
+    types: types(spec.types, ['spec', 'types'], { ingress: ingress.length, egress: egress.length }),
     ingress,
     egress,
     origin,

@@ -2,9 +2,11 @@ import { describe, it, expect } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parsePolicyText, type Resource } from './parse';
-import { compileRuleset } from './compile';
+import { compileRuleset, OVERLAY_IFACE, VLAN_BRIDGES } from './compile';
 import { explainPacket } from './explain';
-import { simulate } from './simulate';
+import { VTEP_NAME } from '../overlay/plan';
+import { vlanNames } from '../overlay/vlan-plan';
+import { simulate, type SimPacket } from './simulate';
 import { toInput } from './state';
 import type { Endpoint } from './model';
 
@@ -52,6 +54,29 @@ describe('compiled chains agree with explain on every pod pair and packet', () =
     expect(simulate(rs.v4, 'FORWARD', { src: '10.0.0.11', dst: '10.0.0.10', inIface: 'tern9999999999', outIface: 'tern0000000000a', protocol: 6, dstPort: 80 }).verdict).toBe('drop');
     expect(simulate(rs.v4, 'FORWARD', { src: '10.0.0.99', dst: '10.0.0.10', inIface: 'tern0000000000b', outIface: 'tern0000000000a', protocol: 6, dstPort: 80 }).verdict).toBe('drop');
     expect(simulate(rs.v4, 'INPUT', { src: '10.0.0.10', dst: '192.0.2.1', inIface: 'tern0000000000a', protocol: 6, dstPort: 22 }).verdict).toBe('accept');
+  });
+
+  it('the VXLAN VTEP and the VLAN bridges are no workloads: remote and VLAN pods pass their side, the local side is still judged', () => {
+    expect(OVERLAY_IFACE).toBe(VTEP_NAME);
+    expect(vlanNames({ pool: { vlanId: 100, parent: 'eth1' } as never, containerId: 'c', ifName: 'eth0' }).bridge.startsWith(VLAN_BRIDGES.slice(0, -1))).toBe(true);
+    const all = parsePolicyText(fs.readFileSync(path.join(GOLDEN, 'k8s-basic.yaml'), 'utf8'), 'k');
+    const withPolicy = compileRuleset(toInput(all)).v4;
+    const endpointsOnly = compileRuleset(toInput(all.filter((r) => r.kind === 'Endpoint'))).v4;
+    const remoteTo = (dst: string, outIface: string): SimPacket => ({ src: '10.9.9.9', dst, inIface: VTEP_NAME, outIface, protocol: 6, dstPort: 80 });
+    const toRemote = (src: string, inIface: string): SimPacket => ({ src, dst: '10.9.9.9', inIface, outIface: VTEP_NAME, protocol: 6, dstPort: 80 });
+    const cases: [string, typeof withPolicy, SimPacket, 'FORWARD' | 'INPUT', 'accept' | 'drop'][] = [
+      ['remote pod -> local pod, no policy', endpointsOnly, remoteTo('10.0.0.11', 'tern0000000000b'), 'FORWARD', 'accept'],
+      ['remote pod -> local pod whose policy allows it (ipBlock)', withPolicy, remoteTo('10.0.0.10', 'tern0000000000a'), 'FORWARD', 'accept'],
+      ['remote pod -> local pod under deny-all', withPolicy, remoteTo('10.0.0.11', 'tern0000000000b'), 'FORWARD', 'drop'],
+      ['remote pod -> an unknown local interface', endpointsOnly, remoteTo('10.0.0.11', 'tern9999999999'), 'FORWARD', 'drop'],
+      ['local pod -> remote pod, no policy', endpointsOnly, toRemote('10.0.0.11', 'tern0000000000b'), 'FORWARD', 'accept'],
+      ['local pod under deny-all -> remote pod', withPolicy, toRemote('10.0.0.11', 'tern0000000000b'), 'FORWARD', 'drop'],
+      ['local pod, forged source -> remote pod', endpointsOnly, toRemote('10.0.0.99', 'tern0000000000b'), 'FORWARD', 'drop'],
+      ['VLAN pod (bridged) -> its router', withPolicy, { src: '10.100.0.5', dst: '10.100.0.1', inIface: 'ternbr100', outIface: 'ternbr100', protocol: 6, dstPort: 80 }, 'FORWARD', 'accept'],
+      ['VLAN pod -> this node', withPolicy, { src: '10.100.0.5', dst: '192.0.2.1', inIface: 'ternbr100', protocol: 6, dstPort: 8080 }, 'INPUT', 'accept'],
+      ['remote pod -> this node', withPolicy, { src: '10.9.9.9', dst: '192.0.2.1', inIface: VTEP_NAME, protocol: 6, dstPort: 8080 }, 'INPUT', 'accept'],
+    ];
+    for (const [name, rs, pkt, hook, want] of cases) expect(simulate(rs, hook, pkt).verdict, name).toBe(want);
   });
 });
 

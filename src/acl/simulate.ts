@@ -7,6 +7,7 @@
  */
 import type { FamilyRuleset } from './compile';
 import { addrOnly, inCidr } from './resolve';
+import { TernError } from '../lib/errors';
 
 export interface SimPacket {
   src: string;
@@ -35,7 +36,7 @@ export function simulate(rs: FamilyRuleset, hook: 'FORWARD' | 'INPUT', pkt: SimP
   const ifMatch = (pat: string, name?: string) => name !== undefined && (pat.endsWith('+') ? name.startsWith(pat.slice(0, -1)) : name === pat);
   const setHas = (name: string, dirs: string): boolean => {
     const s = sets.get(name);
-    if (!s) throw new Error(`unknown set ${name}`);
+    if (!s) throw new TernError('INTERNAL', `unknown set ${name}`);
     const parts = dirs.split(',');
     const addr = ip(parts[0] === 'src' ? pkt.src : pkt.dst);
     if (parts.length === 1) return s.has(addr) || [...s].some((m) => m.includes('/') && inCidr(addr, m));
@@ -103,7 +104,7 @@ export function simulate(rs: FamilyRuleset, hook: 'FORWARD' | 'INPUT', pkt: SimP
           i++;
           continue;
         default:
-          throw new Error(`simulate: unknown match ${t}`);
+          throw new TernError('INTERNAL', `simulate: unknown match ${t}`);
       }
       if (ok === neg) return false;
     }
@@ -111,7 +112,7 @@ export function simulate(rs: FamilyRuleset, hook: 'FORWARD' | 'INPUT', pkt: SimP
   };
   /** Run a chain; returns a final verdict, or undefined on RETURN / fall-through. */
   const run = (chain: string, depth: number): 'accept' | 'drop' | undefined => {
-    if (depth > 32) throw new Error('simulate: chain loop');
+    if (depth > 32) throw new TernError('INTERNAL', 'simulate: chain loop');
     for (const rule of chains.get(chain) ?? []) {
       n++;
       const tok = rule.match(/"[^"]*"|\S+/g)!;
@@ -129,6 +130,7 @@ export function simulate(rs: FamilyRuleset, hook: 'FORWARD' | 'INPUT', pkt: SimP
       }
       const v = run(target, depth + 1);
       if (v) return v;
+      if (tok[j] === '-g') return undefined; // goto: the called chain's end returns from this one too
     }
     return undefined;
   };

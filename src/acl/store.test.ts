@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { planPolicyDir, resourceKey, syncFromStore, writeResources, endpointResource, POLICY_DIR_SOURCE, type StoredResource } from './store';
+import { planPolicyDir, resourceKey, writeResources, endpointResource, POLICY_DIR_SOURCE, type StoredResource } from './store';
+import { syncFromStore } from './kernel-sync';
 import { detectBackend, netnsExec } from './applier';
 import { SqliteStore } from '../datastore';
 import type { Resource } from './parse';
@@ -57,9 +58,9 @@ describe('syncFromStore with nothing to program', () => {
   });
   const called = () => (fs.existsSync(calls) ? fs.readFileSync(calls, 'utf8').split('\n').filter(Boolean).length : 0);
 
-  it('choosing a backend runs the four save tools (what the next test must not see)', () => {
+  it("choosing a backend runs the four save tools (what the next test must not see)", async () => {
     fs.rmSync(calls, { force: true });
-    detectBackend(netnsExec());
+    await detectBackend(netnsExec());
     expect(called()).toBe(4);
   });
 

@@ -1,16 +1,12 @@
 /**
- * ACL resources in the datastore (/tern/acl/<kind>/<key>) and bringing one
- * node's rules in sync with them. Shared by `ternctl policy`, the CNI plugin
- * (which records each endpoint it attaches) and the node daemon.
+ * ACL resources in the datastore (/tern/acl/<kind>/<key>). Shared by
+ * `ternctl policy`, the CNI plugin (which records each endpoint it attaches)
+ * and the node daemon; programming the kernel from them is kernel-sync.ts.
  */
 import type { Store, TxnOp } from '../datastore/types';
 import { TernError } from '../lib/errors';
-import { Applier, defaultLock, netnsExec, type ApplyReport } from './applier';
-import { withNodeLock } from '../lib/lock';
-import { compileRuleset, endpointSetName } from './compile';
 import type { Endpoint } from './model';
 import type { Resource } from './parse';
-import { toInput } from './state';
 
 export const ACL_PREFIX = '/tern/acl/';
 
@@ -61,36 +57,11 @@ export function endpointResource(e: Endpoint): Resource {
 }
 
 /**
- * Read the datastore and program one namespace, both under the namespace's
- * ACL lock: concurrent writers (CNI ADDs, `ternctl policy apply --sync`, the
- * daemon) each sync after their own write, and whoever syncs last has read
- * every write that finished before it, so no update is lost. With `when`, the
- * rules are only touched if it approves of what was read.
- */
-export async function syncFromStore(store: Store, opts: { netnsPath?: string; when?: (all: StoredResource[]) => boolean } = {}): Promise<{ resources: StoredResource[]; report?: ApplyReport }> {
-  return withNodeLock(defaultLock(opts.netnsPath), async () => {
-    const resources = await storedResources(store);
-    if (opts.when && !opts.when(resources)) return { resources };
-    // Only now: choosing the backend runs four iptables-save processes, synchronously.
-    const applier = new Applier({ netnsPath: opts.netnsPath });
-    return { resources, report: applier.applyHoldingLock(compileRuleset(toInput(resources))) };
-  });
-}
-
-/**
- * Whether the ACL engine is in use: some policy, tier, tenant or setting is
- * stored. Until then a node has no Tern rules at all (unselected pods are
- * allowed), and attaching a pod costs no iptables round trip.
+ * Whether the node's rules must be in force: anything is stored, an endpoint
+ * included. The source check (a pod sends only from its own address, on its
+ * own interface) and fail-closed for unknown interfaces hold from the first
+ * pod, policy or not; only a node that never had a pod has no Tern rules.
  */
 export function aclInUse(resources: Resource[]): boolean {
-  return resources.some((r) => r.kind !== 'Endpoint');
-}
-
-/**
- * Whether this namespace holds Tern's ACL state (an earlier sync created the
- * endpoint set). Such rules must keep following the datastore even after the
- * last policy is gone, or a new pod would be dropped as unknown (fail closed).
- */
-export function kernelHasRules(netnsPath?: string): boolean {
-  return netnsExec(netnsPath)('ipset', ['list', '-n', endpointSetName(4)]).code === 0;
+  return resources.length > 0;
 }

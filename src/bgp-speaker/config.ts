@@ -28,6 +28,10 @@ export interface PeerSpec {
   multihop?: number;
   /** GTSM (RFC 5082): send TTL 255, accept only packets from at most this many hops away (true: 1). */
   ttlSecurity?: boolean | number;
+  /** Towards an eBGP peer, keep the next hop of routes we pass on instead of putting ours (our own routes still carry ours). */
+  keepNextHop?: boolean;
+  /** BFD (RFC 5880/5881, single hop) in milliseconds; the BGP session goes down with it. */
+  bfd?: { minRx: number; minTx: number; multiplier: number };
 }
 
 export interface SpeakerConfig {
@@ -93,6 +97,13 @@ export function validateConfig(raw: unknown): SpeakerConfig {
     if (q.multihop !== undefined && !isInt(q.multihop, 1, 255)) fail(`${f}.multihop`, 'must be a TTL from 1 to 255');
     if (q.ttlSecurity !== undefined && typeof q.ttlSecurity !== 'boolean' && !isInt(q.ttlSecurity, 1, 254)) fail(`${f}.ttlSecurity`, 'must be true or a hop count from 1 to 254');
     if (q.ttlSecurity && q.multihop !== undefined) fail(`${f}.ttlSecurity`, 'cannot be combined with multihop (GTSM always sends TTL 255)');
+    if (q.bfd !== undefined) {
+      const b = q.bfd as Record<string, unknown>;
+      if (typeof b !== 'object' || b === null) fail(`${f}.bfd`, 'must be {minRx, minTx, multiplier}');
+      for (const k of ['minRx', 'minTx'] as const) if (!isInt(b[k], 10, 60_000)) fail(`${f}.bfd.${k}`, 'must be milliseconds from 10 to 60000');
+      if (!isInt(b.multiplier, 1, 255)) fail(`${f}.bfd.multiplier`, 'must be from 1 to 255');
+      if (q.multihop !== undefined && (q.multihop as number) > 1) fail(`${f}.bfd`, 'only single-hop BFD is implemented (RFC 5881)');
+    }
   });
   if (c.families !== undefined && (!Array.isArray(c.families) || c.families.some((x) => x !== 'ipv4' && x !== 'ipv6'))) fail('families', "must list 'ipv4' and/or 'ipv6'");
   if (c.routes !== undefined) {

@@ -12,6 +12,7 @@ export type ControlRequest =
   | { cmd: 'routes'; prefix?: string }
   | { cmd: 'announce'; prefixes: string[] }
   | { cmd: 'withdraw'; prefixes: string[] }
+  | { cmd: 'ready' }
   | { cmd: 'stats' };
 
 export type ControlReply = { ok: true; result: unknown } | { ok: false; error: string; code?: string };
@@ -26,6 +27,9 @@ function handle(s: Speaker, r: ControlRequest): unknown {
       return { announced: s.announce(r.prefixes) };
     case 'withdraw':
       return { withdrawn: s.withdraw(r.prefixes) };
+    case 'ready':
+      s.ready();
+      return { ready: true };
     case 'stats':
       return s.stats();
     default:

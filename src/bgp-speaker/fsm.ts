@@ -91,9 +91,11 @@ export function keepaliveFor(holdTime: number): number {
 }
 
 /** §6.8: which connection survives a collision. */
-export function resolveCollision(localId: string, remoteId: string): 'keep-outgoing' | 'keep-incoming' {
+export function resolveCollision(localId: string, remoteId: string, localAs = 0, remoteAs = 0): 'keep-outgoing' | 'keep-incoming' {
   const n = (id: string) => id.split('.').reduce((a, x) => a * 256 + Number(x), 0);
-  // The connection initiated by the speaker with the higher BGP Identifier is kept.
+  // The connection initiated by the speaker with the higher BGP Identifier is kept;
+  // equal identifiers (external peers, RFC 6286 §2.3): the one with the larger AS number.
+  if (localId === remoteId) return localAs > remoteAs ? 'keep-outgoing' : 'keep-incoming';
   return n(localId) > n(remoteId) ? 'keep-outgoing' : 'keep-incoming';
 }
 

@@ -253,7 +253,8 @@ export class Session {
   /** Check an OPEN against the configuration; returns a NOTIFICATION event when it is unacceptable. */
   private checkOpen(o: OpenMessage): FsmEvent | undefined {
     if (peerAsOf(o) !== this.cfg.asn) return { type: 'MsgErr', code: NotifyCode.OPEN_MESSAGE_ERROR, subcode: OpenSubcode.BAD_PEER_AS };
-    if (o.routerId === this.cfg.routerId) return { type: 'MsgErr', code: NotifyCode.OPEN_MESSAGE_ERROR, subcode: OpenSubcode.BAD_BGP_IDENTIFIER };
+    // RFC 6286 §2.2: the identifier need only be unique within an AS, so only an internal peer may not share ours.
+    if (this.ibgp && o.routerId === this.cfg.routerId) return { type: 'MsgErr', code: NotifyCode.OPEN_MESSAGE_ERROR, subcode: OpenSubcode.BAD_BGP_IDENTIFIER };
     return undefined;
   }
 
@@ -269,7 +270,7 @@ export class Session {
         }
         c.remoteOpen = m;
         this.negotiated = negotiate(this.localOpen, m);
-        c.receive = receiveOptions(this.negotiated);
+        c.receive = { ...receiveOptions(this.negotiated), ebgp: !this.ibgp };
         c.send = sendOptions(this.negotiated);
         return this.dispatch({ type: 'BGPOpen', holdTime: this.negotiated.holdTime });
       }
@@ -303,7 +304,7 @@ export class Session {
       c.write({ type: 3, code: NotifyCode.OPEN_MESSAGE_ERROR, subcode: (bad as { subcode: number }).subcode, data: Buffer.alloc(0) });
       return c.end();
     }
-    const keep = resolveCollision(this.cfg.routerId, m.routerId);
+    const keep = resolveCollision(this.cfg.routerId, m.routerId, this.cfg.localAsn, this.cfg.asn);
     const existingIsOutgoing = this.conn ? !this.conn.incoming : true;
     // An Established session always wins (§6.8); a stopped one takes nothing.
     const keepRival = this.fsm.state !== 'Established' && !this.fsm.stopped && (keep === 'keep-incoming' ? existingIsOutgoing : !existingIsOutgoing);

@@ -4,19 +4,29 @@
  * dataplane); `stop()` leaves the kernel as is when graceful restart is on.
  */
 import * as net from 'node:net';
+import * as os from 'node:os';
 import type { Logger } from '../lib/log';
 import { messageOf } from '../lib/errors';
-import { buildAnnouncements, buildWithdrawals, canonicalPrefix, NotifyCode, CeaseSubcode, type CodecOptions, type Nlri, type RouteAttrs, type UpdateChanges } from './codec';
+import { buildAnnouncements, buildWithdrawals, canonicalPrefix, fitAttrs, isMartianNextHop, NotifyCode, CeaseSubcode, IPV4_UNICAST, IPV6_UNICAST, type CodecOptions, type Nlri, type RouteAttrs, type UpdateChanges } from './codec';
 import { Rib, parsePrefixRule, type FibChange, type PeerOut, LOCAL_PEER_ID } from './rib';
 import { Session, type BgpSocketOptions } from './session';
 import { TernError } from '../lib/errors';
 import { familiesOf, type PeerSpec, type SpeakerConfig } from './config';
+import { Bfd, type BfdStatus } from './bfd/bfd';
+
+/** One route the kernel refused (errno from rtnetlink). */
+export interface FibFailure {
+  prefix: string;
+  errno: number;
+}
 
 export interface FibSink {
-  /** Install (nextHops non-empty) or remove routes; called with one batch at a time. */
-  apply(changes: FibChange[]): Promise<void>;
+  /** Install (nextHops non-empty) or remove routes; called with one batch at a time. Returns the routes the kernel refused. */
+  apply(changes: FibChange[]): Promise<FibFailure[] | void>;
   /** Initial convergence reached: remove our kernel routes that were not re-learned (mark and sweep). */
   converged?(): Promise<void>;
+  /** Next hops that now resolve through another gateway (polled): their routes are written again. */
+  movedNextHops?(): Promise<string[]>;
 }
 
 export interface PeerView {
@@ -32,6 +42,7 @@ export interface PeerView {
   filtered: number;
   sent: number;
   lastError?: string;
+  bfd?: BfdStatus;
 }
 
 export interface RouteView {
@@ -40,6 +51,8 @@ export interface RouteView {
   reason: string;
   paths: { peer: string; nextHop: string; asPath: string; stale?: boolean }[];
   multipath: string[];
+  /** Set while the kernel refuses this route: it is then not in the kernel at all (never an older next hop). */
+  kernelError?: string;
 }
 
 export interface SpeakerStats {
@@ -47,6 +60,8 @@ export interface SpeakerStats {
   fibApplied: number;
   fibPending: number;
   fibErrors: number;
+  /** Routes the kernel refuses right now (retried every few seconds). */
+  fibFailed: number;
 }
 
 const fmtPath = (segs: { type: number; asns: number[] }[]) => segs.map((s) => (s.type === 1 ? `{${s.asns.join(' ')}}` : s.asns.join(' '))).join(' ');
@@ -69,6 +84,13 @@ export function ttlFor(p: Pick<PeerSpec, 'asn' | 'multihop' | 'ttlSecurity'>, lo
 /** Prefixes encoded per step (about ten full UPDATEs of IPv4 /26s), so a full table is encoded as the socket takes it. */
 const ENCODE_STEP = 8192;
 
+/** How often routes the kernel refused are tried again; how long the set of local addresses is trusted. */
+const FIB_RETRY_MS = 5000;
+/** How often the underlay is asked whether learned next hops moved (BIRD's recursive next hops follow its IGP table). */
+const NEXT_HOP_RECHECK_MS = 2000;
+const EARLY_FLUSH_ROUTES = 8192;
+const LOCAL_ADDRS_TTL_MS = 2000;
+
 /** The UPDATEs for one peer's changes, withdrawals first, encoded a step at a time. */
 function* encodeOut(o: PeerOut, opts: CodecOptions): Generator<Buffer> {
   const step = (prefixes: string[], i: number): Nlri[] => prefixes.slice(i, i + ENCODE_STEP).map((prefix) => ({ prefix }));
@@ -90,11 +112,32 @@ export class Speaker {
   private convergeTimer?: NodeJS.Timeout;
   private fibApplied = 0;
   private fibErrors = 0;
+  /** prefix -> why the kernel refused its route; such a prefix is kept out of the kernel until a retry works. */
+  private readonly fibFailed = new Map<string, string>();
+  private fibRetryTimer?: NodeJS.Timeout;
+  /** Removals queued because an install was refused: their success does not clear the refusal. */
+  private readonly refusedRemovals = new WeakSet<FibChange>();
+  /** Whether this speaker's own table is complete, so End-of-RIB may follow it (RFC 4724 §4.1). */
+  private localReady: boolean;
+  private readyTimer?: NodeJS.Timeout;
+  private localAddrs?: { at: number; set: Set<string> };
+  private bfd?: Bfd;
+  private recheckTimer?: NodeJS.Timeout;
+  /** Routes applied to the RIB since the last flush. */
+  private unflushed = 0;
 
   constructor(
     readonly cfg: SpeakerConfig,
-    private readonly deps: { log: Logger; fib?: FibSink; restarting?: boolean; sockopts?: BgpSocketOptions },
+    private readonly deps: {
+      log: Logger;
+      fib?: FibSink;
+      restarting?: boolean;
+      sockopts?: BgpSocketOptions;
+      /** After a restart, hold End-of-RIB until ready() (whoever feeds the table says so), at most this many seconds. */
+      holdEndOfRib?: number;
+    },
   ) {
+    this.localReady = !(deps.restarting && deps.holdEndOfRib);
     this.rib = new Rib({ asn: cfg.asn, routerId: cfg.routerId, clusterId: cfg.clusterId, maxPaths: cfg.maxPaths });
   }
 
@@ -106,6 +149,8 @@ export class Speaker {
     if (this.cfg.listen !== false) await this.listen();
     this.started = true;
     for (const s of this.sessions.values()) s.start();
+    if (!this.localReady) this.readyTimer = setTimeout(() => this.ready(), this.deps.holdEndOfRib! * 1000);
+    if (this.deps.fib?.movedNextHops) this.recheckTimer = setTimeout(() => void this.followUnderlay(), NEXT_HOP_RECHECK_MS);
     // Mark and sweep: after every peer sent End-of-RIB, or after a deadline, whichever comes first.
     this.convergeTimer = setTimeout(() => this.markConverged(), (this.cfg.gracefulRestart?.restartTime ?? 30) * 1000);
     this.schedule();
@@ -121,6 +166,7 @@ export class Speaker {
       asn: p.asn,
       rrClient: p.routeReflectorClient,
       nextHopSelf: p.nextHopSelf,
+      keepNextHop: p.keepNextHop,
       selfNextHop: p.nextHop ?? {},
       importPrefixes: p.importPrefixes?.map(parsePrefixRule),
       exportPrefixes: p.exportPrefixes?.map(parsePrefixRule),
@@ -159,6 +205,10 @@ export class Speaker {
     );
     this.sessions.set(p.address, s);
     if (p.password) this.listenerKey(p.address, p.password);
+    if (p.bfd) {
+      this.bfd ??= new Bfd(this.deps.log.child({ component: 'bfd' }), this.deps.sockopts);
+      this.bfd.add(p.address, p.bfd, (up) => this.onBfd(p.address, up), p.localAddress).catch((e) => this.deps.log.error({ peer: p.address, err: messageOf(e) }, 'BFD session failed to start'));
+    }
     if (this.started) s.start();
   }
 
@@ -171,6 +221,7 @@ export class Speaker {
     clearTimeout(this.staleTimers.get(address));
     this.staleTimers.delete(address);
     this.rib.removePeer(address);
+    this.bfd?.remove(address);
     s.stop(false);
     if (s.cfg.password) this.listenerKey(address, '');
     this.schedule();
@@ -221,6 +272,11 @@ export class Speaker {
     for (const s of this.sessions.values()) s.stop(graceful);
     for (const t of this.staleTimers.values()) clearTimeout(t);
     clearTimeout(this.convergeTimer);
+    clearTimeout(this.readyTimer);
+    clearTimeout(this.fibRetryTimer);
+    clearTimeout(this.recheckTimer);
+    this.recheckTimer = undefined;
+    this.bfd?.close();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     // Let already computed kernel work finish; with graceful restart nothing is removed.
     if (graceful) this.fibQueue = new Map([...this.fibQueue].filter(([, c]) => c.nextHops.length > 0));
@@ -233,6 +289,15 @@ export class Speaker {
     for (const p of prefixes) this.rib.originate(canonicalPrefix(p), attrs);
     this.schedule();
     return prefixes.length;
+  }
+
+  /** The own table is complete (after a restart): End-of-RIB may go out. */
+  ready(): void {
+    clearTimeout(this.readyTimer);
+    if (this.localReady) return;
+    this.localReady = true;
+    this.deps.log.info({ waiting: this.eorPending.size }, 'own table complete: End-of-RIB follows');
+    this.schedule();
   }
 
   withdraw(prefixes: string[]): number {
@@ -256,6 +321,7 @@ export class Speaker {
         holdTime: st.holdTime,
         ...stats,
         lastError: st.lastError,
+        ...(this.bfd?.status(st.address) ? { bfd: this.bfd.status(st.address) } : {}),
       };
     });
   }
@@ -277,16 +343,26 @@ export class Speaker {
       reason: d.reason,
       paths: d.paths.map((p) => ({ peer: p.peerId === LOCAL_PEER_ID ? 'local' : p.peerId, nextHop: p.attrs.nextHop || 'self', asPath: fmtPath(p.attrs.asPath), stale: p.stale })),
       multipath: d.multipath.map((p) => p.attrs.nextHop),
+      ...(this.fibFailed.has(d.prefix) ? { kernelError: this.fibFailed.get(d.prefix) } : {}),
     }));
   }
 
   stats(): SpeakerStats {
     let routes = 0;
     for (const _ of this.rib.destinations()) routes++;
-    return { routes, fibApplied: this.fibApplied, fibPending: this.fibQueue.size, fibErrors: this.fibErrors };
+    return { routes, fibApplied: this.fibApplied, fibPending: this.fibQueue.size, fibErrors: this.fibErrors, fibFailed: this.fibFailed.size };
   }
 
   // ---- session events ----
+
+  /** BFD saw the peer go (RFC 5882 §4.2): the BGP session goes with it, and its routes with that. */
+  private onBfd(address: string, up: boolean): void {
+    const s = this.sessions.get(address);
+    if (!s || up) return;
+    if (s.fsm.state === 'Idle') return;
+    this.deps.log.warn({ peer: address, state: s.fsm.state }, 'BFD down: closing the BGP session');
+    s.fail(NotifyCode.CEASE, CeaseSubcode.BFD_DOWN, 'BFD down');
+  }
 
   private onEstablished(s: Session): void {
     if (this.sessions.get(s.cfg.address) !== s) return; // removed meanwhile
@@ -296,7 +372,18 @@ export class Speaker {
     this.rib.peerUp(s.cfg.address, { routerId: s.conn!.remoteOpen!.routerId, families: n.families, selfNextHop: self });
     this.eorReceived.set(s.cfg.address, new Set());
     this.eorPending.add(s);
-    if (this.rib.hasStale(s.cfg.address)) this.armStaleTimer(s, n.peerGracefulRestart?.restartTime ?? 120);
+    if (this.rib.hasStale(s.cfg.address)) {
+      // RFC 4724 §4.2: back without graceful restart, or without the Forwarding State bit for a
+      // family: its stale routes go at once, not at End-of-RIB or when the restart timer runs out.
+      const gr = n.peerGracefulRestart;
+      for (const f of [IPV4_UNICAST, IPV6_UNICAST]) {
+        if (gr?.families.get(f) === true) continue;
+        const swept = this.rib.sweepStale(s.cfg.address, f);
+        if (swept) this.deps.log.info({ peer: s.cfg.address, family: f, routes: swept, gracefulRestart: !!gr }, 'stale routes flushed: the peer did not preserve forwarding state');
+      }
+      if (this.rib.hasStale(s.cfg.address)) this.armStaleTimer(s, gr?.restartTime ?? 120);
+      else clearTimeout(this.staleTimers.get(s.cfg.address));
+    }
     this.schedule();
   }
 
@@ -336,11 +423,37 @@ export class Speaker {
       this.schedule();
       return;
     }
+    for (const f of ch.families) {
+      if (!f.attrs || !f.announce.length) continue;
+      const why = this.badNextHop(s, f.attrs.nextHop);
+      if (!why) continue;
+      // RFC 4271 §6.3: log and ignore the route, no NOTIFICATION; what the peer sent before for these prefixes goes too.
+      this.deps.log.warn({ peer: id, nextHop: f.attrs.nextHop, why, routes: f.announce.length, first: f.announce[0].prefix }, 'route ignored: semantically incorrect NEXT_HOP');
+      f.withdraw.push(...f.announce);
+      f.announce = [];
+    }
     const r = this.rib.applyUpdate(id, ch.families);
+    // A fast peer fills the socket faster than we read it, and one poll phase reads it dry before
+    // any setImmediate runs: flush every so many routes, so the first ones reach the kernel early.
+    this.unflushed += r.accepted + r.withdrawn;
+    if (this.unflushed >= EARLY_FLUSH_ROUTES) this.flushNow();
     if (r.maxPrefixExceeded) {
       s.fail(NotifyCode.CEASE, CeaseSubcode.MAX_PREFIXES, `more than ${this.cfg.peers.find((p) => p.address === id)?.maxPrefix} prefixes`);
     }
     this.schedule();
+  }
+
+  /** Why a learned next hop is unusable (RFC 4271 §6.3), or undefined when it is fine. */
+  private badNextHop(s: Session, nextHop: string): string | undefined {
+    if (isMartianNextHop(nextHop)) return 'not a unicast address';
+    if (nextHop === s.localAddress()) return 'our own address';
+    const now = Date.now();
+    if (!this.localAddrs || now - this.localAddrs.at > LOCAL_ADDRS_TTL_MS) {
+      const set = new Set<string>();
+      for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) set.add(a.address);
+      this.localAddrs = { at: now, set };
+    }
+    return this.localAddrs.set.has(nextHop) ? 'our own address' : undefined;
   }
 
   private checkConverged(): void {
@@ -377,13 +490,16 @@ export class Speaker {
   }
 
   private flushNow(): void {
+    this.unflushed = 0;
     const { fib, out } = this.rib.flush();
     for (const [id, o] of out) {
       const s = this.sessions.get(id);
       if (s) this.sendOut(s, o);
     }
-    for (const s of this.eorPending) s.sendEndOfRib();
-    this.eorPending.clear();
+    if (this.localReady) {
+      for (const s of this.eorPending) s.sendEndOfRib();
+      this.eorPending.clear();
+    }
     if (this.deps.fib && fib.length) {
       for (const c of fib) this.fibQueue.set(c.prefix, c);
       void this.drainFib();
@@ -393,7 +509,71 @@ export class Speaker {
   private sendOut(s: Session, o: PeerOut): void {
     const opts = s.conn?.send;
     if (!opts) return;
-    s.sendUpdates(encodeOut(o, opts));
+    const announce: PeerOut['announce'] = [];
+    const withdraw = [...o.withdraw];
+    for (const a of o.announce) {
+      const attrs = fitAttrs(a.family, a.attrs, opts);
+      if (attrs) {
+        announce.push(attrs === a.attrs ? a : { ...a, attrs });
+        continue;
+      }
+      // RFC 8654 §4: no UPDATE this peer accepts can carry these routes: not sent (withdrawn, if it had them before).
+      this.deps.log.warn({ peer: s.cfg.address, routes: a.prefixes.length, first: a.prefixes[0], extendedMessage: !!opts.extendedMessage }, 'routes not sent: their attributes do not fit in a message to this peer');
+      this.rib.unsent(s.cfg.address, a.prefixes);
+      withdraw.push({ family: a.family, prefixes: a.prefixes });
+    }
+    s.sendUpdates(encodeOut({ announce, withdraw }, opts));
+  }
+
+  /**
+   * The kernel refused a route. A refused replace leaves the old next hop in
+   * place, so the prefix is taken out of the kernel (unless a newer change is
+   * already queued), remembered with its errno for `routes` and the metrics,
+   * and tried again from the RIB every few seconds.
+   */
+  private kernelRefused(f: FibFailure): void {
+    const why = `errno ${f.errno}`;
+    if (this.fibFailed.get(f.prefix) !== why) this.deps.log.error({ prefix: f.prefix, errno: f.errno }, 'kernel refused a route: kept out of the kernel, retried');
+    this.fibFailed.set(f.prefix, why);
+    this.fibErrors++;
+    if (!this.fibQueue.has(f.prefix)) {
+      const removal = { family: 0, prefix: f.prefix, nextHops: [] };
+      this.refusedRemovals.add(removal);
+      this.fibQueue.set(f.prefix, removal);
+    }
+    this.fibRetryTimer ??= setTimeout(() => {
+      this.fibRetryTimer = undefined;
+      for (const prefix of this.fibFailed.keys()) {
+        if (this.fibQueue.has(prefix)) continue;
+        const d = this.rib.destination(prefix);
+        const hops = d ? this.rib.installedHops(prefix) : [];
+        if (!hops.length) this.fibFailed.delete(prefix);
+        else this.fibQueue.set(prefix, { family: d!.family, prefix, nextHops: hops });
+      }
+      void this.drainFib();
+    }, FIB_RETRY_MS);
+  }
+
+  /** Rewrite the routes whose next hops now resolve through another gateway; then look again later. */
+  private async followUnderlay(): Promise<void> {
+    try {
+      const moved = new Set(await this.deps.fib!.movedNextHops!());
+      if (moved.size) {
+        let n = 0;
+        for (const d of this.rib.destinations()) {
+          if (this.fibQueue.has(d.prefix)) continue;
+          const hops = this.rib.installedHops(d.prefix);
+          if (!hops.some((h) => moved.has(h))) continue;
+          this.fibQueue.set(d.prefix, { family: d.family, prefix: d.prefix, nextHops: hops });
+          n++;
+        }
+        this.deps.log.info({ nextHops: [...moved], routes: n }, 'next hops moved in the underlay: routes rewritten');
+        void this.drainFib();
+      }
+    } catch (e) {
+      this.deps.log.warn({ err: messageOf(e) }, 'next-hop recheck failed');
+    }
+    if (this.recheckTimer) this.recheckTimer = setTimeout(() => void this.followUnderlay(), NEXT_HOP_RECHECK_MS);
   }
 
   /** One batch in flight at a time; changes that arrive meanwhile coalesce by prefix. */
@@ -406,8 +586,10 @@ export class Speaker {
         const batch = [...this.fibQueue.values()];
         this.fibQueue = new Map();
         try {
-          await sink.apply(batch);
-          this.fibApplied += batch.length;
+          const failed = (await sink.apply(batch)) ?? [];
+          this.fibApplied += batch.length - failed.length;
+          for (const c of batch) if (!this.refusedRemovals.has(c)) this.fibFailed.delete(c.prefix);
+          for (const f of failed) this.kernelRefused(f);
         } catch (e) {
           this.fibErrors++;
           this.deps.log.error({ err: messageOf(e), routes: batch.length }, 'kernel update failed');

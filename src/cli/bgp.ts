@@ -1,34 +1,63 @@
 /**
  * ternctl bgp: run a standalone speaker and talk to it over its control
- * socket (serve, announce, withdraw, peers, routes).
+ * socket (serve, announce, withdraw, peers, routes); apply, get and delete
+ * of the BGP resources are aliases of the resource commands.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { TernError } from '../lib/errors';
 import { createLogger } from '../lib/log';
-import { Speaker, loadConfig, serveControl, controlRequest, type PeerView, type RouteView } from '../bgp-speaker';
+import { Speaker, loadConfig, serveControl, controlRequest, type ControlRequest, type PeerView, type RouteView } from '../bgp-speaker';
 import { KernelFib } from '../bgp-speaker/fib';
 import { bgpSocketOptions } from '../dataplane';
+import { parsePrefix } from '../lib/cidr';
+import { emit, example, fileError, mustExist, nodeConfig, table, withStore } from './output';
+import { KINDS, deleteObject, getObjects, itemsTable, kindOf, readObjects, report, writeObjects } from './resources';
+import { BGP_KINDS, bgpResourceOf } from './manifests';
 
 export const DEFAULT_SOCKET = '/run/tern/bgp.sock';
 
+/** Prefixes, one per line (# comments); a bad one is invalid input naming file and line. */
 function readPrefixFile(file: string): string[] {
   let text: string;
   try {
     text = file === '-' ? fs.readFileSync(0, 'utf8') : fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new TernError('INVALID_CONFIG', `cannot read ${file}`, { cause: e });
+    throw fileError(file, e);
   }
-  return text
-    .split('\n')
-    .map((l) => l.replace(/#.*/, '').trim())
-    .filter(Boolean);
+  const out: string[] = [];
+  text.split('\n').forEach((l, i) => {
+    const p = l.replace(/#.*/, '').trim();
+    if (!p) return;
+    try {
+      parsePrefix(p, { loose: true });
+    } catch (e) {
+      throw new TernError('INVALID_CONFIG', `${file === '-' ? '(stdin)' : file}:${i + 1}: ${(e as Error).message}`);
+    }
+    out.push(p);
+  });
+  return out;
 }
 
-function table(rows: string[][]): string {
-  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]))).join('  ')).join('\n') + '\n';
+const SOCKET_HELP = "control socket (default: the node daemon's controlSocket, /run/tern/bgp.sock unless node.yaml says otherwise)";
+const CONFIG_HELP = 'node daemon config that names the control socket (default /etc/tern/node.yaml when present)';
+
+/** The socket to talk to: --socket, else the node daemon's (from --config or /etc/tern/node.yaml), else the default. */
+function socketOf(o: { socket?: string; config?: string }): string {
+  return o.socket ?? nodeConfig(o.config).controlSocket;
+}
+
+/** A control request; a socket that is not there is "not found" (3), one that does not answer a failure (1). */
+async function request(socket: string, req: ControlRequest): Promise<unknown> {
+  try {
+    return await controlRequest(socket, req);
+  } catch (e) {
+    if (!(e instanceof TernError) || e.code !== 'TRY_AGAIN_LATER') throw e;
+    const errno = (e.cause as NodeJS.ErrnoException | undefined)?.code;
+    if (errno === 'ENOENT') throw new TernError('NOT_FOUND', `no BGP control socket at ${socket}: is the node daemon (with bgp) or "ternctl bgp serve" running?`);
+    throw new TernError('IO_FAILURE', e.message);
+  }
 }
 
 function duration(s: number): string {
@@ -37,37 +66,61 @@ function duration(s: number): string {
   return `${h ? `${h}h` : ''}${h || m ? `${m}m` : ''}${s % 60}s`;
 }
 
+/** INFO: an Established session shows who it talks to; only a session that is down shows why. */
+export function peerInfo(p: PeerView): string {
+  if (p.state !== 'Established' && p.lastError) return p.lastError;
+  return p.routerId ? `router id ${p.routerId}` : '';
+}
+
 export function formatPeers(peers: PeerView[]): string {
-  const rows = [['Peer', 'AS', 'State', 'Since', 'Uptime', 'Received', 'Accepted', 'Sent', 'Info']];
+  const rows = [['Peer', 'AS', 'State', 'Since', 'Uptime', 'Received', 'Accepted', 'Sent', 'BFD', 'Info']];
   for (const p of peers) {
-    rows.push([p.address, String(p.asn), p.state, p.since.replace('T', ' ').replace(/\.\d+Z$/, ''), duration(p.uptimeSeconds), String(p.received), String(p.accepted), String(p.sent), p.lastError ?? (p.routerId ? `router id ${p.routerId}` : '')]);
+    const bfd = p.bfd ? `${p.bfd.state}${p.bfd.detectionTime ? ` ${p.bfd.detectionTime}ms` : ''}` : '-';
+    rows.push([p.address, String(p.asn), p.state, p.since.replace('T', ' ').replace(/\.\d+Z$/, ''), duration(p.uptimeSeconds), String(p.received), String(p.accepted), String(p.sent), bfd, peerInfo(p)]);
   }
   return table(rows);
+}
+
+/** Graceful-restart leftovers: a stale best path, and how many other paths are stale. */
+function staleMark(r: RouteView): string {
+  const others = r.paths.filter((p) => p.stale).length - (r.best?.stale ? 1 : 0);
+  return (r.best?.stale ? ' (STALE: graceful restart)' : '') + (others > 0 ? ` (+${others} stale)` : '');
 }
 
 export function formatRoutes(routes: RouteView[]): string {
   const rows = [['Prefix', 'Next hop', 'From', 'AS path', 'Paths', 'Why best']];
   for (const r of routes.sort((a, b) => a.prefix.localeCompare(b.prefix))) {
     const b = r.best;
-    rows.push([r.prefix, b ? (r.multipath.length > 1 ? r.multipath.join(',') : b.nextHop) : '-', b ? b.peer : '-', b?.asPath || '(empty)', String(r.paths.length), r.reason + (b?.stale ? ' (stale)' : '')]);
+    rows.push([r.prefix, b ? (r.multipath.length > 1 ? r.multipath.join(',') : b.nextHop) : '-', b ? b.peer : '-', b?.asPath || '(empty)', String(r.paths.length), r.reason + staleMark(r) + (r.kernelError ? ` (not in kernel: ${r.kernelError})` : '')]);
   }
   return table(rows);
 }
 
+/** Every path of each prefix (the Adj-RIB-In after import policy), the best one marked, like `birdc show route all`. */
+export function formatPaths(routes: RouteView[]): string {
+  const out: string[] = [];
+  for (const r of routes.sort((a, b) => a.prefix.localeCompare(b.prefix))) {
+    out.push(`${r.prefix}: best ${r.best ? `from ${r.best.peer}` : 'none'} (${r.reason})`);
+    for (const p of r.paths) {
+      const best = r.best && p.peer === r.best.peer && p.nextHop === r.best.nextHop;
+      out.push(`  ${best ? '*' : ' '} from ${p.peer} via ${p.nextHop}, AS path ${p.asPath || '(empty)'}${p.stale ? ', STALE (graceful restart)' : ''}`);
+    }
+  }
+  return out.join('\n') + '\n';
+}
+
 export function register(program: Command): void {
   const bgp = program.command('bgp').description('BGP speaker: run standalone, change what it announces, show peers and routes');
-  const out = (cmd: Command, data: unknown, fmt: () => string) => {
-    process.stdout.write(cmd.optsWithGlobals().output === 'json' ? JSON.stringify(data, null, 2) + '\n' : fmt());
-  };
 
-  bgp
-    .command('serve')
+  example(bgp.command('serve'), 'ternctl bgp serve --config /etc/tern/bgp.yaml --socket /run/tern/bgp.sock')
     .description('run a standalone BGP speaker (like gobgpd or bird)')
     .requiredOption('--config <file>', 'YAML or JSON speaker configuration')
     .option('--socket <path>', 'control socket', DEFAULT_SOCKET)
     .option('--log-level <level>', 'log level', 'info')
-    .option('--restarting', 'set the graceful-restart Restart State bit (we are coming back from a restart)')
-    .action(async (o: { config: string; socket: string; logLevel: string; restarting?: boolean }) => {
+    .option('--restarting', 'set the graceful-restart Restart State bit (we are coming back from a restart); End-of-RIB waits for `ternctl bgp ready`')
+    .option('--ready-timeout <seconds>', 'with --restarting: send End-of-RIB after this long even without `ternctl bgp ready`', '30')
+    .action(async (o: { config: string; socket: string; logLevel: string; restarting?: boolean; readyTimeout: string }) => {
+      mustExist(o.config);
       const cfg = loadConfig(o.config);
       const log = createLogger({ level: o.logLevel, sync: false, name: 'tern-bgp' });
       let fib: KernelFib | undefined;
@@ -76,7 +129,7 @@ export function register(program: Command): void {
         const marked = await fib.start();
         log.info({ marked }, 'kernel routes owned by Tern at start');
       }
-      const speaker = new Speaker(cfg, { log: log.child({ component: 'bgp' }), fib, restarting: o.restarting, sockopts: bgpSocketOptions() });
+      const speaker = new Speaker(cfg, { log: log.child({ component: 'bgp' }), fib, restarting: o.restarting, holdEndOfRib: Number(o.readyTimeout), sockopts: bgpSocketOptions() });
       await speaker.start();
       fs.mkdirSync(path.dirname(o.socket), { recursive: true });
       const control = await serveControl(speaker, o.socket);
@@ -94,51 +147,87 @@ export function register(program: Command): void {
       log.flush();
     });
 
-  bgp
-    .command('announce')
+  example(bgp.command('announce'), 'ternctl bgp announce --file prefixes.txt', 'echo 10.1.0.0/24 | ternctl bgp announce --file -')
     .description('originate the prefixes in FILE (one per line, - for stdin)')
-    .option('--socket <path>', 'control socket', DEFAULT_SOCKET)
+    .option('--socket <path>', SOCKET_HELP)
+    .option('-c, --config <file>', CONFIG_HELP)
     .requiredOption('--file <file>', 'prefixes, one per line')
-    .action(async (o: { socket: string; file: string }, cmd: Command) => {
-      const r = await controlRequest(o.socket, { cmd: 'announce', prefixes: readPrefixFile(o.file) });
-      out(cmd, r, () => `announced ${(r as { announced: number }).announced}\n`);
+    .action(async (o: { socket?: string; config?: string; file: string }, cmd: Command) => {
+      const r = await request(socketOf(o), { cmd: 'announce', prefixes: readPrefixFile(o.file) });
+      await emit(cmd, r, () => `announced ${(r as { announced: number }).announced}\n`);
     });
 
-  bgp
-    .command('withdraw')
+  example(bgp.command('withdraw'), 'ternctl bgp withdraw --file prefixes.txt')
     .description('stop originating the prefixes in FILE')
-    .option('--socket <path>', 'control socket', DEFAULT_SOCKET)
+    .option('--socket <path>', SOCKET_HELP)
+    .option('-c, --config <file>', CONFIG_HELP)
     .requiredOption('--file <file>', 'prefixes, one per line')
-    .action(async (o: { socket: string; file: string }, cmd: Command) => {
-      const r = await controlRequest(o.socket, { cmd: 'withdraw', prefixes: readPrefixFile(o.file) });
-      out(cmd, r, () => `withdrew ${(r as { withdrawn: number }).withdrawn}\n`);
+    .action(async (o: { socket?: string; config?: string; file: string }, cmd: Command) => {
+      const r = await request(socketOf(o), { cmd: 'withdraw', prefixes: readPrefixFile(o.file) });
+      await emit(cmd, r, () => `withdrew ${(r as { withdrawn: number }).withdrawn}\n`);
     });
 
-  bgp
-    .command('peers')
+  // Aliases of `ternctl apply -f`, `get` and `delete` for the BGP kinds (same reader, writer and lister).
+  example(bgp.command('apply'), 'ternctl bgp apply -f fabric.yaml')
+    .description('store BGPPeer / BGPConfiguration resources (YAML, several documents) in the datastore, all or none; nodes pick them up live (as ternctl apply -f)')
+    .requiredOption('-f, --file <file>', 'YAML file, directory or - for stdin')
+    .action(async (o: { file: string }, cmd: Command) => {
+      const objs = readObjects([o.file], BGP_KINDS); // any problem: nothing is stored
+      report(cmd, 'applied', await withStore(cmd, (s) => writeObjects(s, 'apply', objs), true));
+    });
+
+  example(bgp.command('get'), 'ternctl bgp get', 'ternctl bgp get -o json')
+    .description('the BGPConfiguration and BGPPeer resources in the datastore (as ternctl get bgpconfig and get bgppeer); json/yaml: the stored resources')
+    .action(async (_o: unknown, cmd: Command) => {
+      const defs = BGP_KINDS.slice().reverse().map(kindOf);
+      const items = await withStore(cmd, (s) => Promise.all(defs.map((d) => getObjects(s, d))));
+      emit(cmd, items.flat().map((i) => bgpResourceOf(i.manifest)), (wide) => defs.map((d, n) => itemsTable(d, items[n], wide)).join('\n'));
+    });
+
+  example(bgp.command('delete <kind> <name>'), 'ternctl bgp delete BGPPeer rack1-tor1')
+    .description('remove a BGPPeer or BGPConfiguration; the nodes close those sessions (as ternctl delete KIND NAME)')
+    .action(async (kind: string, name: string, _o: unknown, cmd: Command) => {
+      const def = KINDS.find((d) => BGP_KINDS.includes(d.kind) && d.aliases.includes(kind.toLowerCase()));
+      if (!def) throw new TernError('INVALID_CONFIG', `kind must be BGPPeer or BGPConfiguration, not ${kind}`);
+      await withStore(cmd, (s) => deleteObject(s, def, name));
+      report(cmd, 'deleted', { changed: [`${def.kind}/${name}`], unchanged: [] });
+    });
+
+  example(bgp.command('ready'), 'ternctl bgp ready')
+    .description('after --restarting: the own table is complete (all announces done), End-of-RIB may follow')
+    .option('--socket <path>', SOCKET_HELP)
+    .option('-c, --config <file>', CONFIG_HELP)
+    .action(async (o: { socket?: string; config?: string }, cmd: Command) => {
+      const r = await request(socketOf(o), { cmd: 'ready' });
+      await emit(cmd, r, () => 'ready\n');
+    });
+
+  example(bgp.command('peers'), 'ternctl bgp peers', 'ternctl bgp peers -o json')
     .description('sessions: state, uptime, prefixes received and sent, last error')
-    .option('--socket <path>', 'control socket', DEFAULT_SOCKET)
-    .action(async (o: { socket: string }, cmd: Command) => {
-      const r = (await controlRequest(o.socket, { cmd: 'peers' })) as PeerView[];
-      out(cmd, r, () => formatPeers(r));
+    .option('--socket <path>', SOCKET_HELP)
+    .option('-c, --config <file>', CONFIG_HELP)
+    .action(async (o: { socket?: string; config?: string }, cmd: Command) => {
+      const r = (await request(socketOf(o), { cmd: 'peers' })) as PeerView[];
+      await emit(cmd, r, () => formatPeers(r));
     });
 
-  bgp
-    .command('routes [prefix]')
-    .description('Loc-RIB: the best path per prefix and why it won')
-    .option('--socket <path>', 'control socket', DEFAULT_SOCKET)
-    .action(async (prefix: string | undefined, o: { socket: string }, cmd: Command) => {
-      const r = (await controlRequest(o.socket, { cmd: 'routes', prefix })) as RouteView[];
+  example(bgp.command('routes [prefix]'), 'ternctl bgp routes', 'ternctl bgp routes 10.244.1.0/26', 'ternctl bgp routes -o wide')
+    .description('Loc-RIB: the best path per prefix and why it won; with PREFIX or -o wide, every path received (best marked *, stale ones flagged)')
+    .option('--socket <path>', SOCKET_HELP)
+    .option('-c, --config <file>', CONFIG_HELP)
+    .action(async (prefix: string | undefined, o: { socket?: string; config?: string }, cmd: Command) => {
+      if (prefix) parsePrefix(prefix, { loose: true });
+      const r = (await request(socketOf(o), { cmd: 'routes', prefix })) as RouteView[];
       if (prefix && r.length === 0) throw new TernError('NOT_FOUND', `no route for ${prefix}`);
-      out(cmd, r, () => formatRoutes(r));
+      await emit(cmd, r, (wide) => (prefix || wide ? formatPaths(r) : formatRoutes(r)));
     });
 
-  bgp
-    .command('stats')
+  example(bgp.command('stats'), 'ternctl bgp stats')
     .description('speaker counters (routes, kernel writes)')
-    .option('--socket <path>', 'control socket', DEFAULT_SOCKET)
-    .action(async (o: { socket: string }, cmd: Command) => {
-      const r = await controlRequest(o.socket, { cmd: 'stats' });
-      out(cmd, r, () => Object.entries(r as object).map(([k, v]) => `${k}: ${v}`).join('\n') + '\n');
+    .option('--socket <path>', SOCKET_HELP)
+    .option('-c, --config <file>', CONFIG_HELP)
+    .action(async (o: { socket?: string; config?: string }, cmd: Command) => {
+      const r = await request(socketOf(o), { cmd: 'stats' });
+      await emit(cmd, r, () => Object.entries(r as object).map(([k, v]) => `${k}: ${v}`).join('\n') + '\n');
     });
 }

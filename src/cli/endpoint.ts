@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { TernError } from '../lib/errors';
-import { withDatastore } from '../datastore';
+import { emit, example, table, withStore } from './output';
 import { endpointResource, resourceKey, storedResources, syncFromStore, writeResources, type Endpoint } from '../acl';
 
 const PROTO: Record<string, number> = { tcp: 6, udp: 17, sctp: 132 };
@@ -35,34 +35,35 @@ export function parsePortArgs(args: string[]): Endpoint['namedPorts'] {
   });
 }
 
+export function endpointRow(e: Endpoint): string[] {
+  return [`${e.namespace}/${e.name}`, e.ips.join(','), e.hostIface, Object.entries(e.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-', e.namedPorts.map((p) => `${p.name}:${PROTO_NAME[p.protocol] ?? p.protocol}:${p.port}`).join(',') || '-'];
+}
+
 export function register(program: Command): void {
   const ep = program.command('endpoint').description('endpoints (attached pods) as the ACL engine sees them');
-  const g = (cmd: Command) => cmd.optsWithGlobals() as { datastore?: string; output?: string };
+  example(ep.command('list').description('every recorded endpoint: namespace/name, addresses, host interface, labels, named ports'), 'ternctl endpoint list', 'ternctl endpoint list -o yaml').action(
+    async (_o, cmd: Command) => {
+      const eps = (await withStore(cmd, storedResources)).flatMap((r) => (r.kind === 'Endpoint' ? [r.value] : []));
+      emit(cmd, eps, () => table([['ENDPOINT', 'ADDRESSES', 'INTERFACE', 'LABELS', 'PORTS'], ...eps.map(endpointRow)]));
+    },
+  );
 
-  ep.command('list')
-    .description('every recorded endpoint: namespace/name, addresses, host interface, labels, named ports')
-    .action(async (_o, cmd: Command) => {
-      const eps = (await withDatastore(g(cmd).datastore, storedResources)).flatMap((r) => (r.kind === 'Endpoint' ? [r.value] : []));
-      if (g(cmd).output === 'json') return void process.stdout.write(JSON.stringify(eps, null, 2) + '\n');
-      const rows = [['ENDPOINT', 'ADDRESSES', 'INTERFACE', 'LABELS', 'PORTS'], ...eps.map((e) => [`${e.namespace}/${e.name}`, e.ips.join(','), e.hostIface, Object.entries(e.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-', e.namedPorts.map((p) => `${p.name}:${PROTO_NAME[p.protocol] ?? p.protocol}:${p.port}`).join(',') || '-'])];
-      const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-      process.stdout.write(rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd()).join('\n') + '\n');
-    });
-
-  const change = (name: 'label' | 'ports', describe: string, example: string, fn: (e: Endpoint, args: string[]) => Endpoint) =>
-    ep
-      .command(`${name} <endpoint> <changes...>`)
-      .description(describe)
-      .option('--sync', "then program this node's rules at once")
-      .option('--netns <path>', 'with --sync: program this network namespace instead of the current one')
-      .addHelpText('after', `\nExample:\n  ${example}\n`)
+  const change = (name: 'label' | 'ports', describe: string, ex: string, fn: (e: Endpoint, args: string[]) => Endpoint) =>
+    example(
+      ep
+        .command(`${name} <endpoint> <changes...>`)
+        .description(describe)
+        .option('--sync', "then program this node's rules at once")
+        .option('--netns <path>', 'with --sync: program this network namespace instead of the current one'),
+      ex,
+    )
       .action(async (id: string, args: string[], o: { sync?: boolean; netns?: string }, cmd: Command) => {
-        await withDatastore(g(cmd).datastore, async (store) => {
+        await withStore(cmd, async (store) => {
           const cur = await store.get(resourceKey({ kind: 'Endpoint', key: id }));
           if (!cur) throw new TernError('NOT_FOUND', `no endpoint ${id} (see ternctl endpoint list)`);
           const next = fn((JSON.parse(cur.value) as { value: Endpoint }).value, args);
           await writeResources(store, 'apply', [endpointResource(next)]);
-          process.stdout.write(`endpoint ${id} updated\n`);
+          emit(cmd, next, () => `endpoint ${id} updated\n`);
           if (!o.sync) return;
           const { report: r } = await syncFromStore(store, { netnsPath: o.netns });
           process.stdout.write(`rules in sync (${r!.backend}): ${r!.chainsWritten} chains and ${r!.setsWritten} sets written\n`);

@@ -6,13 +6,15 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { TernError } from '../lib/errors';
-import { withDatastore, type Store } from '../datastore';
-import { BlockIpam, checkIpam, loadIpamState, normalisePool, parseJson, poolKey, releaseAddress, repairIpam, utilisation, handleKey, type Finding, type HandleRecord, type IPPool, type Utilisation } from '../ipam';
+import { Rtnl, parseEndpointAlias } from '../dataplane';
+import { RTPROT_POD } from '../lib/constants';
+import { storedResources } from '../acl/store';
+import type { Store } from '../datastore';
+import { writeObjects } from './resources';
+import { noObjects } from './manifests';
+import { emit, examplesFor, fileError, table, withStore } from './output';
+import { BlockIpam, checkIpam, handleId, repairable, type PodRoute, type EndpointAddresses, loadIpamState, normalisePool, parseJson, releaseAddress, repairIpam, utilisation, handleKey, type Finding, type HandleRecord, type IPPool, type Utilisation } from '../ipam';
 
-function table(rows: string[][]): string {
-  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]))).join('  ')).join('\n') + '\n';
-}
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
@@ -42,6 +44,16 @@ export function formatFinding(f: Finding): string {
       return `inconsistent affinity for ${f.block}: index says ${f.index}, block says ${f.owner ?? '(none)'}`;
     case 'empty-block':
       return `empty block ${f.block} of ${f.node ?? '(none)'} since ${new Date(f.since).toISOString()}`;
+    case 'overlapping-blocks':
+      return `block ${f.block} overlaps block ${f.other}`;
+    case 'unindexed-block':
+      return `block ${f.block} has no claim index entry (written before overlap guards); release --all adds it`;
+    case 'orphaned-claim':
+      return `claim ${f.key} names block ${f.blockKey}, which is gone`;
+    case 'misrouted-address':
+      return `address ${f.address} is routed to ${f.dev} (attachment ${f.routedFor}) but IPAM ${f.holder ? `gives it to ${f.holder}` : 'holds it for no one'}`;
+    case 'duplicate-endpoint-address':
+      return `address ${f.address} is recorded for ${f.endpoints.length} endpoints: ${f.endpoints.join(', ')}`;
   }
 }
 
@@ -52,20 +64,39 @@ export function parseDuration(s: string): number {
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms'];
 }
 
+/** This node's /32 (/128) routes to Tern pod devices, with the attachment each device's ownership mark names. */
+async function podRoutes(): Promise<PodRoute[]> {
+  const rt = Rtnl.open();
+  try {
+    const links = new Map((await rt.listLinks()).map((l) => [l.index, l]));
+    const out: PodRoute[] = [];
+    for (const r of await rt.listRoutes({ table: 254, protocol: RTPROT_POD })) {
+      const [address, len] = r.dst.split('/');
+      const link = r.dev !== undefined ? links.get(r.dev) : undefined;
+      const owner = parseEndpointAlias(link?.alias);
+      if (!link || !owner || Number(len) !== (address.includes(':') ? 128 : 32)) continue;
+      out.push({ address, dev: link.name, handle: handleId({ network: owner.network, containerId: owner.containerId, ifname: owner.ifname }) });
+    }
+    return out;
+  } finally {
+    rt.close();
+  }
+}
+
+async function endpointAddresses(s: Store): Promise<EndpointAddresses[]> {
+  return (await storedResources(s)).flatMap((r) => (r.kind === 'Endpoint' ? [{ key: r.key, ips: r.value.ips }] : []));
+}
+
 function readLive(file: string | undefined): Set<string> | undefined {
   if (!file) return undefined;
   try {
     return new Set(fs.readFileSync(file === '-' ? 0 : file, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean));
   } catch (e) {
-    throw new TernError('INVALID_CONFIG', `cannot read ${file}`, { cause: e });
+    throw fileError(file, e);
   }
 }
 
-const withStore = <T>(cmd: Command, fn: (s: Store) => Promise<T>): Promise<T> => withDatastore(cmd.optsWithGlobals().datastore, fn);
-
-function out(cmd: Command, data: unknown, text: () => string): void {
-  process.stdout.write(cmd.optsWithGlobals().output === 'json' ? JSON.stringify(data, null, 2) + '\n' : text());
-}
+const out = (cmd: Command, data: unknown, text: () => string): Promise<void> => emit(cmd, data, text);
 
 export function register(program: Command): void {
   const ipam = program.command('ipam').description('Block IPAM: utilisation, consistency check and repair, pools');
@@ -83,12 +114,19 @@ export function register(program: Command): void {
   const checkOpts = (c: Command) =>
     c
       .option('--grace <duration>', 'leaked handles and empty blocks only count after this long', '10m')
-      .option('--live <file>', 'file of live handle ids (<network>.<containerID>.<ifname>), one per line; without it handles are not judged by liveness');
+      .option('--live <file>', 'file of live handle ids (<network>.<containerID>.<ifname>), one per line; without it handles are not judged by liveness')
+      .option('--no-routes', "do not compare this node's pod routes with IPAM");
 
-  checkOpts(ipam.command('check').description('find leaked handles and addresses, orphaned blocks, inconsistent affinities, empty blocks')).action(
-    async (o: { grace: string; live?: string }, cmd: Command) => {
+  checkOpts(ipam.command('check').description('find leaked handles and addresses, orphaned blocks, inconsistent affinities, empty blocks, addresses routed or recorded for the wrong pod')).action(
+    async (o: { grace: string; live?: string; routes: boolean }, cmd: Command) => {
       await withStore(cmd, async (s) => {
-        const findings = checkIpam(await loadIpamState(s), { now: Date.now(), graceMs: parseDuration(o.grace), live: readLive(o.live) });
+        const findings = checkIpam(await loadIpamState(s), {
+          now: Date.now(),
+          graceMs: parseDuration(o.grace),
+          live: readLive(o.live),
+          routes: o.routes ? await podRoutes() : undefined,
+          endpoints: await endpointAddresses(s),
+        });
         out(cmd, findings, () => (findings.length ? findings.map(formatFinding).join('\n') + '\n' : 'ok: no problems found\n'));
         if (findings.length) throw new TernError('CHECK_FAILED', `${findings.length} problem(s) found; "ternctl ipam release --all" frees them`);
       });
@@ -119,7 +157,7 @@ export function register(program: Command): void {
         return;
       }
       const st = await loadIpamState(s);
-      const findings = checkIpam(st, { now: Date.now(), graceMs: parseDuration(o.grace), live: readLive(o.live) });
+      const findings = checkIpam(st, { now: Date.now(), graceMs: parseDuration(o.grace), live: readLive(o.live) }).filter(repairable);
       const rep = await repairIpam(s, st, findings, Date.now());
       out(cmd, rep, () => [...rep.repaired.map((f) => `fixed: ${formatFinding(f)}`), ...rep.skipped.map((f) => `skipped (changed meanwhile, re-run check): ${formatFinding(f)}`), `${rep.repaired.length} fixed, ${rep.skipped.length} skipped`].join('\n') + '\n');
     });
@@ -161,8 +199,15 @@ export function register(program: Command): void {
         vlan: o.vlanId !== undefined || o.vlanParent !== undefined || o.vlanGateway !== undefined ? { id: Number(o.vlanId), parent: o.vlanParent ?? '', gateway: o.vlanGateway ?? '', mtu: o.vlanMtu !== undefined ? Number(o.vlanMtu) : undefined } : undefined,
       });
       await withStore(cmd, async (s) => {
-        await s.txn([{ op: 'put', key: poolKey(p.cidr), value: JSON.stringify(p) }]);
+        // The same checked write as `ternctl apply -f` of an IPPool.
+        await writeObjects(s, 'apply', { ...noObjects(), pools: [p] });
         out(cmd, p, () => `pool ${p.cidr}: /${p.blockSize} blocks, ${p.mode}${p.disabled ? ', disabled' : ''}\n`);
-      });
+      }, true);
     });
+  examplesFor(ipam, {
+    show: ['ternctl ipam show', 'ternctl ipam show -o json'],
+    check: ['ternctl ipam check --grace 10m --live live-handles.txt'],
+    release: ['ternctl ipam release --all --live live-handles.txt', 'ternctl ipam release --address 10.244.1.7'],
+  });
+  examplesFor(pool, { set: ['ternctl ipam pool set 10.244.0.0/16 --block-size 26 --node-selector zone=a'] });
 }

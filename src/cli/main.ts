@@ -1,40 +1,26 @@
 /**
  * ternctl: the operator CLI. Each area registers its nouns from its own
  * module (cli/<area>.ts exporting `register(program)`), so this file only
- * composes them and maps errors to exit codes once.
+ * composes them and maps errors to exit codes and printed errors once.
  */
-import { Command, CommanderError } from 'commander';
-import { TernError, messageOf } from '../lib/errors';
+import { Command, CommanderError, Option } from 'commander';
 import { register as registerNode, registerStatus } from './node';
 import { register as registerEndpoint } from './endpoint';
 import { register as registerBgp } from './bgp';
 import { register as registerDoctor } from './doctor';
 import { register as registerPolicy } from './policy';
 import { register as registerIpam } from './ipam';
+import { register as registerResources } from './resources';
+import { EXIT, FORMATS, emit, example, examplesOf, exitCodeFor, printError } from './output';
+import { formatVersion, versionInfo } from './version';
+import { bashCompletion, optionValues } from './completion';
 
-/** Exit codes: 0 ok, 1 operation failed, 2 usage, 3 not found, 4 datastore unavailable. */
-export function exitCodeFor(e: unknown): number {
-  if (e instanceof TernError) {
-    switch (e.code) {
-      case 'INVALID_CONFIG':
-      case 'DECODE_FAILURE':
-      case 'UNSUPPORTED_FIELD':
-        return 2;
-      case 'NOT_FOUND':
-      case 'UNKNOWN_CONTAINER':
-        return 3;
-      case 'TRY_AGAIN_LATER':
-        return 4;
-      default:
-        return 1;
-    }
-  }
-  return 1;
-}
+export { exitCodeFor } from './output';
 
 type Register = (program: Command) => void;
 const registrations: Register[] = [
   // Each area adds its register function here.
+  registerResources,
   registerNode,
   registerStatus,
   registerEndpoint,
@@ -44,25 +30,76 @@ const registrations: Register[] = [
   registerIpam,
 ];
 
+/** Every command without subcommands, depth first. */
+export function leaves(cmd: Command): Command[] {
+  return cmd.commands.length ? cmd.commands.flatMap(leaves) : [cmd];
+}
+
+export function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c?.parent; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+function registerMeta(program: Command): void {
+  example(program.command('version').description('version, git commit, Node version and supported CNI spec versions'), 'ternctl version', 'ternctl version -o json').action(
+    (_o, cmd: Command) => {
+      const v = versionInfo();
+      emit(cmd, v, () => formatVersion(v));
+    },
+  );
+  const completion = program.command('completion').description('shell completion scripts, generated from the command tree');
+  example(completion.command('bash').description('print the bash completion script'), 'ternctl completion bash > /etc/bash_completion.d/ternctl', 'source <(ternctl completion bash)').action(() => {
+    process.stdout.write(bashCompletion(program));
+  });
+}
+
 export function buildProgram(): Command {
   const program = new Command('ternctl')
     .description('Operate Tern: routed L3 container networking (CNI, IPAM, BGP, ACL)')
     .option('--datastore <path|urls>', 'datastore: a SQLite path, or comma-separated etcd URLs (env TERN_DATASTORE, then /etc/tern/tern.yaml)')
-    .option('-o, --output <format>', 'output format: table or json', 'table')
-    .showHelpAfterError()
+    .addOption(new Option('-o, --output <format>', 'output format').choices(FORMATS).default('table'))
+    .version(formatVersion(versionInfo()).trimEnd(), '--version', 'print the version (as "ternctl version" does)')
+    .showHelpAfterError('(ternctl --help lists the commands, ternctl COMMAND --help shows one)')
     .exitOverride();
+  optionValues.set('--output', [...FORMATS]);
   for (const r of registrations) r(program);
+  registerMeta(program);
+  program.addHelpText('after', () => {
+    const rows = leaves(program).map((c) => [commandPath(c), examplesOf.get(c)?.[0] ?? '']);
+    const w = Math.max(...rows.map((r) => r[0].length));
+    return `\nCommands, one example each ("ternctl COMMAND --help" for more):\n${rows.map(([p, e]) => `  ${p.padEnd(w)}  ${e}`).join('\n')}\n\nExit codes: 0 ok, 1 failed, 2 usage or invalid input, 3 not found, 4 datastore unavailable.\n`;
+  });
   return program;
 }
 
+/** -o json asked for anywhere on the command line (errors are then JSON on stdout too). */
+function wantsJson(argv: string[]): boolean {
+  return argv.some((a, i) => ((a === '-o' || a === '--output') && argv[i + 1] === 'json') || a === '-ojson' || a === '--output=json');
+}
+
 export async function main(argv: string[]): Promise<number> {
+  const json = wantsJson(argv);
   const program = buildProgram();
+  if (json) {
+    // Usage errors too: once, as JSON on stdout, instead of commander's text.
+    const quiet = (c: Command) => {
+      c.configureOutput({ outputError: () => undefined });
+      c.showHelpAfterError(false);
+      c.commands.forEach(quiet);
+    };
+    quiet(program);
+  }
   try {
     await program.parseAsync(argv);
-    return 0;
+    return EXIT.ok;
   } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
-    process.stderr.write(`ternctl: ${messageOf(e)}\n`);
+    if (e instanceof CommanderError) {
+      if (e.exitCode === 0) return EXIT.ok;
+      if (json) process.stdout.write(JSON.stringify({ error: { code: 'USAGE', message: e.message.replace(/^error: /, '') } }) + '\n');
+      return EXIT.usage;
+    }
+    printError(e, json);
     return exitCodeFor(e);
   }
 }

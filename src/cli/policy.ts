@@ -3,15 +3,13 @@
  * to, explain the verdict for one packet, and apply/delete them in the
  * datastore (optionally bringing one namespace's rules in sync at once).
  */
+import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { TernError } from '../lib/errors';
 import {
-  Applier,
   compileRuleset,
   explainPacket,
   findEndpoint,
-  formatProblem,
-  loadPolicyPaths,
   parsePortProto,
   PolicyFileError,
   renderIpsets,
@@ -21,23 +19,17 @@ import {
   storedResources,
   syncFromStore,
   type ApplyReport,
-  writeResources,
 } from '../acl';
-import { withDatastore, type Store } from '../datastore';
+import type { Store } from '../datastore';
+import { readObjects, report, writeObjects } from './resources';
+import { AlreadyReported, emit, examplesFor, formatOf, withStore } from './output';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-function load(files: string[] | undefined): Resource[] {
-  if (!files?.length) throw new TernError('INVALID_CONFIG', 'give at least one -f FILE|DIR');
-  try {
-    return loadPolicyPaths(files);
-  } catch (e) {
-    if (e instanceof PolicyFileError) process.stderr.write(e.problems.map(formatProblem).join('\n') + '\n');
-    throw e;
-  }
+/** The ACL resources of files, read as `ternctl apply -f` reads them (a missing path is "not found", exit 3). */
+export function load(files: string[] | undefined): Resource[] {
+  return readObjects(files ?? []).acl;
 }
-
-const withStore = <T>(cmd: Command, fn: (s: Store) => Promise<T>): Promise<T> => withDatastore(cmd.optsWithGlobals().datastore, fn);
 
 /** Resources to work on: the given files, or everything in the datastore. */
 async function source(cmd: Command, files: string[] | undefined): Promise<Resource[]> {
@@ -47,6 +39,7 @@ async function source(cmd: Command, files: string[] | undefined): Promise<Resour
 
 /** Program this node from the datastore (read under the ACL lock, so concurrent appliers lose nothing). */
 async function sync(store: Store, netns: string | undefined): Promise<ApplyReport> {
+  if (netns && !fs.existsSync(netns)) throw new TernError('NOT_FOUND', `network namespace ${netns} does not exist`);
   return (await syncFromStore(store, { netnsPath: netns })).report!;
 }
 
@@ -54,18 +47,26 @@ const syncLine = (r: ApplyReport) => `rules in sync (${r.backend}): ${r.chainsWr
 
 export function register(program: Command): void {
   const policy = program.command('policy').description('ACL policies: validate, show, explain, apply, delete, sync');
-  const json = (cmd: Command) => cmd.optsWithGlobals().output === 'json';
+  const json = (cmd: Command) => formatOf(cmd) === 'json' || formatOf(cmd) === 'yaml';
 
   policy
     .command('validate')
-    .description('check policy files (YAML/JSON, multi-document); any problem rejects them all with file, line and field')
+    .description('check policy files, or any file apply -f takes (YAML/JSON, multi-document); any problem rejects them all with file, line and field')
     .requiredOption('-f, --file <path>', 'policy file or directory (repeatable)', collect)
     .action(function (this: Command, o: { file: string[] }) {
-      const rs = load(o.file);
+      let objs: ReturnType<typeof readObjects>;
+      try {
+        objs = readObjects(o.file);
+      } catch (e) {
+        // The verdict is the answer: {"valid": false, "errors": [...]}, then exit 2 without a second report.
+        if (!(e instanceof PolicyFileError) || !json(this)) throw e;
+        emit(this, { valid: false, errors: e.problems }, () => '');
+        throw new AlreadyReported(e);
+      }
       const byKind = new Map<string, number>();
-      for (const r of rs) byKind.set(r.kind, (byKind.get(r.kind) ?? 0) + 1);
-      if (json(this)) process.stdout.write(JSON.stringify({ valid: true, resources: Object.fromEntries(byKind) }) + '\n');
-      else process.stdout.write(`valid: ${rs.length} resources (${[...byKind].map(([k, n]) => `${n} ${k}`).join(', ')})\n`);
+      for (const k of [...objs.acl.map((r) => r.kind as string), ...objs.pools.map(() => 'IPPool'), ...objs.nodes.map(() => 'Node'), ...objs.bgp.map((r) => r.kind)]) byKind.set(k, (byKind.get(k) ?? 0) + 1);
+      const n = [...byKind.values()].reduce((a, b) => a + b, 0);
+      emit(this, { valid: true, resources: Object.fromEntries(byKind) }, () => `valid: ${n} resources (${[...byKind].map(([k, c]) => `${c} ${k}`).join(', ')})\n`);
     });
 
   policy
@@ -97,6 +98,8 @@ export function register(program: Command): void {
       if (!src) throw new TernError('NOT_FOUND', `no single endpoint or address matches --from ${o.from}`);
       if (!dst) throw new TernError('NOT_FOUND', `no single endpoint or address matches --to ${o.to}`);
       const pp = parsePortProto(o.port);
+      const okPort = pp.port === undefined || (Number.isInteger(pp.port) && pp.port >= 1 && pp.port <= 65535);
+      if (!okPort || !Number.isInteger(pp.protocol) || pp.protocol < 0 || pp.protocol > 255) throw new TernError('INVALID_CONFIG', `--port ${o.port}: use port/protocol (443/tcp, 53/udp) or a protocol (icmp)`);
       const icmp = pp.protocol === 1 || pp.protocol === 58 ? { type: pp.protocol === 1 ? 8 : 128, code: 0 } : undefined;
       const ex = explainPacket(input, { src: src.ip, dst: dst.ip, protocol: pp.protocol, dstPort: pp.port, icmp });
       if (json(this)) {
@@ -107,20 +110,20 @@ export function register(program: Command): void {
       process.stdout.write(`verdict: ${ex.verdict.toUpperCase()}\n`);
     });
 
+  // Aliases of `ternctl apply|delete -f` (same reader and writer), with --sync for nodes without a daemon.
   const mutate = (name: 'apply' | 'delete') =>
     policy
       .command(name)
-      .description(name === 'apply' ? 'store the resources of the files in the datastore, all or none' : 'remove the resources named in the files from the datastore')
+      .description(name === 'apply' ? 'store the resources of the files in the datastore, all or none (as ternctl apply -f)' : 'remove the resources named in the files from the datastore (as ternctl delete -f)')
       .requiredOption('-f, --file <path>', 'policy file or directory (repeatable)', collect)
       .option('--sync', 'then compile everything stored and program this node (no node daemon)')
       .option('--netns <path>', 'with --sync: program this network namespace instead of the current one')
       .action(async function (this: Command, o: { file: string[]; sync?: boolean; netns?: string }) {
-        const rs = load(o.file);
+        const objs = readObjects(o.file);
         await withStore(this, async (store) => {
-          await writeResources(store, name, rs);
-          process.stdout.write(`${name === 'apply' ? 'applied' : 'deleted'} ${rs.length} resources\n`);
+          report(this, name === 'apply' ? 'applied' : 'deleted', await writeObjects(store, name, objs));
           if (o.sync) process.stdout.write(syncLine(await sync(store, o.netns)));
-        });
+        }, true);
       });
   mutate('apply');
   mutate('delete');
@@ -130,8 +133,16 @@ export function register(program: Command): void {
     .description("compile everything stored and program this node's rules; writes nothing when they already match")
     .option('--netns <path>', 'program this network namespace instead of the current one')
     .action(async function (this: Command, o: { netns?: string }) {
-      const r = await withStore(this, (store) => sync(store, o.netns));
+      const r = await withStore(this, (store) => sync(store, o.netns), true);
       if (!json(this)) return void process.stdout.write(syncLine(r));
       process.stdout.write(JSON.stringify({ backend: r.backend, chainsWritten: r.chainsWritten, setsWritten: r.setsWritten, setsDestroyed: r.setsDestroyed }) + '\n');
     });
+  examplesFor(policy, {
+    validate: ['ternctl policy validate -f policies/', 'ternctl policy validate -f shop.yaml -o json'],
+    show: ['ternctl policy show -f shop.yaml --family 4'],
+    explain: ['ternctl policy explain --from shop/client-1 --to shop/web-1 --port 443/tcp'],
+    apply: ['ternctl policy apply -f shop.yaml --sync'],
+    delete: ['ternctl policy delete -f shop.yaml'],
+    sync: ['ternctl policy sync --netns /run/netns/node1'],
+  });
 }

@@ -10,9 +10,20 @@ import type { Ctx } from './context';
 
 const PROTO: Record<string, number> = { TCP: 6, UDP: 17, SCTP: 132 };
 
-export function endpointFor(ctx: Ctx, hostIface: string, ips: string[]): Endpoint {
+/** Which attachment a CNI-written endpoint record belongs to: GC forgets it by this, with or without a handle or a veth. */
+export interface EndpointAttachment {
+  network: string;
+  containerId: string;
+  ifname: string;
+  node: string;
+}
+
+export type CniEndpoint = Endpoint & { attachment: EndpointAttachment };
+
+export function endpointFor(ctx: Ctx, hostIface: string, ips: string[], node: string): CniEndpoint {
   const { env, conf } = ctx;
   return {
+    attachment: { network: conf.name, containerId: env.containerId, ifname: env.ifname, node },
     name: env.args.get('K8S_POD_NAME') || env.containerId,
     namespace: env.args.get('K8S_POD_NAMESPACE') || 'default',
     labels: Object.fromEntries(conf.labels.map((l) => [l.key, l.value])),
@@ -41,11 +52,22 @@ export async function recordEndpoint(store: Store, ctx: Ctx, ep: Endpoint): Prom
   }
 }
 
-/** Forget the endpoints on these host veths (DEL, GC) and re-sync. */
-export async function forgetEndpoints(store: Store, ctx: Ctx, hostIfaces: string[]): Promise<void> {
+type EndpointResource = Extract<Resource, { kind: 'Endpoint' }>;
+
+/**
+ * Forget the endpoints on these host veths (DEL, GC), and with `stale` every
+ * other endpoint record it picks (GC: attachments the runtime no longer
+ * lists), then re-sync.
+ */
+export async function forgetEndpoints(store: Store, ctx: Ctx, hostIfaces: string[], stale?: (a: EndpointAttachment) => boolean): Promise<void> {
   const gone = new Set(hostIfaces);
   const all = await storedResources(store);
-  const stale = all.filter((r): r is Extract<Resource, { kind: 'Endpoint' }> => r.kind === 'Endpoint' && gone.has(r.value.hostIface));
-  if (stale.length) await writeResources(store, 'delete', stale);
+  const attachmentOf = (r: EndpointResource) => (r.value as Partial<CniEndpoint>).attachment;
+  const drop = all.filter((r): r is EndpointResource => {
+    if (r.kind !== 'Endpoint') return false;
+    const a = attachmentOf(r);
+    return gone.has(r.value.hostIface) || (!!stale && !!a && stale(a));
+  });
+  if (drop.length) await writeResources(store, 'delete', drop);
   await sync(store, ctx);
 }

@@ -65,7 +65,7 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
         const plan = planEndpoint({ network: conf.name, containerId: env.containerId, ifname: env.ifname, ips, mtu });
         const applied = await applyEndpoint(plan, ns);
         try {
-          await recordEndpoint(store, ctx, endpointFor(ctx, plan.hostIfName, ips.map((i) => i.address)));
+          await recordEndpoint(store, ctx, endpointFor(ctx, plan.hostIfName, ips.map((i) => i.address), ipam.node));
         } catch (e) {
           await removeEndpoint(plan.hostIfName);
           throw e;

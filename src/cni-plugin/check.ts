@@ -1,7 +1,7 @@
 /** CHECK: verifies the attachment really is as ADD left it, and names the first mismatch. */
 import { TernError } from '../lib/errors';
 import { canonicalAddr, familyOf } from '../lib/cidr';
-import { GATEWAY_V4, GATEWAY_V6, HOST_VETH_MAC, RTPROT_TERN } from '../lib/constants';
+import { GATEWAY_V4, GATEWAY_V6, HOST_VETH_MAC, RTPROT_POD } from '../lib/constants';
 import { Rtnl, hostVethName } from '../dataplane';
 import { openIpam } from './ipam';
 import { prevResultIps } from './result';
@@ -43,7 +43,7 @@ export async function cmdCheck(ctx: Ctx): Promise<void> {
     if (!hl) throw fail(`host veth ${hostName} is missing`);
     if (!hl.up) throw fail(`host veth ${hostName} is down`);
     if (hl.mac !== HOST_VETH_MAC) throw fail(`host veth ${hostName} has MAC ${hl.mac}, expected ${HOST_VETH_MAC}`);
-    const hostRoutes = await host.listRoutes({ table: 254, protocol: RTPROT_TERN });
+    const hostRoutes = await host.listRoutes({ table: 254, protocol: RTPROT_POD });
     for (const a of expected) {
       const dst = `${a}/${familyOf(a) === 4 ? 32 : 128}`;
       if (!hostRoutes.some((r) => r.dst === dst && r.dev === hl.index)) throw fail(`host route ${dst} dev ${hostName} is missing`);

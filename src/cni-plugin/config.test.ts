@@ -29,6 +29,9 @@ describe('parseNetConf', () => {
     [{ ...minimal, datastore: { type: "etcd", endpoints: ["127.0.0.1:2379"] } }, "INVALID_CONFIG", /"datastore": not an etcd URL/],
     [{ ...minimal, args: { cni: { ports: [{ name: 'http', port: 99999 }] } } }, 'INVALID_CONFIG', /"args\.cni\.ports\[0\]"/],
     [{ ...minimal, args: { cni: { ports: [{ name: 'http', port: 80, protocol: 'icmp' }] } } }, 'INVALID_CONFIG', /protocol/],
+    [{ ...minimal, cni_socket: 5 }, 'INVALID_CONFIG', /"cni_socket": must be a string/],
+    [{ ...minimal, cni_socket: 'run/cni.sock' }, 'INVALID_CONFIG', /"cni_socket": must be an absolute path/],
+    [{ ...minimal, datastore: { type: 'sqlite', pth: '/x.db' } }, 'INVALID_CONFIG', /"datastore": unknown field "pth"/],
   ])('rejects %j', (raw, code, msg) => {
     try {
       parseNetConf(raw as never, { needIpam: true });

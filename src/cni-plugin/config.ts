@@ -6,7 +6,7 @@
 import { TernError } from '../lib/errors';
 import { isAddress, parsePrefix } from '../lib/cidr';
 import { checkVersion, type CniVersion } from './version';
-import { parseDatastoreConfig, type DatastoreConfig } from '../datastore/config';
+import { parseDatastoreField, type DatastoreConfig } from '../datastore/config';
 
 export type { DatastoreConfig };
 
@@ -31,7 +31,6 @@ export interface NetConf {
   raw: Record<string, unknown>;
 }
 
-export const DEFAULT_DB_PATH = '/var/lib/tern/tern.db';
 export const DEFAULT_LOG_FILE = '/var/log/tern/cni.log';
 
 const bad = (field: string, why: string): TernError => new TernError('INVALID_CONFIG', `invalid field "${field}": ${why}`);
@@ -72,19 +71,6 @@ export function parseStdin(text: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-/** The shared datastore shape (datastore/config.ts), with errors naming the field. */
-export function parseDatastore(v: unknown, field = 'datastore'): DatastoreConfig {
-  if (v === undefined || v === null) return { type: 'sqlite', path: DEFAULT_DB_PATH };
-  let c: DatastoreConfig;
-  try {
-    c = parseDatastoreConfig(v);
-  } catch (e) {
-    throw bad(field, (e as Error).message.replace(/^datastore: /, ''));
-  }
-  if (c.type === 'sqlite' && !c.path.startsWith('/')) throw bad(`${field}.path`, 'must be an absolute path');
-  return c;
-}
-
 /** Parse and validate. `needIpam` is false for VERSION/GC-style calls that never allocate. */
 export function parseNetConf(raw: Record<string, unknown>, opts: { needIpam: boolean }): NetConf {
   const cniVersion = checkVersion(raw.cniVersion);
@@ -121,6 +107,9 @@ export function parseNetConf(raw: Record<string, unknown>, opts: { needIpam: boo
     }
     mtu = raw.mtu;
   }
+  // Read by the native shim; checked here so a mistyped one is refused instead of silently using the default socket.
+  const cniSocket = optString(raw, 'cni_socket');
+  if (cniSocket !== undefined && !cniSocket.startsWith('/')) throw bad('cni_socket', 'must be an absolute path');
   const logLevel = optString(raw, 'log_level') ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw bad('log_level', `unknown level "${logLevel}"`);
 
@@ -148,7 +137,7 @@ export function parseNetConf(raw: Record<string, unknown>, opts: { needIpam: boo
     name,
     type,
     ipam,
-    datastore: parseDatastore(raw.datastore),
+    datastore: parseDatastoreField(raw.datastore),
     mtu,
     logFile: optString(raw, 'log_file') ?? DEFAULT_LOG_FILE,
     logLevel,

@@ -3,11 +3,13 @@
  * not listed in cni.dev/valid-attachments (through the same repair path as
  * `ternctl ipam release`), remove the host veths of those attachments and
  * every other host veth marked with this network that is not listed, and
- * forget their ACL endpoints.
+ * forget their ACL endpoints and every endpoint record this node wrote for
+ * an attachment that is not listed (even one with no handle and no veth).
  */
 import { TernError } from '../lib/errors';
 import { Rtnl, hostVethName, parseEndpointAlias, removeEndpoint } from '../dataplane';
 import { gcNetwork } from '../ipam/gc';
+import { resolveNodeName } from '../ipam/nodename';
 import { openDatastore, openIpam } from './ipam';
 import { forgetEndpoints } from './acl';
 import type { Ctx } from './context';
@@ -43,7 +45,8 @@ export async function cmdGc(ctx: Ctx): Promise<void> {
     } finally {
       rt.close();
     }
-    await forgetEndpoints(store, ctx, removed);
+    const node = resolveNodeName({ nodename: conf.nodename });
+    await forgetEndpoints(store, ctx, removed, (a) => a.network === conf.name && a.node === node && !valid.has(`${a.containerId}\u0000${a.ifname}`));
   } finally {
     await ipam.close();
     await store.close();

@@ -4,9 +4,14 @@
  * address as /32 or /128 in the container, and a host route to it.
  */
 import { createHash } from 'node:crypto';
-import { GATEWAY_V4, GATEWAY_V6, HOST_VETH_MAC, LINK_PREFIX, RTPROT_TERN } from '../lib/constants';
+import { GATEWAY_V4, GATEWAY_V6, HOST_VETH_MAC, LINK_PREFIX, RTPROT_POD } from '../lib/constants';
 import type { Family } from '../lib/cidr';
-import type { SysctlSetting } from './sysctl';
+
+
+export interface SysctlSetting {
+  key: string; // e.g. net/ipv4/conf/tern1234/proxy_arp
+  value: string;
+}
 
 export interface EndpointInput {
   network: string;
@@ -76,10 +81,10 @@ export function planEndpoint(input: EndpointInput): EndpointPlan {
   }
   const containerRoutes: PlannedRoute[] = [];
   if (has4) {
-    containerRoutes.push({ dst: `${GATEWAY_V4}/32`, scope: 'link', protocol: RTPROT_TERN });
-    containerRoutes.push({ dst: '0.0.0.0/0', via: GATEWAY_V4, scope: 'universe', protocol: RTPROT_TERN });
+    containerRoutes.push({ dst: `${GATEWAY_V4}/32`, scope: 'link', protocol: RTPROT_POD });
+    containerRoutes.push({ dst: '0.0.0.0/0', via: GATEWAY_V4, scope: 'universe', protocol: RTPROT_POD });
   }
-  if (has6) containerRoutes.push({ dst: '::/0', via: GATEWAY_V6, scope: 'universe', protocol: RTPROT_TERN });
+  if (has6) containerRoutes.push({ dst: '::/0', via: GATEWAY_V6, scope: 'universe', protocol: RTPROT_POD });
   return {
     hostIfName: host,
     hostMac: HOST_VETH_MAC,
@@ -89,6 +94,6 @@ export function planEndpoint(input: EndpointInput): EndpointPlan {
     hostSysctls: sysctls,
     containerAddrs: input.ips.map((i) => `${i.address}/${i.family === 4 ? 32 : 128}`),
     containerRoutes,
-    hostRoutes: input.ips.map((i) => ({ dst: `${i.address}/${i.family === 4 ? 32 : 128}`, scope: 'link' as const, protocol: RTPROT_TERN })),
+    hostRoutes: input.ips.map((i) => ({ dst: `${i.address}/${i.family === 4 ? 32 : 128}`, scope: 'link' as const, protocol: RTPROT_POD })),
   };
 }

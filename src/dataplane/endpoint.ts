@@ -3,7 +3,7 @@
  * container side through a socket opened inside the container namespace.
  * On any failure the host veth (and with it the peer) is removed.
  */
-import { TernError } from '../lib/errors';
+import { TernError, isTernError } from '../lib/errors';
 import { familyOf } from '../lib/cidr';
 import type { EndpointPlan } from './endpoint-plan';
 import { NetnsHandle } from './netns';
@@ -45,8 +45,16 @@ export async function applyEndpoint(plan: EndpointPlan, containerNs: NetnsHandle
       for (const r of plan.containerRoutes) {
         await cont.replaceRoute({ dst: r.dst, dev: contLink.index, gateway: r.via, scope: r.scope, protocol: r.protocol });
       }
+      // Exclusive: a /32 (/128) that already leads to another device is another pod's address; never take it over.
       for (const r of plan.hostRoutes) {
-        await host.replaceRoute({ dst: r.dst, dev: hostLink.index, scope: r.scope, protocol: r.protocol });
+        try {
+          await host.addRoute({ dst: r.dst, dev: hostLink.index, scope: r.scope, protocol: r.protocol });
+        } catch (e) {
+          if (!isTernError(e, 'ALREADY_EXISTS')) throw e;
+          const other = (await host.listRoutes({ table: 254 })).find((x) => x.dst === r.dst);
+          const dev = other?.dev !== undefined ? (await host.listLinks()).find((l) => l.index === other.dev)?.name ?? `#${other.dev}` : 'another device';
+          throw new TernError('CONFLICT', `address ${r.dst} is already routed to ${dev} on this node; refusing to replace that route`);
+        }
       }
       return { host: { ...hostLink, up: true }, container: { ...contLink, up: true } };
     } catch (e) {

@@ -4,17 +4,16 @@
  * come back as TernErrors carrying the errno name.
  */
 import { createRtNetlink, FlagsNew, type RtNetlinkSocket } from 'netlink';
+import type { MessageType } from 'netlink/dist/rt/structs';
 import { AttrStream, type StreamData } from 'netlink/dist/structs';
 import * as ifla from 'netlink/dist/rt/ifla';
 import * as rts from 'netlink/dist/rt/gen_structs';
 import { TernError } from '../lib/errors';
 import { addrToBytes, bytesToAddr, familyOf, parsePrefix, bigIntToAddr, type Family } from '../lib/cidr';
 import { NetnsHandle } from './netns';
+import { AF_INET, AF_INET6, RT_SCOPE, RT_TABLE_MAIN, RTM_DELROUTE, RTM_NEWROUTE, RTN, RTNH_F_ONLINK, decodeMultipath, encodeRouteBody, type WireRoute } from './route-codec';
 
-const AF = { 4: 2, 6: 10 } as const;
-const IFF_UP = 1;
-const RTNH_F_ONLINK = 4;
-const RT_TABLE_MAIN = 254;
+const AF = { 4: AF_INET, 6: AF_INET6 } as const;
 
 export interface LinkInfo {
   index: number;
@@ -83,51 +82,6 @@ function kernelError(op: string, e: unknown): TernError {
 
 export function errnoName(e: unknown): string | undefined {
   return e instanceof TernError ? e.details : undefined;
-}
-
-const SCOPES: Record<RouteScopeName, number> = { universe: 0, link: 253, host: 254 };
-const TYPES: Record<RouteTypeName, number> = { unicast: 1, local: 2, blackhole: 6 };
-
-function encodeMultipath(hops: NonNullable<RouteSpec['multipath']>): Buffer {
-  const parts: Buffer[] = [];
-  for (const h of hops) {
-    const gw = addrToBytes(h.gateway);
-    const attr = Buffer.alloc(4 + gw.length);
-    attr.writeUInt16LE(4 + gw.length, 0);
-    attr.writeUInt16LE(5 /* RTA_GATEWAY */, 2);
-    gw.copy(attr, 4);
-    const pad = (4 - (attr.length % 4)) % 4;
-    const rtnh = Buffer.alloc(8);
-    rtnh.writeUInt16LE(8 + attr.length + pad, 0);
-    rtnh.writeUInt8(h.onlink ? RTNH_F_ONLINK : 0, 2);
-    rtnh.writeUInt8(0, 3);
-    rtnh.writeInt32LE(h.dev, 4);
-    parts.push(rtnh, attr, Buffer.alloc(pad));
-  }
-  return Buffer.concat(parts);
-}
-
-function decodeMultipath(b: Buffer, family: Family): { gateway: string; dev: number; onlink?: boolean }[] {
-  const out: { gateway: string; dev: number; onlink?: boolean }[] = [];
-  let off = 0;
-  while (off + 8 <= b.length) {
-    const len = b.readUInt16LE(off);
-    if (len < 8) break;
-    const flags = b.readUInt8(off + 2);
-    const dev = b.readInt32LE(off + 4);
-    let aoff = off + 8;
-    let gateway = '';
-    while (aoff + 4 <= off + len) {
-      const alen = b.readUInt16LE(aoff);
-      const atype = b.readUInt16LE(aoff + 2);
-      if (alen < 4) break;
-      if (atype === 5) gateway = bytesToAddr(b.subarray(aoff + 4, aoff + alen));
-      aoff += (alen + 3) & ~3;
-    }
-    out.push({ gateway: gateway || (family === 4 ? '0.0.0.0' : '::'), dev, ...(flags & RTNH_F_ONLINK ? { onlink: true } : {}) });
-    off += (len + 3) & ~3;
-  }
-  return out;
 }
 
 /** The netlink package decodes known enum values to their names; turn them back into numbers. */
@@ -254,43 +208,31 @@ export class Rtnl {
       });
   }
 
-  private routeMessage(r: RouteSpec): { data: rts.Route; attrs: rts.RouteAttrs } {
-    const p = parsePrefix(r.dst);
-    const attrs: rts.RouteAttrs = {};
-    if (p.length > 0) attrs.dst = addrToBytes(bigIntToAddr(p.base, p.family));
-    if (r.multipath?.length) attrs.multipath = encodeMultipath(r.multipath);
-    else {
-      if (r.dev !== undefined) attrs.oif = r.dev;
-      if (r.gateway) attrs.gateway = addrToBytes(r.gateway);
-    }
-    const table = r.table ?? RT_TABLE_MAIN;
-    if (table > 255) attrs.table = table;
-    const data: rts.Route = {
-      family: AF[p.family],
-      dstLen: p.length,
-      table: table > 255 ? 252 : table,
-      protocol: (r.protocol ?? 3) as never,
-      scope: SCOPES[r.scope ?? 'universe'] as never,
-      type: TYPES[r.type ?? 'unicast'] as never,
-      ...(r.onlink ? { flags: { __unknown: RTNH_F_ONLINK } } : {}),
-    };
-    return { data, attrs };
+  private routeBody(r: RouteSpec): Buffer {
+    return encodeRouteBody(wireRoute(r));
   }
 
   /** Create or replace a route (idempotent). */
   async replaceRoute(r: RouteSpec): Promise<void> {
-    const { data, attrs } = this.routeMessage(r);
     try {
-      await this.sock.newRoute(data, attrs, { flags: FlagsNew.CREATE | FlagsNew.REPLACE });
+      await this.sock.request(RTM_NEWROUTE as MessageType, this.routeBody(r), { flags: FlagsNew.CREATE | FlagsNew.REPLACE });
+    } catch (e) {
+      throw kernelError(`route ${r.dst}`, e);
+    }
+  }
+
+  /** Create a route that must not exist yet (ALREADY_EXISTS if one to the same destination does). */
+  async addRoute(r: RouteSpec): Promise<void> {
+    try {
+      await this.sock.request(RTM_NEWROUTE as MessageType, this.routeBody(r), { flags: FlagsNew.CREATE | FlagsNew.EXCL });
     } catch (e) {
       throw kernelError(`route ${r.dst}`, e);
     }
   }
 
   async deleteRoute(r: RouteSpec): Promise<boolean> {
-    const { data, attrs } = this.routeMessage(r);
     try {
-      await this.sock.delRoute(data, attrs);
+      await this.sock.request(RTM_DELROUTE as MessageType, this.routeBody(r));
       return true;
     } catch (e) {
       const err = kernelError(`delete route ${r.dst}`, e);
@@ -322,10 +264,41 @@ export class Rtnl {
           scope: scopeNum === 253 ? 'link' : scopeNum === 254 ? 'host' : 'universe',
           type: typeNum === 6 ? 'blackhole' : typeNum === 2 ? 'local' : 'unicast',
           onlink: ((m.data.flags as { __unknown?: number } | undefined)?.__unknown ?? 0) & RTNH_F_ONLINK ? true : undefined,
-          multipath: mp ? decodeMultipath(mp, family) : undefined,
+          multipath: mp
+            ? decodeMultipath(mp).map((h) => ({ gateway: h.gateway ? bytesToAddr(h.gateway) : family === 4 ? '0.0.0.0' : '::', dev: h.dev, ...(h.onlink ? { onlink: true } : {}) }))
+            : undefined,
         });
       }
     }
     return out;
   }
+
+  /** The kernel's own answer for one destination (`ip route get`): its gateway, if it has one; undefined also when unreachable. */
+  async routeGet(addr: string): Promise<string | undefined> {
+    const family = familyOf(addr);
+    try {
+      const [m] = await this.sock.getRoute({ family: AF[family], dstLen: family === 4 ? 32 : 128 }, { dst: addrToBytes(addr) });
+      return m?.attrs.gateway ? bytesToAddr(m.attrs.gateway) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** A route spec in the encoder's binary form. */
+export function wireRoute(r: RouteSpec): WireRoute {
+  const p = parsePrefix(r.dst);
+  return {
+    v6: p.family === 6,
+    dst: addrToBytes(bigIntToAddr(p.base, p.family)),
+    dstLen: p.length,
+    dev: r.dev,
+    gateway: r.gateway ? addrToBytes(r.gateway) : undefined,
+    onlink: r.onlink,
+    hops: r.multipath?.length ? r.multipath.map((h) => ({ gateway: addrToBytes(h.gateway), dev: h.dev, onlink: h.onlink })) : undefined,
+    protocol: r.protocol ?? 3, // RTPROT_BOOT, as ip(8) marks routes without a protocol
+    table: r.table ?? RT_TABLE_MAIN,
+    scope: RT_SCOPE[r.scope ?? 'universe'],
+    type: RTN[r.type ?? 'unicast'],
+  };
 }

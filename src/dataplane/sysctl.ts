@@ -4,11 +4,9 @@
  */
 import * as fs from 'node:fs';
 import { TernError } from '../lib/errors';
+import type { SysctlSetting } from './endpoint-plan';
 
-export interface SysctlSetting {
-  key: string; // e.g. net/ipv4/conf/tern1234/proxy_arp
-  value: string;
-}
+export type { SysctlSetting };
 
 export function writeSysctl(s: SysctlSetting): void {
   try {

@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEFAULT_DATASTORE, parseDatastoreConfig, parseDatastoreString, resolveDatastore } from './config';
+import { DEFAULT_DATASTORE, parseDatastoreConfig, parseDatastoreString } from './config';
+import { resolveDatastore } from './open';
 
 describe('parseDatastoreString', () => {
   const cases: [string, unknown][] = [

@@ -3,19 +3,16 @@
  * and ternctl: `{"type":"sqlite","path":…}` or
  * `{"type":"etcd","endpoints":[…],"ca":…,"cert":…,"key":…}`; the string form
  * (`--datastore`, TERN_DATASTORE) is a SQLite path or comma-separated etcd URLs.
+ * Parsing only; finding and opening the store is open.ts.
  */
-import * as fs from 'node:fs';
-import YAML from 'yaml';
 import { TernError, messageOf } from '../lib/errors';
-import { DEFAULT_SQLITE_PATH, SqliteStore } from './sqlite-store';
-import { EtcdStore } from './etcd-store';
-import type { Store } from './types';
 
 export type DatastoreConfig =
   | { type: 'sqlite'; path: string }
   | { type: 'etcd'; endpoints: string[]; ca?: string; cert?: string; key?: string; prefix?: string };
 
 export const DEFAULT_CONFIG_FILE = '/etc/tern/tern.yaml';
+export const DEFAULT_SQLITE_PATH = '/var/lib/tern/tern.db';
 export const DEFAULT_DATASTORE: DatastoreConfig = { type: 'sqlite', path: DEFAULT_SQLITE_PATH };
 
 const URL_RE = /^(https?):\/\/[^\s,/]+(:\d+)?\/?$/;
@@ -44,10 +41,31 @@ export function parseDatastoreString(s: string): DatastoreConfig {
 }
 
 /** The object form, as found in JSON/YAML configs; a bare string is the string form. */
+/**
+ * A config file's `datastore` field (absent: the default SQLite file), with
+ * errors naming the field; a SQLite path must be absolute.
+ */
+export function parseDatastoreField(v: unknown, field = 'datastore'): DatastoreConfig {
+  if (v === undefined || v === null) return DEFAULT_DATASTORE;
+  const badField = (f: string, why: string) => new TernError('INVALID_CONFIG', `invalid field "${f}": ${why}`);
+  let c: DatastoreConfig;
+  try {
+    c = parseDatastoreConfig(v);
+  } catch (e) {
+    throw badField(field, messageOf(e).replace(/^datastore: /, ''));
+  }
+  if (c.type === 'sqlite' && !c.path.startsWith('/')) throw badField(`${field}.path`, 'must be an absolute path');
+  return c;
+}
+
 export function parseDatastoreConfig(v: unknown): DatastoreConfig {
   if (typeof v === 'string') return parseDatastoreString(v);
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw bad('must be an object or a string');
   const o = v as Record<string, unknown>;
+  // A typo ("pth") must not fall back to the default datastore, which may be another cluster's.
+  const known = o.type === 'sqlite' ? ['type', 'path'] : o.type === 'etcd' ? ['type', 'endpoints', 'ca', 'cert', 'key', 'prefix'] : undefined;
+  const unknown = known && Object.keys(o).find((k) => !known.includes(k));
+  if (unknown) throw bad(`unknown field "${unknown}" (${o.type}: ${known.join(', ')})`);
   switch (o.type) {
     case 'sqlite':
       return { type: 'sqlite', path: optString(o, 'path') ?? DEFAULT_SQLITE_PATH };
@@ -73,59 +91,5 @@ export function parseDatastoreConfig(v: unknown): DatastoreConfig {
     }
     default:
       throw bad(`unknown type ${JSON.stringify(o.type)} (sqlite or etcd)`);
-  }
-}
-
-export interface ResolveSources {
-  flag?: string;
-  env?: NodeJS.ProcessEnv;
-  configFile?: string;
-}
-
-/**
- * Where ternctl finds the datastore: `--datastore`, then TERN_DATASTORE, then
- * the `datastore` key of /etc/tern/tern.yaml, then the default SQLite path.
- */
-export function resolveDatastore(src: ResolveSources = {}): DatastoreConfig {
-  if (src.flag) return parseDatastoreString(src.flag);
-  const env = (src.env ?? process.env).TERN_DATASTORE;
-  if (env) return parseDatastoreString(env);
-  const file = src.configFile ?? DEFAULT_CONFIG_FILE;
-  let text: string | undefined;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new TernError('INVALID_CONFIG', `${file}: ${messageOf(e)}`, { cause: e });
-  }
-  if (text !== undefined) {
-    let doc: unknown;
-    try {
-      doc = YAML.parse(text);
-    } catch (e) {
-      throw new TernError('INVALID_CONFIG', `${file}: ${messageOf(e)}`, { cause: e });
-    }
-    const ds = doc && typeof doc === 'object' ? (doc as Record<string, unknown>).datastore : undefined;
-    if (ds !== undefined) {
-      try {
-        return parseDatastoreConfig(ds);
-      } catch (e) {
-        throw new TernError('INVALID_CONFIG', `${file}: ${messageOf(e)}`, { cause: e });
-      }
-    }
-  }
-  return DEFAULT_DATASTORE;
-}
-
-export function openStore(c: DatastoreConfig): Store {
-  return c.type === 'sqlite' ? new SqliteStore({ path: c.path }) : new EtcdStore(c);
-}
-
-/** Open the datastore ternctl resolves (flag, env, config file), run `fn`, always close it. */
-export async function withDatastore<T>(flag: string | undefined, fn: (s: Store) => Promise<T>): Promise<T> {
-  const store = openStore(resolveDatastore({ flag }));
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
   }
 }

@@ -168,6 +168,10 @@ export class EtcdStore extends TxnStore {
         case 'check':
           compare.push(mod(o.revision));
           break;
+        case 'absent':
+          // Over a range, etcd compares every key in it; an empty range compares as version 0.
+          compare.push({ key, range_end: this.k(o.end), target: 'Version', result: 'Equal', version: '0' });
+          break;
       }
     }
     const touched = [...new Set(ops.map((o) => o.key))];

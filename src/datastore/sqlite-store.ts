@@ -11,19 +11,20 @@ import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TernError } from '../lib/errors';
+import { DEFAULT_SQLITE_PATH } from './config';
 import { TxnStore } from './txn-store';
 import type { KeyValue, Snapshot, TxnOp, TxnResult, WatchEvent, Watcher } from './types';
-
-export const DEFAULT_SQLITE_PATH = '/var/lib/tern/tern.db';
 
 export interface SqliteStoreOptions {
   path?: string;
   /** How long a writer waits for the lock before TRY_AGAIN_LATER (ms). */
   busyTimeoutMs?: number;
-  /** Watch poll interval (ms): other processes' writes are seen by polling the event log. */
+  /** Watch poll interval (ms): other processes' writes are seen by polling (one poller per store). */
   pollMs?: number;
   /** Events kept for watchers; older ones are compacted away. */
   eventRetention?: number;
+  /** Open an existing database only (read commands): a missing file is TRY_AGAIN_LATER naming the path, and nothing is created. */
+  mustExist?: boolean;
 }
 
 interface Row {
@@ -40,6 +41,28 @@ INSERT OR IGNORE INTO meta (id, rev, compacted) VALUES (1, 0, 0);
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, rev INTEGER NOT NULL, key TEXT NOT NULL, value TEXT, type INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS events_rev ON events (rev);
 `;
+
+interface EventRow {
+  rev: number;
+  key: string;
+  value: string | null;
+  type: number;
+}
+
+interface WatchEntry {
+  prefix: string;
+  end: string;
+  /** Revision of the last event delivered (or the watch's start). */
+  last: number;
+  onEvent: (e: WatchEvent) => void;
+  onError?: (e: Error) => void;
+}
+
+/** One event to one watcher (a transaction's events share its revision, so callers filter on the revision they started from). */
+function deliver(w: WatchEntry, e: EventRow): void {
+  w.last = Math.max(w.last, e.rev);
+  w.onEvent(e.type === 0 ? { type: 'put', key: e.key, value: e.value ?? '', revision: e.rev } : { type: 'delete', key: e.key, revision: e.rev });
+}
 
 function toKv(r: Row): KeyValue {
   return { key: r.key, value: r.value, modRevision: r.mod_rev, createRevision: r.create_rev };
@@ -65,17 +88,30 @@ export class SqliteStore extends TxnStore {
   private readonly db: Database.Database;
   private readonly pollMs: number;
   private readonly retention: number;
-  private readonly watchers = new Set<() => void>();
+  /**
+   * One poller for all watchers. Idle, a poll is one `PRAGMA data_version`
+   * (it changes when another connection commits; our own commits set
+   * `ownWrite`), so idle cost does not grow with the event log. When
+   * something changed, only the events after `cursor` are read, once, and
+   * handed to the watchers whose prefix they fall under.
+   */
+  private readonly watchers = new Set<WatchEntry>();
+  private timer?: NodeJS.Timeout;
+  private cursor = 0;
+  private dataVersion = -1;
+  private ownWrite = false;
   private closed = false;
   private readonly st: {
     get: Database.Statement<[string], Row>;
     range: Database.Statement<[string, string], Row>;
+    any: Database.Statement<[string, string], unknown>;
     rev: Database.Statement<[], { rev: number; compacted: number }>;
     bump: Database.Statement<[], unknown>;
     upsert: Database.Statement<[string, string, number, number], unknown>;
     del: Database.Statement<[string], unknown>;
     event: Database.Statement<[number, string, string | null, number], unknown>;
-    events: Database.Statement<[number, string, string], { rev: number; key: string; value: string | null; type: number }>;
+    events: Database.Statement<[number, string, string], EventRow>;
+    eventsSince: Database.Statement<[number], EventRow>;
   };
 
   constructor(opts: SqliteStoreOptions = {}) {
@@ -83,6 +119,7 @@ export class SqliteStore extends TxnStore {
     this.path = opts.path ?? DEFAULT_SQLITE_PATH;
     this.pollMs = opts.pollMs ?? 100;
     this.retention = opts.eventRetention ?? 10_000;
+    if (opts.mustExist && !fs.existsSync(this.path)) throw new TernError('TRY_AGAIN_LATER', `datastore ${this.path} does not exist (nothing was created; check --datastore)`);
     try {
       fs.mkdirSync(path.dirname(this.path), { recursive: true });
       this.db = new Database(this.path, { timeout: opts.busyTimeoutMs ?? 15_000 });
@@ -96,6 +133,7 @@ export class SqliteStore extends TxnStore {
     this.st = {
       get: this.db.prepare('SELECT key, value, mod_rev, create_rev FROM kv WHERE key = ?'),
       range: this.db.prepare('SELECT key, value, mod_rev, create_rev FROM kv WHERE key >= ? AND key < ? ORDER BY key'),
+      any: this.db.prepare('SELECT 1 FROM kv WHERE key >= ? AND key < ? LIMIT 1'),
       rev: this.db.prepare('SELECT rev, compacted FROM meta WHERE id = 1'),
       bump: this.db.prepare('UPDATE meta SET rev = rev + 1 WHERE id = 1'),
       upsert: this.db.prepare(
@@ -104,6 +142,7 @@ export class SqliteStore extends TxnStore {
       del: this.db.prepare('DELETE FROM kv WHERE key = ?'),
       event: this.db.prepare('INSERT INTO events (rev, key, value, type) VALUES (?, ?, ?, ?)'),
       events: this.db.prepare('SELECT rev, key, value, type FROM events WHERE rev > ? AND key >= ? AND key < ? ORDER BY seq'),
+      eventsSince: this.db.prepare('SELECT rev, key, value, type FROM events WHERE rev > ? ORDER BY seq'),
     };
   }
 
@@ -150,10 +189,11 @@ export class SqliteStore extends TxnStore {
             if (o.op === 'create' && r) ok = false;
             if ((o.op === 'update' || o.op === 'check') && rev !== o.revision) ok = false;
             if (o.op === 'delete' && o.revision !== undefined && rev !== o.revision) ok = false;
+            if (o.op === 'absent' && this.st.any.get(o.key, o.end)) ok = false;
           }
           const before = this.st.rev.get()!.rev;
           if (!ok) return { ok, revision: before, current: cur };
-          const writes = ops.filter((o) => o.op !== 'check' && !(o.op === 'delete' && !cur.has(o.key)));
+          const writes = ops.filter((o) => o.op !== 'check' && o.op !== 'absent' && !(o.op === 'delete' && !cur.has(o.key)));
           if (writes.length === 0) return { ok, revision: before };
           this.st.bump.run();
           const rev = before + 1;
@@ -161,12 +201,13 @@ export class SqliteStore extends TxnStore {
             if (o.op === 'delete') {
               this.st.del.run(o.key);
               this.st.event.run(rev, o.key, null, 1);
-            } else if (o.op !== 'check') {
+            } else if (o.op !== 'check' && o.op !== 'absent') {
               this.st.upsert.run(o.key, o.value, cur.get(o.key)?.createRevision ?? rev, rev);
               this.st.event.run(rev, o.key, o.value, 0);
             }
           }
           if (rev % 1000 === 0) this.compact(rev);
+          this.ownWrite = true;
           return { ok, revision: rev };
         })
         .immediate(),
@@ -183,38 +224,60 @@ export class SqliteStore extends TxnStore {
   async watch(prefix: string, fromRevision: number, onEvent: (e: WatchEvent) => void, onError?: (e: Error) => void): Promise<Watcher> {
     const meta = await this.guard(() => this.st.rev.get()!);
     if (fromRevision < meta.compacted) throw new TernError('CONFLICT', `revision ${fromRevision} compacted (oldest ${meta.compacted})`);
-    let last = fromRevision;
-    let stopped = false;
-    const poll = (): void => {
-      if (stopped || this.closed) return;
-      try {
-        for (const e of this.st.events.all(last, prefix, prefixEnd(prefix))) {
-          onEvent(e.type === 0 ? { type: 'put', key: e.key, value: e.value ?? '', revision: e.rev } : { type: 'delete', key: e.key, revision: e.rev });
-          last = e.rev;
-        }
-      } catch (e) {
-        onError?.(e as Error);
-      }
-    };
-    const timer = setInterval(poll, this.pollMs);
-    const stop = (): void => {
-      stopped = true;
-      clearInterval(timer);
-    };
-    this.watchers.add(stop);
-    poll();
+    if (this.watchers.size === 0) this.startPolling();
+    const w: WatchEntry = { prefix, end: prefixEnd(prefix), last: fromRevision, onEvent, onError };
+    // Catch up on what the shared poller has already passed; from then on it delivers.
+    try {
+      for (const e of this.st.events.all(fromRevision, prefix, w.end)) if (e.rev <= this.cursor) deliver(w, e);
+    } catch (e) {
+      onError?.(e as Error);
+    }
+    w.last = Math.max(w.last, this.cursor);
+    this.watchers.add(w);
+    this.poll();
     return {
       close: async () => {
-        stop();
-        this.watchers.delete(stop);
+        this.watchers.delete(w);
+        if (this.watchers.size === 0) this.stopPolling();
       },
     };
   }
 
+  private startPolling(): void {
+    this.cursor = this.st.rev.get()!.rev;
+    this.dataVersion = this.db.pragma('data_version', { simple: true }) as number;
+    this.ownWrite = false;
+    this.timer = setInterval(() => this.poll(), this.pollMs);
+  }
+
+  private stopPolling(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private poll(): void {
+    if (this.closed || !this.watchers.size) return;
+    let rows: EventRow[];
+    try {
+      const v = this.db.pragma('data_version', { simple: true }) as number;
+      if (v === this.dataVersion && !this.ownWrite) return;
+      this.dataVersion = v;
+      this.ownWrite = false;
+      rows = this.st.eventsSince.all(this.cursor);
+    } catch (e) {
+      for (const w of this.watchers) w.onError?.(e as Error);
+      return;
+    }
+    const from = new Map([...this.watchers].map((w) => [w, w.last]));
+    for (const e of rows) {
+      this.cursor = Math.max(this.cursor, e.rev);
+      for (const [w, last] of from) if (e.rev > last && e.key >= w.prefix && e.key < w.end && this.watchers.has(w)) deliver(w, e);
+    }
+  }
 
   async close(): Promise<void> {
     if (this.closed) return;
-    for (const stop of this.watchers) stop();
+    this.stopPolling();
     this.watchers.clear();
     this.closed = true;
     this.db.close();

@@ -17,7 +17,8 @@ export interface KeyValue {
 /**
  * One operation of an all-or-nothing transaction. Each carries its own guard:
  * create needs the key absent, update/delete need `revision` to equal the
- * key's modRevision, check only compares, put is unconditional.
+ * key's modRevision, check only compares, absent needs a key range empty,
+ * put is unconditional.
  */
 export type TxnOp =
   | { op: 'create'; key: string; value: string }
@@ -25,7 +26,9 @@ export type TxnOp =
   | { op: 'put'; key: string; value: string }
   | { op: 'delete'; key: string; revision?: number }
   /** revision 0 means "the key must not exist". */
-  | { op: 'check'; key: string; revision: number };
+  | { op: 'check'; key: string; revision: number }
+  /** No key exists in [key, end): guards an index range (e.g. address-ordered block claims). */
+  | { op: 'absent'; key: string; end: string };
 
 export interface TxnResult {
   /** Whether every guard held (and so every write was applied). */

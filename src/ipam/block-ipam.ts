@@ -14,7 +14,13 @@ import type { KeyValue, Store, TxnOp } from '../datastore/types';
 import { handleId, type AllocateRequest, type AllocatedIp, type Allocation, type AllocationKey, type Ipam } from './types';
 import {
   AFFINITY,
+  CLAIMS,
   HANDLES,
+  POOLS,
+  ROOT,
+  claimGuards,
+  claimKey,
+  prefixesOverlap,
   affinityKey,
   affinityPrefix,
   blockKey,
@@ -86,6 +92,8 @@ export class BlockIpam implements Ipam {
   private readonly blocks = new Map<string, CachedBlock>();
   /** Pools whose affinities and node blocks are loaded. */
   private readonly loaded = new Set<string>();
+  /** pool cidr -> blocks whose claim was refused because they overlap an existing block (of another pool). */
+  private readonly overlapped = new Map<string, Set<string>>();
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(opts: BlockIpamOptions) {
@@ -174,6 +182,8 @@ export class BlockIpam implements Ipam {
       const pool = this.poolFrom(c, kv);
       this.pools.set(c, pool);
       if (!kv) {
+        const other = (await this.store.list(POOLS)).items.map((p) => parseJson<IPPool>('pool', p.value).cidr).find((o) => o !== c && prefixesOverlap(o, c));
+        if (other) throw new TernError('INVALID_CONFIG', `invalid field "ipam.pools": pool ${c} overlaps pool ${other} in the datastore`);
         await this.store.create(poolKey(c), JSON.stringify(pool)).catch((e) => {
           if (!isTernError(e, 'ALREADY_EXISTS')) throw e;
         });
@@ -201,6 +211,25 @@ export class BlockIpam implements Ipam {
     }
   }
 
+  /**
+   * A failed claim that no racing write explains (its affinity and block are
+   * still absent, every block it updates is unchanged) failed on an overlap
+   * guard: that block overlaps an existing block, so never try it again.
+   */
+  private noteOverlaps(planned: PlannedIp[], ops: TxnOp[], cur: Map<string, KeyValue>): void {
+    const raced = ops.some(
+      (o) => (o.op === 'create' && !o.key.startsWith(CLAIMS) && o.key.startsWith(ROOT) && !o.key.startsWith(HANDLES) && cur.has(o.key)) || (o.op === 'update' && cur.get(o.key)?.modRevision !== o.revision),
+    );
+    if (raced) return;
+    for (const p of planned) {
+      if (!p.ops.some((o) => o.op === 'create' && o.key === claimKey(p.ip.block))) continue;
+      const set = this.overlapped.get(p.ip.pool) ?? new Set<string>();
+      set.add(p.ip.block);
+      this.overlapped.set(p.ip.pool, set);
+      this.log.warn({ block: p.ip.block, pool: p.ip.pool }, 'block overlaps an existing block of another pool; skipping it');
+    }
+  }
+
   /** Take what a failed transaction saw into the cache. */
   private absorb(current: Map<string, KeyValue>, touched: string[]): void {
     for (const k of touched) {
@@ -212,7 +241,7 @@ export class BlockIpam implements Ipam {
         this.affinity.set(pool, aff);
         if (kv) aff.set(blockName.replace('-', '/'), kv.value);
         else aff.delete(blockName.replace('-', '/'));
-      } else if (k.startsWith(HANDLES)) {
+      } else if (k.startsWith(HANDLES) || k.startsWith(CLAIMS)) {
         continue;
       } else if (kv) {
         this.blocks.set(k, { kv, block: parseJson<Block>('block', kv.value) });
@@ -281,6 +310,7 @@ export class BlockIpam implements Ipam {
       const cur = r.current ?? new Map<string, KeyValue>();
       const h = cur.get(hk);
       if (h) return toAllocation(parseJson<HandleRecord>('handle', h.value)).ips;
+      this.noteOverlaps(planned, ops, cur);
       this.absorb(cur, ops.map((o) => o.key));
       // Lost a claim race: others are claiming too, so learning one block per
       // conflict could trail them forever. Re-read the whole index instead.
@@ -316,6 +346,8 @@ export class BlockIpam implements Ipam {
         ops: [
           { op: 'create', key: affinityKey(pool.cidr, cidr), value: this.node },
           { op: 'create', key, value: JSON.stringify(r.block) },
+          { op: 'create', key: claimKey(cidr), value: key },
+          ...claimGuards(cidr),
         ],
         block: r.block,
         key,
@@ -328,6 +360,7 @@ export class BlockIpam implements Ipam {
       const cidr = blockFor(pool, requested)!;
       const owner = this.affinity.get(pool.cidr)?.get(cidr);
       if (owner === undefined) {
+        if (this.overlapped.get(pool.cidr)?.has(cidr)) throw new TernError('CONFLICT', `requested ${requested} lies in block ${cidr}, which overlaps a block of another pool`);
         if (!fresh) throw new StaleView();
         const p = claim(pool, cidr, requested);
         if (!p) throw new TernError('CONFLICT', `requested ${requested} is reserved`);
@@ -360,7 +393,7 @@ export class BlockIpam implements Ipam {
     if (!fresh) throw new StaleView();
     // 2. A new block.
     for (const pool of pools) {
-      const cidr = nextFreeBlock(pool, new Set(this.affinity.get(pool.cidr)?.keys() ?? []));
+      const cidr = nextFreeBlock(pool, new Set([...(this.affinity.get(pool.cidr)?.keys() ?? []), ...(this.overlapped.get(pool.cidr) ?? [])]));
       const p = cidr ? claim(pool, cidr) : undefined;
       if (p) return p;
     }

@@ -6,8 +6,8 @@
  */
 import type { KeyValue, Store, TxnOp } from '../datastore/types';
 import { TernError } from '../lib/errors';
-import { addrToBigInt, parsePrefix, bigIntToAddr } from '../lib/cidr';
-import { AFFINITY, BLOCKS, HANDLES, POOLS, affinityKey, handleKey, normalisePool, parseJson, type Block, type HandleRecord, type IPPool } from './model';
+import { addrToBigInt, parsePrefix, bigIntToAddr, canonicalAddr, familyOf } from '../lib/cidr';
+import { AFFINITY, BLOCKS, CLAIMS, HANDLES, POOLS, affinityKey, claimKey, handleKey, normalisePool, parseJson, type Block, type HandleRecord, type IPPool } from './model';
 import { blockCapacity, release, usedCount } from './allocator';
 import { handleId, type AllocationKey } from './types';
 
@@ -20,11 +20,13 @@ export interface IpamState {
   affinities: Map<string, KeyValue>;
   /** handle id -> { kv, rec } */
   handles: Map<string, { kv: KeyValue; rec: HandleRecord }>;
+  /** claim key -> kv (value = block key) */
+  claims: Map<string, KeyValue>;
 }
 
 /** Everything IPAM keeps, at one revision, in one round trip. */
 export async function loadIpamState(store: Store): Promise<IpamState> {
-  const snap = await store.read([], [POOLS, BLOCKS, AFFINITY, HANDLES]);
+  const snap = await store.read([], [POOLS, BLOCKS, AFFINITY, HANDLES, CLAIMS]);
   const list = (p: string) => snap.lists.get(p) ?? [];
   return {
     revision: snap.revision,
@@ -32,6 +34,7 @@ export async function loadIpamState(store: Store): Promise<IpamState> {
     blocks: new Map(list(BLOCKS).map((kv) => [kv.key, { kv, block: parseJson<Block>('block', kv.value) }])),
     affinities: new Map(list(AFFINITY).map((kv) => [kv.key, kv])),
     handles: new Map(list(HANDLES).map((kv) => { const rec = parseJson<HandleRecord>('handle', kv.value); return [rec.id, { kv, rec }]; })),
+    claims: new Map(list(CLAIMS).map((kv) => [kv.key, kv])),
   };
 }
 
@@ -49,7 +52,35 @@ export type Finding =
   /** The affinity index names a different node than the block itself. */
   | { kind: 'inconsistent-affinity'; block: string; index: string; owner: string | null }
   /** Empty for longer than the grace period while its node has other blocks. */
-  | { kind: 'empty-block'; block: string; node: string | null; since: number };
+  | { kind: 'empty-block'; block: string; node: string | null; since: number }
+  /** Two blocks share addresses (a pool's block size changed, or pools overlapped, before claims were guarded; report only). */
+  | { kind: 'overlapping-blocks'; block: string; other: string }
+  /** A block without its address-ordered claim, so overlap guards cannot see it (written before the index). */
+  | { kind: 'unindexed-block'; block: string; key: string }
+  /** A claim whose block is gone: it would keep others from claiming those addresses. */
+  | { kind: 'orphaned-claim'; key: string; blockKey: string }
+  /** This node routes an address to a pod device whose attachment IPAM does not give it to (report only). */
+  | { kind: 'misrouted-address'; address: string; dev: string; routedFor: string; holder?: string }
+  /** One address in the endpoint records of several pods (report only). */
+  | { kind: 'duplicate-endpoint-address'; address: string; endpoints: string[] };
+
+/** A /32 (/128) route of this node to a pod device, with the attachment (handle id) its ownership mark names. */
+export interface PodRoute {
+  address: string;
+  dev: string;
+  handle: string;
+}
+
+/** What ACL endpoint records say about addresses. */
+export interface EndpointAddresses {
+  key: string;
+  ips: string[];
+}
+
+/** Findings that only an operator can resolve: `release --all` leaves them alone. */
+export function repairable(f: Finding): boolean {
+  return f.kind !== 'misrouted-address' && f.kind !== 'duplicate-endpoint-address' && f.kind !== 'overlapping-blocks';
+}
 
 export interface CheckOptions {
   now: number;
@@ -59,6 +90,10 @@ export interface CheckOptions {
   live?: ReadonlySet<string>;
   /** Only judge liveness for handles of this network (CNI GC is per network). */
   network?: string;
+  /** This node's routes to pod devices, checked against who holds each address. */
+  routes?: PodRoute[];
+  /** Endpoint records, checked for an address recorded for two endpoints. */
+  endpoints?: EndpointAddresses[];
 }
 
 const affKeyOf = (b: Block) => affinityKey(b.pool, b.cidr);
@@ -99,7 +134,45 @@ export function checkIpam(s: IpamState, o: CheckOptions): Finding[] {
   for (const [k, kv] of s.affinities) {
     if (!blockKeys.has(BLOCKS + k.slice(AFFINITY.length))) out.push({ kind: 'orphaned-affinity', key: k, node: kv.value });
   }
+  const indexed = new Set([...s.claims.values()].map((kv) => kv.value));
+  for (const [k, { block }] of s.blocks) if (!indexed.has(k)) out.push({ kind: 'unindexed-block', block: block.cidr, key: k });
+  for (const [k, kv] of s.claims) if (!s.blocks.has(kv.value)) out.push({ kind: 'orphaned-claim', key: k, blockKey: kv.value });
+  out.push(...overlappingBlocks([...s.blocks.values()].map((b) => b.block.cidr)));
+  for (const r of o.routes ?? []) {
+    const holder = holderOf(s, r.address);
+    if (holder !== r.handle) out.push({ kind: 'misrouted-address', address: r.address, dev: r.dev, routedFor: r.handle, ...(holder ? { holder } : {}) });
+  }
+  const byAddress = new Map<string, string[]>();
+  for (const e of o.endpoints ?? []) {
+    for (const ip of new Set(e.ips.map((a) => canonicalAddr(a.split('/')[0])))) byAddress.set(ip, [...(byAddress.get(ip) ?? []), e.key]);
+  }
+  for (const [address, endpoints] of byAddress) if (endpoints.length > 1) out.push({ kind: 'duplicate-endpoint-address', address, endpoints: endpoints.sort() });
   return out;
+}
+
+/** Pairs of blocks sharing addresses: sorted by base, each block against the widest one still open before it. */
+export function overlappingBlocks(cidrs: string[]): Finding[] {
+  const out: Finding[] = [];
+  const blocks = cidrs.map((c) => ({ c, p: parsePrefix(c) })).sort((a, b) => a.p.family - b.p.family || (a.p.base < b.p.base ? -1 : a.p.base > b.p.base ? 1 : a.p.length - b.p.length));
+  let open: { c: string; end: bigint; family: number } | undefined;
+  for (const { c, p } of blocks) {
+    const end = p.base + (1n << BigInt((p.family === 4 ? 32 : 128) - p.length));
+    if (open && open.family === p.family && p.base < open.end) out.push({ kind: 'overlapping-blocks', block: c, other: open.c });
+    if (!open || open.family !== p.family || end > open.end) open = { c, end, family: p.family };
+  }
+  return out;
+}
+
+/** The handle a block gives `address` to, if any. */
+function holderOf(s: IpamState, address: string): string | undefined {
+  const a = addrToBigInt(address);
+  for (const { block } of s.blocks.values()) {
+    const p = parsePrefix(block.cidr);
+    if (p.family !== familyOf(address) || a < p.base || a >= p.base + BigInt(blockCapacity(block))) continue;
+    const e = block.used[Number(a - p.base)];
+    if (e) return e.h;
+  }
+  return undefined;
 }
 
 function findBlock(s: IpamState, cidr: string): { kv: KeyValue; block: Block } | undefined {
@@ -143,7 +216,7 @@ export function repairOps(s: IpamState, f: Finding, now: number): TxnOp[] | unde
       const b = findBlock(s, f.block);
       if (!b) return undefined;
       // An empty orphan goes; one still holding addresses gets its index back.
-      if (usedCount(b.block) === 0) return [{ op: 'delete', key: b.kv.key, revision: b.kv.modRevision }, { op: 'delete', key: affKeyOf(b.block) }];
+      if (usedCount(b.block) === 0) return [{ op: 'delete', key: b.kv.key, revision: b.kv.modRevision }, { op: 'delete', key: affKeyOf(b.block) }, { op: 'delete', key: claimKey(b.block.cidr) }];
       if (f.reason === 'no-affinity' && b.block.affinity) return [{ op: 'create', key: affKeyOf(b.block), value: b.block.affinity }, { op: 'check', key: b.kv.key, revision: b.kv.modRevision }];
       return undefined;
     }
@@ -157,11 +230,23 @@ export function repairOps(s: IpamState, f: Finding, now: number): TxnOp[] | unde
       if (!b || !kv || !b.block.affinity) return undefined;
       return [{ op: 'update', key: kv.key, value: b.block.affinity, revision: kv.modRevision }, { op: 'check', key: b.kv.key, revision: b.kv.modRevision }];
     }
+    case 'misrouted-address':
+    case 'duplicate-endpoint-address':
+    case 'overlapping-blocks':
+      return undefined;
+    case 'unindexed-block': {
+      const b = s.blocks.get(f.key);
+      return b ? [{ op: 'create', key: claimKey(b.block.cidr), value: f.key }, { op: 'check', key: f.key, revision: b.kv.modRevision }] : undefined;
+    }
+    case 'orphaned-claim': {
+      const kv = s.claims.get(f.key);
+      return kv ? [{ op: 'delete', key: f.key, revision: kv.modRevision }, { op: 'check', key: f.blockKey, revision: 0 }] : undefined;
+    }
     case 'empty-block': {
       const b = findBlock(s, f.block);
       if (!b || usedCount(b.block) > 0) return undefined;
       const aff = s.affinities.get(affKeyOf(b.block));
-      return [{ op: 'delete', key: b.kv.key, revision: b.kv.modRevision }, ...(aff ? [{ op: 'delete' as const, key: aff.key, revision: aff.modRevision }] : [])];
+      return [{ op: 'delete', key: b.kv.key, revision: b.kv.modRevision }, { op: 'delete', key: claimKey(b.block.cidr) }, ...(aff ? [{ op: 'delete' as const, key: aff.key, revision: aff.modRevision }] : [])];
     }
   }
 }
@@ -188,7 +273,7 @@ export async function repairIpam(store: Store, s: IpamState, findings: Finding[]
     }
     rep.repaired.push(f);
     for (const o of ops) {
-      if (o.op === 'check') continue;
+      if (o.op === 'check' || o.op === 'absent') continue;
       const kv: KeyValue = { key: o.key, value: o.op === 'delete' ? '' : o.value, modRevision: r.revision, createRevision: r.revision };
       if (o.key.startsWith(BLOCKS)) {
         if (o.op === 'delete') s.blocks.delete(o.key);
@@ -196,6 +281,9 @@ export async function repairIpam(store: Store, s: IpamState, findings: Finding[]
       } else if (o.key.startsWith(AFFINITY)) {
         if (o.op === 'delete') s.affinities.delete(o.key);
         else s.affinities.set(o.key, kv);
+      } else if (o.key.startsWith(CLAIMS)) {
+        if (o.op === 'delete') s.claims.delete(o.key);
+        else s.claims.set(o.key, kv);
       } else if (o.key.startsWith(HANDLES)) {
         const id = o.key.slice(HANDLES.length);
         if (o.op === 'delete') s.handles.delete(id);

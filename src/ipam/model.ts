@@ -5,18 +5,31 @@
  *   affinity/<pool>/<block>    node name: which node owns the block (the claim index)
  *   blocks/<pool>/<block>      Block: per-address allocations, free queue, sequence
  *   handles/<handleId>         HandleRecord: what one attachment holds
- * A claim writes the affinity and the block in one transaction guarded by
- * "both absent", so a concurrent claimer (or a kill -9) cannot leave half of it.
+ *   claims/v4|v6/<hex base>/<len>  block key: every block, in address order
+ * A claim writes the affinity, the block and its claim in one transaction
+ * guarded by "all absent", so a concurrent claimer (or a kill -9) cannot leave
+ * half of it, and by "no claim inside it or around it", so no writer, whatever
+ * pool record or block size it believes in, can claim a block overlapping
+ * another one.
  */
 import { TernError } from '../lib/errors';
 import { formatPrefix, parsePrefix, prefixContainsPrefix, type Family, type Prefix } from '../lib/cidr';
-import type { AllocationAttrs } from './types';
+import type { TxnOp } from '../datastore/types';
+
+/** What an allocation records about its owner (written with the handle). */
+export interface AllocationAttrs {
+  namespace?: string;
+  pod?: string;
+  node?: string;
+  tenant?: string;
+}
 
 export const ROOT = '/tern/ipam/v1/';
 export const POOLS = `${ROOT}pools/`;
 export const AFFINITY = `${ROOT}affinity/`;
 export const BLOCKS = `${ROOT}blocks/`;
 export const HANDLES = `${ROOT}handles/`;
+export const CLAIMS = `${ROOT}claims/`;
 
 export type PoolMode = 'routed' | 'vxlan' | 'vxlan-crosssubnet' | 'vlan';
 export const POOL_MODES: readonly PoolMode[] = ['routed', 'vxlan', 'vxlan-crosssubnet', 'vlan'];
@@ -94,6 +107,43 @@ export const affinityKey = (pool: string, block: string): string => `${AFFINITY}
 export const affinityPrefix = (pool: string): string => `${AFFINITY}${cidrName(pool)}/`;
 export const blockKey = (pool: string, block: string): string => `${BLOCKS}${cidrName(pool)}/${cidrName(block)}`;
 export const handleKey = (id: string): string => `${HANDLES}${id}`;
+
+/** Fixed-width hex, so claim keys sort in address order. */
+function claimBase(family: Family, base: bigint): string {
+  return `${CLAIMS}v${family}/${base.toString(16).padStart(family === 4 ? 8 : 32, '0')}`;
+}
+
+export function claimKey(block: string): string {
+  const p = parsePrefix(block);
+  return `${claimBase(p.family, p.base)}/${p.length}`;
+}
+
+/** Blocks are never larger than 2^16 addresses (normalisePool), so at most 16 enclosing lengths need a look. */
+const MAX_BLOCK_BITS = 16;
+
+/**
+ * The guards of a claim of `block`: no claimed block starts inside it (a key
+ * range), and no claimed block of a shorter length encloses it (one key per
+ * length). Together: no existing block overlaps it.
+ */
+export function claimGuards(block: string): TxnOp[] {
+  const p = parsePrefix(block);
+  const bits = p.family === 4 ? 32 : 128;
+  const end = p.base + (1n << BigInt(bits - p.length));
+  const ops: TxnOp[] = [{ op: 'absent', key: claimBase(p.family, p.base), end: end >> BigInt(bits) ? `${CLAIMS}v${p.family}/~` : claimBase(p.family, end) }];
+  for (let len = Math.max(0, bits - MAX_BLOCK_BITS); len < p.length; len++) {
+    const mask = ((1n << BigInt(len)) - 1n) << BigInt(bits - len);
+    ops.push({ op: 'check', key: `${claimBase(p.family, p.base & mask)}/${len}`, revision: 0 });
+  }
+  return ops;
+}
+
+/** Whether two prefixes share an address. */
+export function prefixesOverlap(a: string, b: string): boolean {
+  const x = parsePrefix(a);
+  const y = parsePrefix(b);
+  return x.family === y.family && (prefixContainsPrefix(x, y) || prefixContainsPrefix(y, x));
+}
 
 export function defaultBlockSize(f: Family): number {
   return f === 4 ? 26 : 122;

@@ -1,8 +1,10 @@
-import type { IPPool } from './model';
 /**
- * The IPAM seam between the CNI plugin and whichever allocator backs it.
- * The interim local allocator and the block allocator both implement `Ipam`.
+ * The IPAM seam between the CNI plugin and the allocator that backs it
+ * (BlockIpam).
  */
+import type { AllocationAttrs, IPPool } from './model';
+
+export type { AllocationAttrs };
 
 /** Who an allocation belongs to. The handle is `<network>.<containerID>.<ifname>`. */
 export interface AllocationKey {
@@ -13,13 +15,6 @@ export interface AllocationKey {
 
 export function handleId(k: AllocationKey): string {
   return `${k.network}.${k.containerId}.${k.ifname}`;
-}
-
-export interface AllocationAttrs {
-  namespace?: string;
-  pod?: string;
-  node?: string;
-  tenant?: string;
 }
 
 export interface AllocateRequest {
@@ -46,6 +41,8 @@ export interface Allocation {
 }
 
 export interface Ipam {
+  /** The node this allocator claims blocks for. */
+  readonly node: string;
   /** Idempotent: a repeated ADD of the same key returns the same addresses. */
   allocate(req: AllocateRequest): Promise<AllocatedIp[]>;
   /** Idempotent: releasing an unknown key is a no-op. */

@@ -1,6 +1,6 @@
 /**
  * One error base with a stable code. Codes are Tern's own; each boundary maps
- * them to its wire form once (CNI error JSON in cni-plugin/main.ts, BGP
+ * them to its wire form once (CNI error JSON and exit codes in errors-cni.ts, BGP
  * NOTIFICATION in the session, file/line/field for policy files).
  */
 export type ErrorCode =

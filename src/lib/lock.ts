@@ -20,8 +20,27 @@ export function withLock<T>(file: string, fn: () => T, timeoutMs = 60_000): T {
 
 /** Take the lock (waiting for a live owner, up to `timeoutMs`); returns its release. */
 export function acquireLock(file: string, timeoutMs = 60_000): () => void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
   const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = tryLock(file, deadline);
+    if (r) return r;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+  }
+}
+
+/** acquireLock without blocking the event loop while another process holds the lock. */
+export async function acquireLockAsync(file: string, timeoutMs = 60_000): Promise<() => void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let wait = 2; ; wait = Math.min(wait * 2, 20)) {
+    const r = tryLock(file, deadline);
+    if (r) return r;
+    await new Promise((res) => setTimeout(res, wait));
+  }
+}
+
+/** One attempt: the release when taken, undefined while a live owner holds it (throws past the deadline). */
+function tryLock(file: string, deadline: number): (() => void) | undefined {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
   // The lock appears with its owner's pid already in it (link(2) of a written file), so no one reads it empty.
   const mine = `${file}.${process.pid}`;
   fs.writeFileSync(mine, String(process.pid));
@@ -40,8 +59,8 @@ export function acquireLock(file: string, timeoutMs = 60_000): () => void {
         if (readOwner(file) === owner) fs.rmSync(file, { force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new TernError('TRY_AGAIN_LATER', `ACL lock ${file} held by pid ${owner}`);
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+      if (Date.now() > deadline) throw new TernError('TRY_AGAIN_LATER', `lock ${file} held by pid ${owner}`);
+      return undefined;
     }
   } finally {
     fs.rmSync(mine, { force: true });

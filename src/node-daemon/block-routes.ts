@@ -2,14 +2,15 @@
  * A blackhole route for each block this node owns: traffic to an unallocated
  * address of our own block stops here instead of bouncing along the default
  * route, and the block is what BGP advertises. Desired state comes from the
- * IPAM affinity index; the kernel is diffed by Tern's protocol mark, so only
- * our own blackholes are ever touched.
+ * IPAM affinity index; the kernel is diffed by the blocks' own protocol mark
+ * (RTPROT_BLOCK), so only our own blackholes are ever touched.
  */
-import { RTPROT_TERN } from '../lib/constants';
+import { RTPROT_BLOCK, RTPROT_LEGACY } from '../lib/constants';
 import type { Logger } from '../lib/log';
 import { parsePrefix, formatPrefix } from '../lib/cidr';
 import type { Store, Watcher } from '../datastore/types';
 import { AFFINITY } from '../ipam/model';
+import { ReconcileLoop } from '../lib/reconcile-loop';
 import { Rtnl } from '../dataplane';
 
 /** Affinity keys look like /tern/ipam/v1/affinity/<pool>/<block>, CIDRs written a.b.c.d-len. */
@@ -47,29 +48,18 @@ export function diffBlackholes(desired: string[], present: string[]): RouteDiff 
 
 export class BlockRouteReconciler {
   private watcher?: Watcher;
-  private running: Promise<void> = Promise.resolve();
-  private dirty = false;
   blocks: string[] = [];
+  /** Affinities -> kernel; a failed route write is retried with backoff, no datastore change needed. */
+  readonly loop: ReconcileLoop;
 
-  constructor(private readonly deps: { store: Store; node: string; log: Logger; onChange?: (blocks: string[]) => void }) {}
-
-  async start(): Promise<void> {
-    const { items, revision } = await this.deps.store.list(AFFINITY);
-    await this.reconcile(items);
-    this.watcher = await this.deps.store.watch(AFFINITY, revision, () => this.kick(), (e) => this.deps.log.warn({ err: e }, 'affinity watch failed'));
+  constructor(private readonly deps: { store: Store; node: string; log: Logger; onChange?: (blocks: string[]) => void }) {
+    this.loop = new ReconcileLoop({ name: 'block-routes', log: deps.log, run: async () => void (await this.reconcile((await this.deps.store.list(AFFINITY)).items)) });
   }
 
-  private kick(): void {
-    if (this.dirty) return;
-    this.dirty = true;
-    this.running = this.running.then(async () => {
-      this.dirty = false;
-      try {
-        await this.reconcile((await this.deps.store.list(AFFINITY)).items);
-      } catch (e) {
-        this.deps.log.error({ err: e }, 'block route reconcile failed');
-      }
-    });
+  async start(): Promise<void> {
+    const revision = await this.deps.store.revision();
+    await this.loop.runNow();
+    this.watcher = await this.deps.store.watch(AFFINITY, revision, () => this.loop.kick(), (e) => this.deps.log.warn({ err: e }, 'affinity watch failed'));
   }
 
   /** Read what the kernel has (our blackholes only), apply the difference. */
@@ -77,10 +67,14 @@ export class BlockRouteReconciler {
     const desired = ownBlocks(affinities, this.deps.node);
     const rt = Rtnl.open();
     try {
-      const present = (await rt.listRoutes({ protocol: RTPROT_TERN, table: 254 })).filter((r) => r.type === 'blackhole').map((r) => r.dst);
+      const blackholes = (await rt.listRoutes({ table: 254 })).filter((r) => r.type === 'blackhole');
+      const present = blackholes.filter((r) => r.protocol === RTPROT_BLOCK).map((r) => r.dst);
       const diff = diffBlackholes(desired, present);
-      for (const dst of diff.add) await rt.replaceRoute({ dst, type: 'blackhole', protocol: RTPROT_TERN });
-      for (const dst of diff.remove) await rt.deleteRoute({ dst, type: 'blackhole', protocol: RTPROT_TERN });
+      // Blackholes with the old shared mark were ours: a wanted one is re-marked in place by the replace, the rest go.
+      const legacy = diffBlackholes(desired, blackholes.filter((r) => r.protocol === RTPROT_LEGACY).map((r) => r.dst)).remove;
+      for (const dst of diff.add) await rt.replaceRoute({ dst, type: 'blackhole', protocol: RTPROT_BLOCK });
+      for (const dst of diff.remove) await rt.deleteRoute({ dst, type: 'blackhole', protocol: RTPROT_BLOCK });
+      for (const dst of legacy) await rt.deleteRoute({ dst, type: 'blackhole', protocol: RTPROT_LEGACY });
       if (diff.add.length || diff.remove.length) this.deps.log.info({ added: diff.add, removed: diff.remove }, 'block blackhole routes');
       const changed = JSON.stringify(desired) !== JSON.stringify(this.blocks);
       this.blocks = desired;
@@ -93,6 +87,6 @@ export class BlockRouteReconciler {
 
   async stop(): Promise<void> {
     await this.watcher?.close();
-    await this.running;
+    await this.loop.stop();
   }
 }

@@ -1,13 +1,14 @@
 /**
  * The node daemon (composition root). It registers the node, keeps a
  * blackhole route per owned block, serves the warm CNI fast path and
- * health/metrics, runs the BGP mesh and keeps the ACL rules in sync. The
- * overlay reconcilers attach here next.
+ * health/metrics, runs the BGP mesh or the VXLAN overlay and keeps the ACL
+ * rules in sync.
  */
 import * as http from 'node:http';
+import type * as net from 'node:net';
 import type { Logger } from '../lib/log';
-import { handle } from '../cni-plugin/main';
-import { CniServer } from './cni-server';
+import { handle } from '../cni-plugin/handle';
+import { CniServer, checkSocketPath } from './cni-server';
 import type { DaemonConfig } from './config';
 import { Metrics } from './metrics';
 import * as fs from 'node:fs';
@@ -18,32 +19,15 @@ import { resolveNodeName } from '../ipam/nodename';
 import { BlockRouteReconciler } from './block-routes';
 import { detectAddresses, nodeKey, registerNode, type NodeRecord } from './registry';
 import { BgpMesh } from './bgp-mesh';
-import type { PeerView } from '../bgp-speaker';
-import { AclReconciler, type AclStatus } from './acl-sync';
+import { serveControl } from '../bgp-speaker/control';
+import { AclReconciler } from './acl-sync';
+import { notReady, type DaemonStatus } from './health';
 import { loadIpamState, reclaimEmptyBlocks, utilisation } from '../ipam/gc';
 import { TernError } from '../lib/errors';
-import { VxlanDriver, type OverlayStatus } from './vxlan';
+import { VxlanDriver } from './vxlan';
+import type { LoopStatus } from '../lib/reconcile-loop';
 
-export interface DaemonStatus {
-  node: string;
-  ready: boolean;
-  datastore: { type: string; where: string; reachable: boolean };
-  blocks: string[];
-  bgp?: { asn: number; routerId: string; peers: PeerView[] };
-  acl?: AclStatus;
-  overlay?: OverlayStatus;
-}
-
-/** What keeps a node from being ready (empty: ready): started, datastore reachable, ACL in sync, every BGP session up. */
-export function notReady(st: DaemonStatus): string[] {
-  const why: string[] = [];
-  if (!st.ready) why.push('starting');
-  if (!st.datastore.reachable) why.push('datastore unreachable');
-  if (st.acl?.lastError) why.push(`ACL sync failed: ${st.acl.lastError}`);
-  if (st.overlay?.lastError) why.push(`overlay failed: ${st.overlay.lastError}`);
-  for (const p of st.bgp?.peers ?? []) if (p.state !== 'Established') why.push(`BGP ${p.address} ${p.state}`);
-  return why;
-}
+export { notReady, type DaemonStatus } from './health';
 
 export class NodeDaemon {
   readonly metrics = new Metrics();
@@ -56,12 +40,14 @@ export class NodeDaemon {
   private reclaimTimer?: NodeJS.Timeout;
   private vxlan?: VxlanDriver;
   private reclaiming?: Promise<void>;
+  private control?: net.Server;
   bgp?: BgpMesh;
   node = '';
 
   constructor(private readonly config: DaemonConfig, private readonly log: Logger) {}
 
   async start(): Promise<void> {
+    checkSocketPath(this.config.cniSocket);
     this.node = resolveNodeName({ nodename: this.config.nodename });
     fs.mkdirSync(path.dirname(this.config.nodenameFile), { recursive: true });
     fs.writeFileSync(this.config.nodenameFile, `${this.node}\n`);
@@ -86,6 +72,11 @@ export class NodeDaemon {
     // Sessions only after the blocks are originated: a restarted node's first table and End-of-RIB
     // must hold them, or its graceful-restart helpers sweep its routes as stale (RFC 4724 §4.2).
     await this.bgp?.start();
+    if (this.bgp) {
+      // The same root-only (0600) control socket as `ternctl bgp serve`: peers, Adj-RIB-In and why a route won.
+      fs.mkdirSync(path.dirname(this.config.controlSocket), { recursive: true });
+      this.control = await serveControl(this.bgp.speaker, this.config.controlSocket);
+    }
     if (this.config.vxlan) {
       const underlay = addresses.find((a) => !a.includes(':')) ?? addresses[0];
       if (!underlay) throw new TernError('INVALID_CONFIG', 'vxlan needs an underlay address: set "addresses" or give the node a default route');
@@ -105,10 +96,7 @@ export class NodeDaemon {
       store: this.store,
       log: this.log.child({ component: 'acl' }),
       policyDir: this.config.policyDir,
-      onSync: (ok, ms) => {
-        this.metrics.observe('tern_acl_sync_duration_seconds', 'ACL compile and apply time', {}, ms / 1000);
-        this.metrics.inc('tern_acl_syncs_total', 'ACL syncs', { result: ok ? 'ok' : 'error' });
-      },
+      onSync: (ok, ms) => this.metrics.aclSync(ok, ms / 1000),
     });
     await this.acl.start();
     const acl = this.acl;
@@ -117,10 +105,8 @@ export class NodeDaemon {
       socketPath: this.config.cniSocket,
       log: cniLog,
       handle: (env, stdin) => handle(env, stdin, cniLog, { aclProgrammed: () => acl.programmed }),
-      observe: (command, ms, ok) => {
-        this.metrics.observe('tern_cni_request_duration_seconds', 'CNI request latency', { command }, ms / 1000);
-        this.metrics.inc('tern_cni_requests_total', 'CNI requests', { command, result: ok ? 'ok' : 'error' });
-      },
+      observe: (command, ms, outcome) => this.metrics.cni(command, ms / 1000, outcome),
+      malformed: (why) => this.metrics.malformed(why),
     });
     await this.cni.start();
     if (this.config.healthListen) await this.startHttp(this.config.healthListen);
@@ -142,7 +128,7 @@ export class NodeDaemon {
         const blocks = r.repaired.map((f) => (f as { block: string }).block);
         if (blocks.length) {
           this.log.info({ blocks }, 'empty blocks returned to their pools');
-          this.metrics.inc('tern_ipam_blocks_reclaimed_total', 'Empty blocks returned to their pools', {}, blocks.length);
+          this.metrics.blocksReclaimed(blocks.length);
         }
       } catch (e) {
         this.log.warn({ err: e }, 'reclaiming empty blocks failed; next round retries');
@@ -165,13 +151,16 @@ export class NodeDaemon {
       if (req.url === '/healthz') return send(200, 'ok\n');
       if (req.url === '/readyz') {
         void this.status().then((st) => {
-          const why = notReady(st);
+          const why = st.notReady ?? [];
           send(why.length ? 503 : 200, why.length ? `not ready: ${why.join('; ')}\n` : 'ready\n');
         });
         return;
       }
       if (req.url === '/metrics') {
-        void this.snapshotMetrics().then(() => send(200, this.metrics.render(), 'text/plain; version=0.0.4'));
+        void this.snapshotMetrics()
+          .then(() => this.metrics.render())
+          .then((text) => send(200, text, this.metrics.contentType))
+          .catch((e) => send(500, `metrics failed: ${(e as Error).message}\n`));
         return;
       }
       if (req.url === '/status') {
@@ -189,19 +178,11 @@ export class NodeDaemon {
 
   /** State gauges, taken at scrape time: BGP sessions and routes, this node's IPAM use. */
   private async snapshotMetrics(): Promise<void> {
-    if (this.bgp) {
-      const peers = this.bgp.speaker.peers();
-      this.metrics.replaceGauge('tern_bgp_session_up', 'BGP session state per peer (1 when Established)', peers.map((p) => ({ labels: { peer: p.address, state: p.state }, value: p.state === 'Established' ? 1 : 0 })));
-      const st = this.bgp.speaker.stats();
-      this.metrics.set('tern_bgp_routes', 'Prefixes in the Loc-RIB', {}, st.routes);
-      this.metrics.set('tern_bgp_fib_errors', 'Kernel route writes that failed', {}, st.fibErrors);
-    }
+    this.metrics.reconcile(this.loops());
+    if (this.bgp) this.metrics.bgp(this.bgp.speaker.peers(), this.bgp.speaker.stats());
     if (this.store) {
       try {
-        const row = utilisation(await loadIpamState(this.store)).nodes.find((n) => n.node === this.node);
-        this.metrics.set('tern_ipam_node_blocks', 'IPAM blocks affine to this node', {}, row?.blocks ?? 0);
-        this.metrics.set('tern_ipam_node_addresses_used', 'Addresses in use in this node\'s blocks', {}, row?.used ?? 0);
-        this.metrics.set('tern_ipam_node_addresses_capacity', 'Addresses in this node\'s blocks', {}, row?.capacity ?? 0);
+        this.metrics.ipam(utilisation(await loadIpamState(this.store)).nodes.find((n) => n.node === this.node));
       } catch (e) {
         this.log.warn({ err: e }, 'IPAM metrics unavailable');
       }
@@ -218,7 +199,7 @@ export class NodeDaemon {
       reachable = false;
     }
     const ds = this.config.datastore;
-    return {
+    const st: DaemonStatus = {
       node: this.node,
       ready: this.ready,
       datastore: { type: ds.type, where: ds.type === 'sqlite' ? ds.path : ds.endpoints.join(','), reachable },
@@ -226,7 +207,14 @@ export class NodeDaemon {
       bgp: this.bgp ? { asn: this.bgp.speaker.cfg.asn, routerId: this.bgp.speaker.cfg.routerId, peers: this.bgp.speaker.peers() } : undefined,
       acl: this.acl?.state,
       overlay: this.vxlan?.state,
+      sockets: { cni: this.config.cniSocket, ...(this.control ? { control: this.config.controlSocket } : {}) },
+      reconcilers: this.loops(),
     };
+    return { ...st, notReady: notReady(st) };
+  }
+
+  private loops(): LoopStatus[] {
+    return [this.blocks?.loop, this.acl?.loop, this.vxlan?.loop].filter((l) => !!l).map((l) => l.status);
   }
 
   async stop(): Promise<void> {
@@ -237,6 +225,10 @@ export class NodeDaemon {
     await this.blocks?.stop();
     await this.acl?.stop();
     await this.vxlan?.stop();
+    if (this.control) {
+      await new Promise<void>((r) => this.control!.close(() => r()));
+      fs.rmSync(this.config.controlSocket, { force: true });
+    }
     await this.bgp?.stop();
     await this.store?.close();
     if (this.http) await new Promise<void>((r) => this.http!.close(() => r()));

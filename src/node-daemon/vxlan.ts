@@ -8,7 +8,8 @@
  * side is the overlay module's VxlanReconciler (plan, diff, apply).
  */
 import type { Logger } from '../lib/log';
-import { messageOf } from '../lib/errors';
+import { TernError, messageOf } from '../lib/errors';
+import { ReconcileLoop } from '../lib/reconcile-loop';
 import type { Store, Watcher } from '../datastore/types';
 import { AFFINITY, POOLS, type IPPool } from '../ipam/model';
 import { BlockIpam } from '../ipam/block-ipam';
@@ -48,11 +49,10 @@ const TUNNEL_KEY = (node: string) => ({ network: 'tern-vxlan', containerId: node
 
 export class VxlanDriver {
   private readonly watchers: Watcher[] = [];
-  private running: Promise<void> = Promise.resolve();
-  private dirty = false;
-  private stopped = false;
   private reconciler?: VxlanReconciler;
   readonly state: OverlayStatus = { mode: 'routed', remotes: 0 };
+  /** Registry, affinities and pools -> kernel; a failed write is retried with backoff, no datastore change needed. */
+  readonly loop: ReconcileLoop;
 
   constructor(
     private readonly deps: {
@@ -66,27 +66,25 @@ export class VxlanDriver {
       publish: (vtep: VtepRecord) => Promise<void>;
       log: Logger;
     },
-  ) {}
+  ) {
+    this.loop = new ReconcileLoop({ name: 'vxlan', log: deps.log, run: () => this.reconcileOnce() });
+  }
 
   async start(): Promise<void> {
     const rev = await this.deps.store.revision();
-    await this.reconcile();
+    await this.loop.runNow();
     for (const prefix of [NODES, AFFINITY, POOLS]) {
-      this.watchers.push(await this.deps.store.watch(prefix, rev, () => this.kick(), (e) => this.deps.log.warn({ err: e, prefix }, 'overlay watch failed')));
+      this.watchers.push(await this.deps.store.watch(prefix, rev, () => this.loop.kick(), (e) => this.deps.log.warn({ err: e, prefix }, 'overlay watch failed')));
     }
   }
 
-  private kick(): void {
-    if (this.dirty || this.stopped) return;
-    this.dirty = true;
-    this.running = this.running.then(async () => {
-      this.dirty = false;
-      await this.reconcile();
-    });
+  /** Reconcile now and wait; errors are kept for status (the loop retries them). */
+  async reconcile(): Promise<void> {
+    await this.loop.runNow();
   }
 
-  /** Registry and pools -> kernel. Errors are kept for status and retried on the next change. */
-  async reconcile(): Promise<void> {
+  /** Registry and pools -> kernel. Errors are kept for status and retried by the loop with backoff. */
+  private async reconcileOnce(): Promise<void> {
     try {
       const pools = (await this.deps.store.list(POOLS)).items.map((kv) => JSON.parse(kv.value) as IPPool);
       const mode = vxlanModeOf(pools);
@@ -109,7 +107,7 @@ export class VxlanDriver {
       Object.assign(this.state, { mode, remotes: remotes.length, lastError: undefined });
     } catch (e) {
       this.state.lastError = messageOf(e);
-      this.deps.log.error({ err: e }, 'overlay reconcile failed; retrying on the next change');
+      throw e;
     }
   }
 
@@ -119,7 +117,7 @@ export class VxlanDriver {
     const underlayIp = this.deps.underlay.split('/')[0];
     const v6 = underlayIp.includes(':');
     const pool = pools.find((p) => !p.disabled && p.mode.startsWith('vxlan') && p.cidr.includes(':') === v6);
-    if (!pool) throw new Error(`no enabled vxlan pool of the underlay's family (IPv${v6 ? 6 : 4})`);
+    if (!pool) throw new TernError('NOT_FOUND', `no enabled vxlan pool of the underlay's family (IPv${v6 ? 6 : 4})`);
     const have = await ipam.get(TUNNEL_KEY(this.deps.node));
     const ip = have?.ips[0] ?? (await ipam.allocate({ key: TUNNEL_KEY(this.deps.node), pools: [pool.cidr], attrs: { node: this.deps.node } }))[0];
     const vtep: VtepRecord = { mac: vtepMacFor(this.deps.node), underlayIp, tunnelIp: ip.address, subnet: networkOf(this.deps.underlay) };
@@ -131,9 +129,8 @@ export class VxlanDriver {
 
   /** Leaves the kernel as it is (a restart costs no packet). */
   async stop(): Promise<void> {
-    this.stopped = true;
     for (const w of this.watchers) await w.close();
-    await this.running;
+    await this.loop.stop();
     this.reconciler?.close();
   }
 }

@@ -1,10 +1,11 @@
 /** Address helpers for the overlay (bytes for netlink, CIDR containment). */
 import { isIP } from 'node:net';
 import { Address4, Address6 } from 'ip-address';
+import { TernError } from '../lib/errors';
 
 export function familyOf(ip: string): 4 | 6 {
   const f = isIP(ip);
-  if (f === 0) throw new Error(`invalid IP address ${ip}`);
+  if (f === 0) throw new TernError('INVALID_CONFIG', `invalid IP address ${ip}`);
   return f as 4 | 6;
 }
 
@@ -32,7 +33,7 @@ export function parseCidr(cidr: string): Cidr {
   const [ip, lenS] = cidr.split('/');
   const family = familyOf(ip);
   const len = lenS === undefined ? (family === 4 ? 32 : 128) : Number(lenS);
-  if (!Number.isInteger(len) || len < 0 || len > (family === 4 ? 32 : 128)) throw new Error(`invalid CIDR ${cidr}`);
+  if (!Number.isInteger(len) || len < 0 || len > (family === 4 ? 32 : 128)) throw new TernError('INVALID_CONFIG', `invalid CIDR ${cidr}`);
   return { ip: canonicalIp(ip), len, family };
 }
 

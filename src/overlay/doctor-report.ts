@@ -2,7 +2,7 @@
  * Pure evaluation of kernel facts: which pool modes this node can run and
  * what is misconfigured. Returns reasons, never logs.
  */
-import type { KernelFacts, Probe } from './kernel-features';
+import type { KernelFacts, Probe } from './types';
 import { checksumOffloadBroken } from './plan';
 import type { OverlayMode } from './types';
 
@@ -60,8 +60,8 @@ export function evaluateDoctor(f: KernelFacts): DoctorReport {
   const rp = Math.max(f.rpFilterAll ?? 0, f.rpFilterDefault ?? 0);
   if (f.rpFilterAll === undefined) checks.push({ name: 'rp_filter', severity: 'warning', detail: 'cannot read net.ipv4.conf.all.rp_filter' });
   else if (rp === 1)
-    checks.push({ name: 'rp_filter', severity: 'warning', detail: 'strict reverse-path filtering (1) drops asymmetric paths, e.g. CrossSubnet while routes converge; use 0 or 2' });
-  else checks.push({ name: 'rp_filter', severity: 'ok', detail: `rp_filter=${rp}${rp === 2 ? ' (loose)' : ''}` });
+    checks.push({ name: 'rp_filter', severity: 'warning', detail: 'strict reverse-path filtering (1) drops asymmetric paths, e.g. CrossSubnet while routes converge; use 2 (loose). Pod source addresses are checked by Tern\'s own rules, not by rp_filter' });
+  else checks.push({ name: 'rp_filter', severity: 'ok', detail: `rp_filter=${rp}${rp === 2 ? ' (loose)' : ''}; pod source addresses are checked by Tern's own rules` });
 
   if (f.vxlan === 'yes' && checksumOffloadBroken(f.kernelRelease))
     checks.push({ name: 'vxlan-csum', severity: 'info', detail: `kernel ${f.kernelRelease} < 5.7: tx checksum offload is turned off on the VTEP` });

@@ -6,27 +6,9 @@
  */
 import * as os from 'node:os';
 import { runIn } from './netns';
+import type { KernelFacts, Probe } from './types';
 
-export type Probe = 'yes' | 'no' | 'unknown';
-
-export interface KernelFacts {
-  kernelRelease: string;
-  vxlan: Probe;
-  vlan8021q: Probe;
-  bridge: Probe;
-  veth: Probe;
-  ipset: Probe;
-  /** 'nf_tables', 'legacy', or undefined when iptables is missing. */
-  iptablesBackend?: 'nf_tables' | 'legacy';
-  /** Whether the backend's tables can be used here (e.g. UML has no nf_tables inet family). */
-  iptablesUsable: Probe;
-  iptablesLegacyUsable: Probe;
-  ipForward?: number;
-  ip6Forward?: number;
-  rpFilterAll?: number;
-  rpFilterDefault?: number;
-  errors: string[];
-}
+export type { KernelFacts, Probe };
 
 function probeInScratchNs(script: string): Probe {
   try {

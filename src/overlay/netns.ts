@@ -1,10 +1,13 @@
 /**
  * Sockets and commands bound to a node's network namespace. Netlink sockets
- * come from the dataplane's adapter (setns in, open, setns back).
+ * come from the dataplane's adapter (setns in, open, setns back); commands
+ * from the dataplane's one exec helper.
  */
-import { spawnSync } from 'node:child_process';
 import { NetnsHandle, Rtnl } from '../dataplane';
-import { TernError, messageOf } from '../lib/errors';
+import { execSync, type CmdResult } from '../dataplane/exec';
+import { TernError } from '../lib/errors';
+
+export type { CmdResult } from '../dataplane/exec';
 
 /** An rtnetlink adapter in `netnsPath` (e.g. /run/netns/x), or in our own namespace when undefined. */
 export function openRtnl(netnsPath?: string): Rtnl {
@@ -17,18 +20,9 @@ export function openRtnl(netnsPath?: string): Rtnl {
   }
 }
 
-export interface CmdResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Run a tool (ethtool, iptables-restore) inside the namespace via nsenter. */
+/** Run a tool (ethtool, iptables-restore) inside the namespace. */
 export function runIn(netnsPath: string | undefined, cmd: string, args: string[], input?: string): CmdResult {
-  const argv = netnsPath ? ['nsenter', `--net=${netnsPath}`, '--', cmd, ...args] : [cmd, ...args];
-  const r = spawnSync(argv[0], argv.slice(1), { input, encoding: 'utf8', timeout: 30_000 });
-  if (r.error) throw new TernError('IO_FAILURE', `${cmd}: ${messageOf(r.error)}`, { cause: r.error });
-  return { code: r.status ?? 1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  return execSync(netnsPath, cmd, args, input);
 }
 
 export function mustRunIn(netnsPath: string | undefined, cmd: string, args: string[], input?: string): string {

@@ -6,6 +6,7 @@ import { canonicalIp, familyOf, networkOf, parseCidr } from './addr';
 import { selectPath } from './select';
 import type { FdbSpec, NeighborSpec, OverlayDesired, OverlayPlan, RouteSpec, SkippedBlock, UplinkFacts } from './types';
 import { vtepMacFor } from './vtep-mac';
+import { TernError } from '../lib/errors';
 
 export const VTEP_NAME = 'tern.vxlan';
 export const DEFAULT_VNI = 4096;
@@ -32,10 +33,10 @@ export function planOverlay(d: OverlayDesired, uplink: UplinkFacts | null): Over
   const port = d.port ?? DEFAULT_VXLAN_PORT;
   const empty: OverlayPlan = { vtep: null, neighbors: [], fdb: [], routes: [], vxlanPeers: [], port, skipped: [] };
   if (d.mode !== 'vxlan' && d.mode !== 'vxlan-crosssubnet') return empty;
-  if (!uplink) throw new Error(`no uplink holds ${d.self.underlayIp}`);
+  if (!uplink) throw new TernError('NOT_FOUND', `no uplink holds ${d.self.underlayIp}`);
   const vni = d.vni ?? DEFAULT_VNI;
-  if (!Number.isInteger(vni) || vni < 1 || vni > 0xffffff) throw new Error(`VNI ${vni} out of range 1..16777215`);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`VXLAN port ${port} out of range`);
+  if (!Number.isInteger(vni) || vni < 1 || vni > 0xffffff) throw new TernError('INVALID_CONFIG', `VNI ${vni} out of range 1..16777215`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new TernError('INVALID_CONFIG', `VXLAN port ${port} out of range`);
 
   const family = familyOf(d.self.underlayIp);
   const tunnelFamily = familyOf(d.self.tunnelIp);

@@ -97,3 +97,25 @@ export interface OverlayPlan {
   port: number;
   skipped: SkippedBlock[];
 }
+
+/** What `ternctl doctor` found out about the kernel (probed by kernel-features.ts). */
+export type Probe = 'yes' | 'no' | 'unknown';
+
+export interface KernelFacts {
+  kernelRelease: string;
+  vxlan: Probe;
+  vlan8021q: Probe;
+  bridge: Probe;
+  veth: Probe;
+  ipset: Probe;
+  /** 'nf_tables', 'legacy', or undefined when iptables is missing. */
+  iptablesBackend?: 'nf_tables' | 'legacy';
+  /** Whether the backend's tables can be used here (e.g. UML has no nf_tables inet family). */
+  iptablesUsable: Probe;
+  iptablesLegacyUsable: Probe;
+  ipForward?: number;
+  ip6Forward?: number;
+  rpFilterAll?: number;
+  rpFilterDefault?: number;
+  errors: string[];
+}

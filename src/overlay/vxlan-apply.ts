@@ -5,33 +5,27 @@
  *
  * What the overlay owns, and therefore may sweep:
  *  - the `tern.vxlan` device and every address, neighbor and FDB entry on it;
- *  - routes with rtm_protocol RTPROT_TERN through `tern.vxlan`, and
- *    RTPROT_TERN routes *with a gateway* on the uplink (CrossSubnet's direct
- *    routes). Pod /32 routes (RTPROT_TERN, no gateway, on tern<hex> veths)
- *    are the CNI plugin's and never match.
+ *  - routes with its own mark, RTPROT_VXLAN: onlink through `tern.vxlan`,
+ *    and CrossSubnet's direct routes on the uplink. Routes with the old
+ *    shared mark (RTPROT_LEGACY) and a gateway through the VTEP or on the
+ *    uplink were the overlay's too: wanted ones are re-marked in place, the
+ *    rest removed. (The daemon runs either BGP or VXLAN, so no learned route
+ *    of the shared mark is on a VXLAN node.)
  */
 import * as os from 'node:os';
 import type { RtNetlinkSocket } from 'netlink';
 import * as ifla from 'netlink/dist/rt/ifla';
-import { RTPROT_TERN } from '../lib/constants';
+import { RTPROT_LEGACY, RTPROT_VXLAN } from '../lib/constants';
 import { TernError, messageOf } from '../lib/errors';
 import { canonicalIp, familyOf, ipBytes, ipFromBytes, networkOf, parseCidr } from './addr';
 import { diffOverlay, type ObservedOverlay, type ObservedVtep, type OverlayOp } from './diff';
 import { checksumOffloadBroken, planOverlay, VTEP_NAME } from './plan';
 import { mustRunIn, openRtnl, runIn } from './netns';
 import { flat, macToBytes, type Rtnl } from '../dataplane';
+import { AF_BRIDGE, AF_INET, AF_INET6, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RT_TABLE_MAIN } from '../dataplane/route-codec';
 import type { FdbSpec, NeighborSpec, OverlayDesired, OverlayPlan, RouteSpec, SkippedBlock, UplinkFacts, VtepSpec } from './types';
 import { formatMac } from './vtep-mac';
 import { applyVxlanGuard } from './vxlan-guard';
-
-const AF_INET = 2;
-const AF_INET6 = 10;
-const AF_BRIDGE = 7;
-const RT_TABLE_MAIN = 254;
-const RTNH_F_ONLINK = 4;
-const NLM_F_REPLACE = 0x100;
-const NLM_F_EXCL = 0x200;
-const NLM_F_CREATE = 0x400;
 
 export interface VxlanReconcilerOptions {
   /** Node namespace (e.g. /run/netns/node1); our own namespace when absent. */
@@ -67,6 +61,9 @@ export class VxlanReconciler {
     const observed = await this.observe(uplink?.ifindex);
     const ops = diffOverlay(plan, observed);
     let vtepIndex = observed.vtep?.index;
+    // Old-mark routes are not in `observed`, so the diff sets each wanted one (a replace, in place); the others go here.
+    const wanted = new Set(plan.routes.map((r) => r.dst));
+    for (const r of observed.legacyRoutes ?? []) if (!wanted.has(r.dst)) await this.deleteRoute(r, RTPROT_LEGACY, vtepIndex, uplink?.ifindex);
     for (const op of ops) vtepIndex = await this.apply(op, vtepIndex, uplink?.ifindex);
     if (plan.vtep) this.fixChecksumOffload(desired);
     applyVxlanGuard(this.opts.netnsPath, plan, this.opts.iptables ?? 'iptables');
@@ -87,7 +84,7 @@ export class VxlanReconciler {
     return { ifindex: a.data.index, mtu: link?.attrs.mtu ?? 1500, subnet: networkOf(`${want}/${a.data.prefixlen}`) };
   }
 
-  async observe(uplinkIndex: number | undefined): Promise<ObservedOverlay> {
+  async observe(uplinkIndex: number | undefined): Promise<ObservedOverlay & { legacyRoutes: RouteSpec[] }> {
     const links = await this.sock.getLinks();
     const dev = links.find((l) => l.attrs.ifname === VTEP_NAME);
     let vtep: ObservedVtep | null = null;
@@ -112,18 +109,15 @@ export class VxlanReconciler {
         };
       }
     }
-    const empty: ObservedOverlay = { vtep, addresses: [], neighbors: [], fdb: [], routes: [] };
     const routes: RouteSpec[] = [];
-    for (const family of [AF_INET, AF_INET6]) {
-      for (const r of await this.sock.getRoutes({ family })) {
-        if (Number(r.data.protocol) !== RTPROT_TERN || (r.attrs.table ?? r.data.table) !== RT_TABLE_MAIN || !r.attrs.dst || !r.attrs.gateway) continue;
-        const dst = `${ipFromBytes(r.attrs.dst)}/${r.data.dstLen}`;
-        const gateway = ipFromBytes(r.attrs.gateway);
-        if (vtep && r.attrs.oif === vtep.index) routes.push({ dst, gateway, dev: 'vtep' });
-        else if (uplinkIndex !== undefined && r.attrs.oif === uplinkIndex) routes.push({ dst, gateway, dev: 'uplink' });
-      }
+    const legacyRoutes: RouteSpec[] = [];
+    for (const r of await this.rtnl.listRoutes({ table: RT_TABLE_MAIN })) {
+      if ((r.protocol !== RTPROT_VXLAN && r.protocol !== RTPROT_LEGACY) || !r.gateway || r.dst.endsWith('/0')) continue;
+      const into = r.protocol === RTPROT_VXLAN ? routes : legacyRoutes;
+      if (vtep && r.dev === vtep.index) into.push({ dst: r.dst, gateway: r.gateway, dev: 'vtep' });
+      else if (uplinkIndex !== undefined && r.dev === uplinkIndex) into.push({ dst: r.dst, gateway: r.gateway, dev: 'uplink' });
     }
-    empty.routes = routes;
+    const empty: ObservedOverlay & { legacyRoutes: RouteSpec[] } = { vtep, addresses: [], neighbors: [], fdb: [], routes, legacyRoutes };
     if (!vtep) return empty;
 
     const addresses: string[] = [];
@@ -146,7 +140,7 @@ export class VxlanReconciler {
         else if (n.data.state?.permanent) neighbors.push({ ip: ipFromBytes(n.attrs.dst), mac: formatMac(n.attrs.lladdr) });
       }
     }
-    return { vtep, addresses, neighbors, fdb, routes };
+    return { vtep, addresses, neighbors, fdb, routes, legacyRoutes };
   }
 
   private async apply(op: OverlayOp, vtepIndex: number | undefined, uplinkIndex: number | undefined): Promise<number | undefined> {
@@ -191,28 +185,23 @@ export class VxlanReconciler {
           return vtepIndex;
         }
         case 'setRoute':
-        case 'delRoute': {
-          const r = op.route;
-          const c = parseCidr(r.dst);
-          const oif = r.dev === 'vtep' ? vtepIndex : uplinkIndex;
-          const data = {
-            family: c.family === 4 ? AF_INET : AF_INET6,
-            dstLen: c.len,
-            table: RT_TABLE_MAIN,
-            protocol: RTPROT_TERN as never,
-            scope: 'UNIVERSE' as const,
-            type: 'UNICAST' as const,
-            flags: r.dev === 'vtep' ? { __unknown: RTNH_F_ONLINK } : {},
-          };
-          const attrs = { dst: ipBytes(c.ip), gateway: ipBytes(r.gateway), oif };
-          if (op.kind === 'setRoute') await this.sock.newRoute(data, attrs, { flags: NLM_F_CREATE | NLM_F_REPLACE });
-          else await this.sock.delRoute(data, attrs);
+          await this.rtnl.replaceRoute(this.kernelRoute(op.route, RTPROT_VXLAN, vtepIndex, uplinkIndex));
           return vtepIndex;
-        }
+        case 'delRoute':
+          await this.deleteRoute(op.route, RTPROT_VXLAN, vtepIndex, uplinkIndex);
+          return vtepIndex;
       }
     } catch (e) {
       throw new TernError('IO_FAILURE', `overlay ${op.kind} failed: ${messageOf(e)}`, { cause: e, details: JSON.stringify(op) });
     }
+  }
+
+  private kernelRoute(r: RouteSpec, protocol: number, vtepIndex: number | undefined, uplinkIndex: number | undefined) {
+    return { dst: r.dst, gateway: r.gateway, dev: r.dev === 'vtep' ? vtepIndex : uplinkIndex, onlink: r.dev === 'vtep', protocol };
+  }
+
+  private async deleteRoute(r: RouteSpec, protocol: number, vtepIndex: number | undefined, uplinkIndex: number | undefined): Promise<void> {
+    await this.rtnl.deleteRoute(this.kernelRoute(r, protocol, vtepIndex, uplinkIndex));
   }
 
   private async createVtep(v: VtepSpec): Promise<number> {

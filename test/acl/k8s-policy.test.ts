@@ -27,12 +27,12 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  t?.dispose();
+  await t?.dispose();
   await sb.cleanup();
 });
 
 async function expectFlows(yaml: string, flows: Flow[]): Promise<void> {
-  t.apply(yaml);
+  await t.apply(yaml);
   expect(await t.check(flows)).toEqual([]);
 }
 
@@ -91,6 +91,21 @@ describe('Kubernetes NetworkPolicy on real packets', () => {
       ['web', 'cli', 'tcp/5432', false],
       ['cli', 'web', 'tcp/80', true],
     ]);
+  });
+
+  it('from: [] and to: [] match every peer (only the ports restrict)', async () => {
+    await expectFlows(
+      np('web-any-8080', 'shop', 'podSelector: {matchLabels: {app: web}}\ningress:\n  - from: []\n    ports: [{protocol: TCP, port: 8080}]') +
+        np('db-out-5432', 'shop', 'podSelector: {matchLabels: {app: db}}\npolicyTypes: [Egress]\negress:\n  - to: []\n    ports: [{protocol: TCP, port: 5432}]'),
+      [
+        ['cli', 'web', 'tcp/8080', true],
+        ['ext', 'web', 'tcp/8080', true],
+        ['cli', 'web', 'tcp/80', false],
+        ['db', 'web', 'tcp/5432', false],
+        ['db', 'ext', 'tcp/5432', true],
+        ['db', 'cli', 'tcp/80', false],
+      ],
+    );
   });
 
   it('podSelector AND namespaceSelector in one peer; separate peers are ORed', async () => {

@@ -59,21 +59,20 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  t?.dispose();
+  await t?.dispose();
   await sb.cleanup();
 });
 
 async function expectFlows(yaml: string, flows: Flow[]): Promise<void> {
-  t.apply(yaml);
+  await t.apply(yaml);
   const bad = await t.check(flows);
   if (bad.length && process.env.ACL_DEBUG) console.log([...t.pods.values()].map((p) => `${p.spec.name} exit=${p.server.child.exitCode} sig=${p.server.child.signalCode} out=${p.server.output().slice(-300)}`).join('\n'));
   expect(bad).toEqual([]);
 }
 
 /** The Tern chains as the kernel has them, without counters. */
-function ternRules(): string {
-  return t.applier
-    .save(4)
+async function ternRules(): Promise<string> {
+  return (await t.applier.save(4))
     .split('\n')
     .filter((l) => l.includes('tern'))
     .join('\n');
@@ -90,6 +89,20 @@ describe('Tern policies on real packets', () => {
       ['a2cli', 'a1db', 'icmp', false],
       ['a2cli', 'b1cli', 'icmp', true], // not selected
     ]);
+  });
+
+  it('Calico types default: a policy with only egress rules isolates egress only', async () => {
+    await expectFlows(
+      tnp('db-out', 'a1', 'selector: app == "db"\negress: [{action: Allow, protocol: TCP, destination: {ports: [443]}}]') + gnp('cli-out', 'selector: app == "client"\negress: [{action: Allow, protocol: UDP}]'),
+      [
+        ['a1web', 'a1db', 'tcp/5432', true], // ingress is not isolated by an egress-only policy
+        ['a1db', 'a1web', 'tcp/443', true],
+        ['a1db', 'a1web', 'tcp/80', false],
+        ['a1web', 'a2cli', 'tcp/80', true],
+        ['a2cli', 'a1web', 'udp/53', true],
+        ['a2cli', 'a1web', 'tcp/80', false],
+      ],
+    );
   });
 
   it('`not in` and `!has()` match endpoints lacking the key', async () => {
@@ -134,7 +147,7 @@ describe('Tern policies on real packets', () => {
   });
 
   it('Log does not end evaluation', async () => {
-    t.apply(gnp('logged', 'selector: app == "db"\ningress:\n  - {action: Log}\n  - {action: Deny, protocol: ICMP}\n  - {action: Allow}'));
+    await t.apply(gnp('logged', 'selector: app == "db"\ningress:\n  - {action: Log}\n  - {action: Deny, protocol: ICMP}\n  - {action: Allow}'));
     expect(await t.check([
       ['a2cli', 'a1db', 'icmp', false],
       ['a2cli', 'a1db', 'tcp/80', true],
@@ -212,13 +225,13 @@ describe('tenant isolation across three tenants', () => {
   });
 
   it('tenants by label, and a label change moves a pod between tenants without re-attaching; only set members change', async () => {
-    t.apply(settingsDoc({ tenantIsolation: true }));
-    const rulesBefore = ternRules();
+    await t.apply(settingsDoc({ tenantIsolation: true }));
+    const rulesBefore = await ternRules();
     const setsBefore = ipsets();
     t.endpointOverrides.set('b1cli', { labels: { app: 'client', 'tern.io/tenant': 'a' } });
     try {
-      t.apply(settingsDoc({ tenantIsolation: true }));
-      expect(ternRules()).toBe(rulesBefore);
+      await t.apply(settingsDoc({ tenantIsolation: true }));
+      expect(await ternRules()).toBe(rulesBefore);
       expect(ipsets()).not.toBe(setsBefore);
       expect(await t.check([
         ['b1cli', 'a1web', 'tcp/80', true],
@@ -239,11 +252,11 @@ describe('dynamic changes', () => {
       ['a1web', 'a1db', 'tcp/5432', false],
       ['a2cli', 'a1db', 'tcp/5432', true],
     ]);
-    const before = ternRules();
+    const before = await ternRules();
     t.endpointOverrides.set('a1web', { labels: { app: 'client' } });
     try {
       await expectFlows(pol, [['a1web', 'a1db', 'tcp/5432', true]]);
-      expect(ternRules()).toBe(before);
+      expect(await ternRules()).toBe(before);
     } finally {
       t.endpointOverrides.delete('a1web');
     }
@@ -258,16 +271,16 @@ describe('dynamic changes', () => {
     ]);
   });
 
-  it('a second apply of the same state writes nothing', () => {
-    t.apply(pol);
-    const r = t.apply(pol);
+  it('a second apply of the same state writes nothing', async () => {
+    await t.apply(pol);
+    const r = await t.apply(pol);
     expect({ chains: r.chainsWritten, sets: r.setsWritten, destroyed: r.setsDestroyed }).toEqual({ chains: 0, sets: 0, destroyed: 0 });
   });
 
   it('fails closed: a tern interface without an endpoint passes nothing, either way', async () => {
     t.removed.add('a1db');
     try {
-      t.apply('');
+      await t.apply('');
       const got = await Promise.all([t.probe('a1db', 'a1web', 'tcp/80'), t.probe('a2cli', 'a1db', 'tcp/80'), t.probe('a1db', 'node', 'tcp/8080'), t.probe('a2cli', 'a1web', 'tcp/80')]);
       expect(got).toEqual([false, false, false, true]);
     } finally {
@@ -277,7 +290,7 @@ describe('dynamic changes', () => {
   });
 
   it('anti-spoofing: a pod cannot send from an address that is not its own', async () => {
-    t.apply('');
+    await t.apply('');
     const pod = t.pod('a2cli');
     pod.ns.ip('addr', 'add', '10.65.1.99/32', 'dev', 'eth0');
     try {
@@ -300,16 +313,16 @@ describe('dynamic changes', () => {
 
   it('a failed apply leaves the previous complete ruleset in place', async () => {
     const good = gnp('web-clients', 'selector: app == "web"\ningress:\n  - action: Allow\n    source: {selector: app == "client"}');
-    t.apply(good);
-    const rules = ternRules();
+    await t.apply(good);
+    const rules = await ternRules();
     const sets = ipsets();
     // The next state: a new set, a changed set, changed chains; then a rule the kernel rejects.
     t.endpointOverrides.set('a1db', { labels: { app: 'client' } });
     const next = compileRuleset(toInput(t.resources(good + gnp('extra', 'selector: app == "db"\ningress:\n  - action: Deny\n    source: {nets: [10.65.3.0/24, 10.65.2.0/24]}'))));
     next.v6.chains[next.v6.chains.length - 1].rules.push('-m no-such-match -j DROP');
-    expect(() => t.applier.apply(next)).toThrow(/ip6tables/);
+    await expect(t.applier.apply(next)).rejects.toThrow(/ip6tables/);
     t.endpointOverrides.delete('a1db');
-    expect(ternRules()).toBe(rules);
+    expect(await ternRules()).toBe(rules);
     expect(ipsets()).toBe(sets);
     t.lastInput = toInput(t.resources(good));
     expect(await t.check([

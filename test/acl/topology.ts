@@ -9,7 +9,7 @@
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Sandbox, Netns, waitFor } from '../sandbox';
-import { Applier, compileRuleset, explainPacket, parsePolicyText, Proto, toInput, type Backend, type Endpoint, type NamedPort, type Resource, type Settings } from '../../src/acl';
+import { Applier, compileRuleset, explainPacket, parsePolicyText, Proto, toInput, type ApplyReport, type Backend, type Endpoint, type NamedPort, type Resource, type Settings } from '../../src/acl';
 import { shortHash } from '../../src/acl/compile';
 import { GATEWAY_V4, GATEWAY_V6, HOST_VETH_MAC, LINK_PREFIX } from '../../src/lib/constants';
 
@@ -117,9 +117,9 @@ export class AclTopology {
   }
 
   /** Stop the probe servers and remove Tern's rules from the node; call before sb.cleanup(). */
-  dispose(): void {
+  async dispose(): Promise<void> {
     this.stop();
-    this.applier.remove();
+    await this.applier.remove();
   }
 
   pod(name: string): Pod {
@@ -138,7 +138,7 @@ export class AclTopology {
   }
 
   /** Compile the policy text with the current endpoints and apply it in the node namespace. */
-  apply(yaml: string) {
+  apply(yaml: string): Promise<ApplyReport> {
     const input = toInput(this.resources(yaml));
     this.lastInput = input;
     return this.applier.apply(compileRuleset(input));

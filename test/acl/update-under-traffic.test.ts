@@ -29,7 +29,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  t?.dispose();
+  await t?.dispose();
   await sb.cleanup();
 });
 
@@ -77,16 +77,16 @@ spec:
 `;
 
 describe('update under continuous traffic (legacy backend)', () => {
-  it('programs the legacy backend, and detection then finds it', () => {
-    t.apply(K8S);
+  it('programs the legacy backend, and detection then finds it', async () => {
+    await t.apply(K8S);
     expect(t.applier.backend).toBe('legacy');
-    expect(detectBackend(netnsExec(t.node.path))).toBe('legacy');
+    expect(await detectBackend(netnsExec(t.node.path))).toBe('legacy');
     expect(t.node.must('iptables-legacy-save', ['-t', 'filter'])).toContain('tern-FORWARD');
     expect(t.node.must('iptables-nft-save', ['-t', 'filter'])).not.toContain('tern-');
   });
 
   it('a flow denied before and after never gets through during updates; an allowed one keeps flowing', async () => {
-    t.apply(K8S);
+    await t.apply(K8S);
     expect(await t.check([
       ['x', 'y', 'udp/9000', false],
       ['x', 'y', 'udp/53', true],
@@ -108,7 +108,7 @@ describe('update under continuous traffic (legacy backend)', () => {
     const applies = 6;
     for (let i = 0; i < applies; i++) {
       t.endpointOverrides.set('z', { labels: { app: i % 2 ? 'w' : 'z' } });
-      t.apply(i % 2 ? TERN : K8S);
+      await t.apply(i % 2 ? TERN : K8S);
       await new Promise((r) => setTimeout(r, 100));
     }
     t.endpointOverrides.delete('z');

@@ -6,12 +6,14 @@ describe('ternctl bgp output', () => {
   it('peers: one row per session with state, uptime, counts and last error', () => {
     const out = formatPeers([
       { address: '192.0.2.2', asn: 65002, state: 'Established', since: '2026-11-24T22:00:00.000Z', uptimeSeconds: 3725, routerId: '192.0.2.2', holdTime: 90, received: 12, accepted: 10, filtered: 2, sent: 3 },
-      { address: '192.0.2.3', asn: 65003, state: 'Active', since: '2026-11-24T22:01:00.000Z', uptimeSeconds: 5, received: 0, accepted: 0, filtered: 0, sent: 0, lastError: 'received NOTIFICATION 6/2' },
+      { address: '192.0.2.3', asn: 65003, state: 'Active', since: '2026-11-24T22:01:00.000Z', uptimeSeconds: 5, received: 0, accepted: 0, filtered: 0, sent: 0, lastError: 'sent NOTIFICATION 6/10: BFD down', bfd: { state: 'Down', remoteState: 'Down', diag: 1, since: '2026-11-24T22:01:00.000Z', downs: 1 } },
+      { address: '192.0.2.4', asn: 65004, state: 'Established', since: '2026-11-24T22:01:00.000Z', uptimeSeconds: 5, received: 0, accepted: 0, filtered: 0, sent: 0, bfd: { state: 'Up', remoteState: 'Up', diag: 0, txInterval: 300, detectionTime: 900, since: '2026-11-24T22:01:00.000Z', downs: 1 } },
     ]);
     const lines = out.trim().split('\n');
-    expect(lines[0]).toMatch(/^Peer\s+AS\s+State\s+Since\s+Uptime\s+Received\s+Accepted\s+Sent\s+Info$/);
-    expect(lines[1]).toMatch(/^192\.0\.2\.2\s+65002\s+Established\s+2026-11-24 22:00:00\s+1h2m5s\s+12\s+10\s+3\s+router id 192\.0\.2\.2$/);
-    expect(lines[2]).toMatch(/Active .* received NOTIFICATION 6\/2$/);
+    expect(lines[0]).toMatch(/^Peer\s+AS\s+State\s+Since\s+Uptime\s+Received\s+Accepted\s+Sent\s+BFD\s+Info$/);
+    expect(lines[1]).toMatch(/^192\.0\.2\.2\s+65002\s+Established\s+2026-11-24 22:00:00\s+1h2m5s\s+12\s+10\s+3\s+-\s+router id 192\.0\.2\.2$/);
+    expect(lines[2]).toMatch(/Active .* Down\s+sent NOTIFICATION 6\/10: BFD down$/);
+    expect(lines[3]).toMatch(/Established .* Up 900ms\s*$/);
   });
   it('routes: best path, next hops (ECMP joined) and the reason', () => {
     const out = formatRoutes([

@@ -26,7 +26,7 @@ function inNs<T>(body: string): T {
     })();`;
   return JSON.parse(ns.must(process.execPath, ['-e', script])) as T;
 }
-const routes = (fam = '-4') => ns.ipJson<{ dst: string; gateway?: string; protocol: string; nexthops?: { gateway: string }[] }[]>(fam, 'route', 'show', 'proto', '84');
+const routes = (fam = '-4') => ns.ipJson<{ dst: string; gateway?: string; protocol: string; nexthops?: { gateway: string }[] }[]>(fam, 'route', 'show', 'proto', '86');
 
 beforeAll(() => {
   ns = sb.netns('f');
@@ -40,7 +40,7 @@ afterAll(async () => {
 });
 
 describe('KernelFib', () => {
-  it('installs single-path, ECMP and IPv6 routes with protocol 84 in batches', () => {
+  it('installs single-path, ECMP and IPv6 routes with protocol 86 in batches', () => {
     const r = inNs(`
       const ch = [];
       for (let i = 0; i < 10; i++) ch.push({ family: 1, prefix: '10.7.' + i + '.0/24', nextHops: ['198.18.5.2'] });
@@ -65,9 +65,10 @@ describe('KernelFib', () => {
     expect(routes().some((x) => x.dst === '10.7.1.0/24')).toBe(false);
   });
 
-  it('reports kernel errors', () => {
-    const r = inNs<{ error: string }>(`await fib.apply([{ family: 1, prefix: '10.9.0.0/24', nextHops: ['203.0.113.9'] }]);`);
-    expect(r.error).toMatch(/1 kernel route writes failed, first: 10\.9\.0\.0\/24: errno/);
+  it('returns the routes the kernel refused, with their errno', () => {
+    const r = inNs<{ prefix: string; errno: number }[]>(`return await fib.apply([{ family: 1, prefix: '10.9.0.0/24', nextHops: ['203.0.113.9'] }, { family: 1, prefix: '10.9.1.0/24', nextHops: ['198.18.5.2'] }]);`);
+    expect(r).toEqual([{ prefix: '10.9.0.0/24', errno: 101 }]); // ENETUNREACH: no route to the next hop
+    ns.ip('route', 'del', '10.9.1.0/24');
   });
 
   it('mark and sweep removes only Tern routes that were not installed again', () => {

@@ -95,7 +95,7 @@ export function birdBgpState(b: BirdNode, protocol: string): { up: boolean; bgpS
   return { up: new RegExp(`^${protocol}\\s+BGP\\s+\\S+\\s+up`, 'm').test(r.stdout), bgpState, opened: /Neighbor ID:|Neighbor caps:/.test(r.stdout) };
 }
 
-/** Prefixes in `ns`'s kernel table with the given protocol, e.g. 'bird' or '84'. */
+/** Prefixes in `ns`'s kernel table with the given protocol, e.g. 'bird' or '86'. */
 export function kernelRoutes(ns: Netns, family: 4 | 6, proto: string): string[] {
   const r = ns.ipJson<{ dst: string; protocol: string }[]>(`-${family}`, 'route', 'show', 'proto', proto);
   return r.map((x) => x.dst);

@@ -60,10 +60,10 @@ describe('Tern <-> BIRD eBGP', () => {
     await waitFor(() => /tern4\s+BGP\s+\S+\s+up/.test(bird.birdc('show', 'protocols')) && /tern6\s+BGP\s+\S+\s+up/.test(bird.birdc('show', 'protocols')), { timeoutMs: 20_000, what: 'BIRD up' });
   });
 
-  it('learns BIRD routes inside the import pools only and installs them with proto 84', async () => {
-    await waitFor(() => kernelRoutes(t, 4, '84').length === 2 && kernelRoutes(t, 6, '84').length === 1, { timeoutMs: 20_000, what: 'kernel routes in t' });
-    expect(kernelRoutes(t, 4, '84').sort()).toEqual(['10.20.0.0/26', '10.20.0.64/26']);
-    expect(kernelRoutes(t, 6, '84')).toEqual(['2001:db8:20::/48']);
+  it('learns BIRD routes inside the import pools only and installs them with proto 86', async () => {
+    await waitFor(() => kernelRoutes(t, 4, '86').length === 2 && kernelRoutes(t, 6, '86').length === 1, { timeoutMs: 20_000, what: 'kernel routes in t' });
+    expect(kernelRoutes(t, 4, '86').sort()).toEqual(['10.20.0.0/26', '10.20.0.64/26']);
+    expect(kernelRoutes(t, 6, '86')).toEqual(['2001:db8:20::/48']);
     const r4 = t.ipJson<{ gateway: string }[]>('route', 'show', '10.20.0.0/26');
     expect(r4[0].gateway).toBe('198.18.0.2');
     const r6 = t.ipJson<{ gateway: string }[]>('-6', 'route', 'show', '2001:db8:20::/48');
@@ -97,8 +97,8 @@ describe('Tern <-> BIRD eBGP', () => {
   it('BIRD withdrawing a route removes it from Tern and the kernel', async () => {
     fs.writeFileSync(bird.conf, birdConf.replace(' route 10.20.0.64/26 blackhole;', ''));
     expect(bird.birdc('configure')).toMatch(/Reconfigured|Reconfiguration/);
-    await waitFor(() => !kernelRoutes(t, 4, '84').includes('10.20.0.64/26'), { timeoutMs: 20_000, what: 'withdrawal in t' });
-    expect(kernelRoutes(t, 4, '84')).toEqual(['10.20.0.0/26']);
+    await waitFor(() => !kernelRoutes(t, 4, '86').includes('10.20.0.64/26'), { timeoutMs: 20_000, what: 'withdrawal in t' });
+    expect(kernelRoutes(t, 4, '86')).toEqual(['10.20.0.0/26']);
     expect(tern.ctl<unknown[]>('routes').length).toBeGreaterThan(0);
   });
 
@@ -106,7 +106,7 @@ describe('Tern <-> BIRD eBGP', () => {
     bird.birdc('restart', 'tern4');
     await waitFor(() => peerState(tern, '198.18.0.2')?.lastError?.includes('received NOTIFICATION 6/'), { timeoutMs: 20_000, what: 'NOTIFICATION seen' });
     await waitFor(() => peerState(tern, '198.18.0.2')?.state === 'Established', { timeoutMs: 30_000, what: 're-established' });
-    await waitFor(() => kernelRoutes(t, 4, '84').includes('10.20.0.0/26') && kernelRoutes(b, 4, 'bird').includes('10.30.1.64/26'), { timeoutMs: 20_000, what: 'routes back' });
+    await waitFor(() => kernelRoutes(t, 4, '86').includes('10.20.0.0/26') && kernelRoutes(b, 4, 'bird').includes('10.30.1.64/26'), { timeoutMs: 20_000, what: 'routes back' });
   });
 
   it('hold timer expires after the link goes down; routes leave the kernel; recovers when it comes back', async () => {
@@ -122,6 +122,6 @@ describe('Tern <-> BIRD eBGP', () => {
       t.must('ip', ['link', 'set', 'eth0', 'up']);
     }
     await waitFor(() => peerState(tern, '198.18.0.2')?.state === 'Established', { timeoutMs: 60_000, what: 're-established after link up' });
-    await waitFor(() => kernelRoutes(t, 4, '84').includes('10.20.0.0/26'), { timeoutMs: 20_000, what: 'routes back' });
+    await waitFor(() => kernelRoutes(t, 4, '86').includes('10.20.0.0/26'), { timeoutMs: 20_000, what: 'routes back' });
   });
 });

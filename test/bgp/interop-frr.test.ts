@@ -58,8 +58,8 @@ afterAll(async () => {
 describe('Tern <-> FRR eBGP', () => {
   it('establishes and exchanges routes both ways', async () => {
     await waitFor(() => peerState(tern, '198.18.0.4')?.state === 'Established', { timeoutMs: 30_000, what: `session (${bgpd.output().slice(-2000)})` });
-    await waitFor(() => kernelRoutes(t, 4, '84').includes('10.70.0.0/26'), { timeoutMs: 20_000, what: 'FRR route in Tern kernel' });
-    expect(kernelRoutes(t, 4, '84')).not.toContain('10.71.0.0/26'); // outside the import pool
+    await waitFor(() => kernelRoutes(t, 4, '86').includes('10.70.0.0/26'), { timeoutMs: 20_000, what: 'FRR route in Tern kernel' });
+    expect(kernelRoutes(t, 4, '86')).not.toContain('10.71.0.0/26'); // outside the import pool
     expect(t.ipJson<{ gateway: string }[]>('route', 'show', '10.70.0.0/26')[0].gateway).toBe('198.18.0.4');
     await waitFor(() => frrPrefixes().includes('10.30.0.0/26'), { timeoutMs: 20_000, what: 'Tern route at FRR' });
     expect(vtysh('show bgp ipv4 unicast 10.30.0.0/26')).toMatch(/65001/);
@@ -75,6 +75,6 @@ describe('Tern <-> FRR eBGP', () => {
   it('FRR goes away; Tern removes its routes', async () => {
     await bgpd.stop('SIGTERM');
     await waitFor(() => peerState(tern, '198.18.0.4')?.state !== 'Established', { timeoutMs: 30_000, what: 'session down' });
-    await waitFor(() => !kernelRoutes(t, 4, '84').includes('10.70.0.0/26'), { timeoutMs: 20_000, what: 'routes removed' });
+    await waitFor(() => !kernelRoutes(t, 4, '86').includes('10.70.0.0/26'), { timeoutMs: 20_000, what: 'routes removed' });
   });
 });

@@ -80,8 +80,8 @@ describe('Tern <-> GoBGP eBGP', () => {
     gobgp('global', 'rib', 'add', '10.50.0.0/26', '-a', 'ipv4');
     gobgp('global', 'rib', 'add', '10.99.0.0/26', '-a', 'ipv4'); // outside the pool
     gobgp('global', 'rib', 'add', '2001:db8:50:1::/64', '-a', 'ipv6');
-    await waitFor(() => kernelRoutes(t, 4, '84').includes('10.50.0.0/26') && kernelRoutes(t, 6, '84').includes('2001:db8:50:1::/64'), { timeoutMs: 20_000, what: 'kernel routes from GoBGP' });
-    expect(kernelRoutes(t, 4, '84')).not.toContain('10.99.0.0/26');
+    await waitFor(() => kernelRoutes(t, 4, '86').includes('10.50.0.0/26') && kernelRoutes(t, 6, '86').includes('2001:db8:50:1::/64'), { timeoutMs: 20_000, what: 'kernel routes from GoBGP' });
+    expect(kernelRoutes(t, 4, '86')).not.toContain('10.99.0.0/26');
     expect(t.ipJson<{ gateway: string }[]>('route', 'show', '10.50.0.0/26')[0].gateway).toBe('198.18.0.3');
     await waitFor(() => gobgpPrefixes('ipv4').includes('10.30.0.0/26') && gobgpPrefixes('ipv6').includes('2001:db8:30::/48'), { timeoutMs: 20_000, what: 'routes at GoBGP' });
     expect(gobgp('global', 'rib', '-a', 'ipv4', '10.30.0.0/26')).toMatch(/198\.18\.0\.1\s+65001/);
@@ -89,7 +89,7 @@ describe('Tern <-> GoBGP eBGP', () => {
 
   it('withdrawals both ways', async () => {
     gobgp('global', 'rib', 'del', '10.50.0.0/26', '-a', 'ipv4');
-    await waitFor(() => !kernelRoutes(t, 4, '84').includes('10.50.0.0/26'), { timeoutMs: 20_000, what: 'withdrawal in Tern kernel' });
+    await waitFor(() => !kernelRoutes(t, 4, '86').includes('10.50.0.0/26'), { timeoutMs: 20_000, what: 'withdrawal in Tern kernel' });
     const f = path.join(dir, 'w.txt');
     fs.writeFileSync(f, '10.30.0.0/26\n');
     tern.ctl('withdraw', '--file', f);
@@ -100,11 +100,11 @@ describe('Tern <-> GoBGP eBGP', () => {
     // (GoBGP 3.10 `neighbor reset`/`disable`+`enable` leave its FSM idle for a long time, so restart the daemon.)
     await gobgpd.stop('SIGTERM');
     await waitFor(() => peerState(tern, '198.18.0.3')?.state !== 'Established', { timeoutMs: 30_000, what: 'session down' });
-    await waitFor(() => !kernelRoutes(t, 4, '84').some((p) => p.startsWith('10.50.')), { timeoutMs: 20_000, what: 'routes removed' });
+    await waitFor(() => !kernelRoutes(t, 4, '86').some((p) => p.startsWith('10.50.')), { timeoutMs: 20_000, what: 'routes removed' });
     gobgpd = sb.daemon('gobgpd', ['-f', path.join(dir, 'gobgpd.toml'), '-t', 'toml', '--api-hosts', '127.0.0.1:50051', '--pprof-disable', '-p'], { netns: g });
     await waitFor(() => g.exec('gobgp', ['-u', '127.0.0.1', '-p', '50051', 'global']).code === 0, { timeoutMs: 20_000, what: 'gobgpd API' });
     gobgp('global', 'rib', 'add', '10.50.1.0/26', '-a', 'ipv4');
     await waitFor(() => peerState(tern, '198.18.0.3')?.state === 'Established', { timeoutMs: 60_000, what: 're-established' });
-    await waitFor(() => kernelRoutes(t, 4, '84').includes('10.50.1.0/26'), { timeoutMs: 20_000, what: 'relearned' });
+    await waitFor(() => kernelRoutes(t, 4, '86').includes('10.50.1.0/26'), { timeoutMs: 20_000, what: 'relearned' });
   });
 });

@@ -64,7 +64,7 @@ afterAll(() => sb.cleanup());
 describe('TCP MD5 (RFC 2385) with BIRD', () => {
   it('Tern dials a BIRD that requires a key: Established, routes both ways', async () => {
     await waitFor(() => peerState(tern, '198.18.9.2')?.state === 'Established', { timeoutMs: 30_000, what: `MD5 session (${tern.daemon.output().slice(-2000)})` });
-    await waitFor(() => kernelRoutes(t, 4, '84').includes('10.92.0.0/26') || undefined, { what: 'BIRD route in Tern kernel' });
+    await waitFor(() => kernelRoutes(t, 4, '86').includes('10.92.0.0/26') || undefined, { what: 'BIRD route in Tern kernel' });
     await waitFor(() => /10\.91\.0\.0\/26/.test(bird.birdc('show', 'route', 'protocol', 'active')) || undefined, { what: 'Tern route in BIRD' });
     // The negative test below relies on birdBgpState seeing an OPEN when there was one.
     expect(birdBgpState(bird, 'active')).toMatchObject({ up: true, bgpState: 'Established', opened: true });

@@ -94,7 +94,7 @@ describe('Tern as route reflector for BIRD clients', () => {
   });
 
   it('installs client routes into its own kernel and sends its own route with LOCAL_PREF and next hop self', async () => {
-    await waitFor(() => ['10.41.0.0/24', '10.42.0.0/24', '10.43.0.0/24'].every((p) => kernelRoutes(t, 4, '84').includes(p)), { timeoutMs: 30_000, what: 'Tern kernel' });
+    await waitFor(() => ['10.41.0.0/24', '10.42.0.0/24', '10.43.0.0/24'].every((p) => kernelRoutes(t, 4, '86').includes(p)), { timeoutMs: 30_000, what: 'Tern kernel' });
     expect(t.ipJson<{ gateway: string }[]>('route', 'show', '10.43.0.0/24')[0].gateway).toBe('198.19.0.13');
     await waitFor(() => kernelRoutes(birds.c1.ns, 4, 'bird').includes('10.30.0.0/24'), { timeoutMs: 20_000, what: 'Tern route at c1' });
     const out = show('c1', '10.30.0.0/24');
@@ -105,7 +105,7 @@ describe('Tern as route reflector for BIRD clients', () => {
 
 describe('Tern as route-reflector client behind BIRD', () => {
   it('learns routes reflected by BIRD, installs them, and reflects them on to its own clients only', async () => {
-    await waitFor(() => kernelRoutes(t, 4, '84').includes('10.44.0.0/24'), { timeoutMs: 30_000, what: 'route from the BIRD reflector' });
+    await waitFor(() => kernelRoutes(t, 4, '86').includes('10.44.0.0/24'), { timeoutMs: 30_000, what: 'route from the BIRD reflector' });
     expect(t.ipJson<{ gateway: string }[]>('route', 'show', '10.44.0.0/24')[0].gateway).toBe('198.19.0.14');
     const [r] = tern.ctl<{ best: { peer: string } }[]>('routes', '10.44.0.0/24');
     expect(r.best.peer).toBe('198.19.0.20');

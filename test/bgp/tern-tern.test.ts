@@ -54,7 +54,7 @@ afterAll(async () => {
 describe('Tern <-> Tern', () => {
   it('iBGP with both sides active settles on one session and exchanges routes', async () => {
     await waitFor(() => peerState(ta, '198.18.3.2')?.state === 'Established' && peerState(tb, '198.18.3.1')?.state === 'Established', { timeoutMs: 30_000, what: 'iBGP session' });
-    await waitFor(() => kernelRoutes(a, 4, '84').includes('10.62.0.0/24') && kernelRoutes(b, 4, '84').includes('10.61.0.0/24'), { timeoutMs: 20_000, what: 'routes both ways' });
+    await waitFor(() => kernelRoutes(a, 4, '86').includes('10.62.0.0/24') && kernelRoutes(b, 4, '86').includes('10.61.0.0/24'), { timeoutMs: 20_000, what: 'routes both ways' });
     // One TCP session on port 179 between them.
     const conns = a.must('ss', ['-Htn', 'state', 'established', '( sport = :179 or dport = :179 )', 'dst', '198.18.3.2']).trim().split('\n').filter(Boolean);
     expect(conns).toHaveLength(1);
@@ -64,9 +64,9 @@ describe('Tern <-> Tern', () => {
 
   it('the passive side waits to be called; eBGP routes flow both ways and into the kernel', async () => {
     await waitFor(() => peerState(tc, '198.18.4.1')?.state === 'Established', { timeoutMs: 30_000, what: 'eBGP session to the passive peer' });
-    await waitFor(() => kernelRoutes(a, 4, '84').includes('10.63.1.0/24') && kernelRoutes(c, 4, '84').includes('10.61.0.0/24'), { timeoutMs: 20_000, what: 'eBGP routes' });
+    await waitFor(() => kernelRoutes(a, 4, '86').includes('10.63.1.0/24') && kernelRoutes(c, 4, '86').includes('10.61.0.0/24'), { timeoutMs: 20_000, what: 'eBGP routes' });
     // a does not pass b's iBGP route to c: it is outside a's export list to c.
-    expect(kernelRoutes(c, 4, '84')).not.toContain('10.62.0.0/24');
+    expect(kernelRoutes(c, 4, '86')).not.toContain('10.62.0.0/24');
     const [r] = tc.ctl<{ best: { asPath: string } }[]>('routes', '10.61.0.0/24');
     expect(r.best.asPath).toBe('65000');
   });

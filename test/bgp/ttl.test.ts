@@ -63,10 +63,22 @@ afterAll(() => sb.cleanup());
 describe('BGP TTL: multihop and GTSM with BIRD', () => {
   it('eBGP two hops away with multihop 2: Established, routes both ways', async () => {
     await waitFor(() => peerState(tern, '198.18.12.2')?.state === 'Established', { timeoutMs: 30_000, what: `multihop session (${tern.daemon.output().slice(-1500)})` });
-    await waitFor(() => kernelRoutes(t, 4, '84').includes('10.112.0.0/26') || undefined, { what: 'BIRD route in Tern kernel' });
+    await waitFor(() => kernelRoutes(t, 4, '86').includes('10.112.0.0/26') || undefined, { what: 'BIRD route in Tern kernel' });
     // The BGP next hop (BIRD, two hops away) is resolved through the router, as BIRD's `gateway recursive` does.
-    expect(t.ipJson('route', 'show', '10.112.0.0/26')[0]).toMatchObject({ gateway: '198.18.11.254', protocol: '84' });
+    expect(t.ipJson('route', 'show', '10.112.0.0/26')[0]).toMatchObject({ gateway: '198.18.11.254', protocol: '86' });
     await waitFor(() => /10\.111\.0\.0\/26/.test(bird.birdc('show', 'route', 'protocol', 'hop2')) || undefined, { what: 'Tern route in BIRD' });
+  });
+
+  it('a recursive next hop follows the underlay when it moves, with no BGP change', async () => {
+    expect(t.ipJson('route', 'show', '10.112.0.0/26')[0]).toMatchObject({ gateway: '198.18.11.254' });
+    // BIRD's address is now reached over the direct link instead of through the router.
+    t.ip('route', 'replace', '198.18.12.0/24', 'via', '198.18.13.2');
+    try {
+      await waitFor(() => t.ipJson('route', 'show', '10.112.0.0/26')[0]?.gateway === '198.18.13.2' || undefined, { timeoutMs: 10_000, what: `kernel route follows (${JSON.stringify(t.ipJson('route', 'show', '10.112.0.0/26'))})` });
+    } finally {
+      t.ip('route', 'replace', '198.18.12.0/24', 'via', '198.18.11.254');
+    }
+    await waitFor(() => t.ipJson('route', 'show', '10.112.0.0/26')[0]?.gateway === '198.18.11.254' || undefined, { timeoutMs: 10_000, what: 'and back' });
   });
 
   it('GTSM on a direct link: Established', async () => {

@@ -5,6 +5,8 @@ import { DIST_BIN, REPO, Sandbox, waitFor, type Daemon, type Netns } from '../sa
 import { makeNode, runCni, ternConfig } from '../sandbox/cni';
 import { SqliteStore } from '../../src/datastore';
 import { storedResources } from '../../src/acl';
+import { policyChain } from '../../src/acl/compile';
+import { spawn } from 'node:child_process';
 
 /**
  * The node daemon owns the node's ACL rules: policies written to the
@@ -65,10 +67,10 @@ describe('node daemon: ACL sync from the datastore and the watched policy direct
   }, 90_000);
   afterAll(() => sb.cleanup());
 
-  it('with nothing stored the ACL is not in use and every pod reaches every other', () => {
+  it('with no policy stored the rules are in force from the first pod (source check) and every pod reaches every other', () => {
     const { code, st } = status();
     expect(code).toBe(0);
-    expect(st.acl).toMatchObject({ active: false, endpoints: 3, policyDir: { path: policyDir, present: false } });
+    expect(st.acl).toMatchObject({ active: true, endpoints: 3, policies: 0, policyDir: { path: policyDir, present: false } });
     expect(reach('a1', 'b1')).toBe(true);
     expect(reach('b1', 'a2')).toBe(true);
   });
@@ -145,4 +147,69 @@ describe('node daemon: ACL sync from the datastore and the watched policy direct
     const m = node.exec(process.execPath, ['-e', "fetch('http://127.0.0.1:9111/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"]).stdout;
     expect(m).toMatch(/tern_acl_syncs_total\{result="ok"\} [1-9]/);
   });
+
+  it('a policy file rewritten in place (truncated, then written a second later) is never applied half-written: 0 packets of the denied flow', async () => {
+    const FORGE = path.join(REPO, 'test', 'acl', 'fixtures', 'forge.py');
+    const deny = 'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny-all, namespace: beta}\nspec:\n  podSelector: {}\n  policyTypes: [Ingress]\n';
+    const file = path.join(policyDir, '30-deny.yaml');
+    fs.writeFileSync(file, deny);
+    await until('a1', 'b1', false);
+    const recv = spawn('nsenter', [`--net=${pods.b1.ns.path}`, '--', 'python3', FORGE, 'recv', '7000'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    recv.stdout!.on('data', (d) => (out += d));
+    const done = new Promise<void>((resolve) => recv.on('exit', () => resolve()));
+    await waitFor(() => out.includes('ready') || undefined, { what: 'receiver', timeoutMs: 30_000 });
+    const flood = spawn('nsenter', [`--net=${pods.a1.ns.path}`, '--', 'python3', FORGE, 'send', pods.a1.ip, pods.b1.ip, '7000', '0', '0.001'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      await new Promise((r) => flood.stdout!.once('data', r));
+      // In place: the same inode truncated, a pause longer than the directory's rescan, then the new text in two writes.
+      const fd = fs.openSync(file, 'w');
+      await new Promise((r) => setTimeout(r, 2_500));
+      fs.writeSync(fd, deny.slice(0, 60));
+      await new Promise((r) => setTimeout(r, 100));
+      fs.writeSync(fd, deny.slice(60) + '# rewritten\n');
+      fs.closeSync(fd);
+      await new Promise((r) => setTimeout(r, 3_000));
+    } finally {
+      flood.kill('SIGKILL');
+    }
+    // The node itself (OUTPUT, never filtered) as the control that the receiver hears.
+    await node.execAsync('python3', [FORGE, 'send', '192.0.2.11', pods.b1.ip, '7000', '20']);
+    await new Promise((r) => setTimeout(r, 300));
+    recv.stdin!.end();
+    await done;
+    const seen = JSON.parse(out.split('\n').filter(Boolean).pop()!) as Record<string, number>;
+    expect({ denied: seen[pods.a1.ip] ?? 0, control: (seen['192.0.2.11'] ?? 0) >= 15 }).toEqual({ denied: 0, control: true });
+    expect(status().st.acl.policyDir).toMatchObject({ resources: 1 });
+    expect(daemon.output()).toMatch(/empty policy file keeps what it defined/);
+  }, 60_000);
+
+  it('a failed kernel write is retried with backoff, with no datastore change, and heals', async () => {
+    const f = path.join(dir, 'lock.yaml');
+    expect(ctl('--datastore', `${dir}/tern.db`, 'policy', 'apply', '-f', f).code).toBe(0);
+    await until('a1', 'a2', false);
+    // Someone else's chain jumps to the policy's chain: deleting the policy cannot remove it (iptables-restore fails).
+    const ipt = `iptables-${status().st.acl.backend}`;
+    node.must(ipt, ['-w', '-N', 'TESTREF']);
+    node.must(ipt, ['-w', '-A', 'TESTREF', '-j', policyChain({ kind: 'KubernetesNetworkPolicy', namespace: 'alpha', name: 'lock' }, 'ingress')]);
+    expect(ctl('--datastore', `${dir}/tern.db`, 'policy', 'delete', '-f', f).code).toBe(0);
+    const failing = await waitFor(() => {
+      const st = status().st;
+      return st.acl.loop?.consecutiveFailures >= 2 ? st : undefined;
+    }, { what: 'two failed syncs', timeoutMs: 20_000 });
+    expect(failing.acl.lastError).toMatch(/iptables/);
+    expect(reach('a1', 'a2')).toBe(false); // the previous complete ruleset stays in force
+    // The obstacle goes; nothing is written to the datastore: the retry alone heals.
+    node.must(ipt, ['-w', '-F', 'TESTREF']);
+    node.must(ipt, ['-w', '-X', 'TESTREF']);
+    await waitFor(() => (status().st.acl.loop?.consecutiveFailures === 0 ? true : undefined), { what: 'a successful retry', timeoutMs: 40_000 });
+    await until('a1', 'a2', true);
+    const { st } = status();
+    expect(st.acl.lastError).toBeUndefined();
+    expect(st.acl.loop.failures).toBeGreaterThanOrEqual(2);
+    expect(st.reconcilers.map((l: { name: string }) => l.name)).toEqual(['block-routes', 'acl']);
+    const m = node.exec(process.execPath, ['-e', "fetch('http://127.0.0.1:9111/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"]).stdout;
+    expect(m).toMatch(/tern_reconcile_failures\{loop="acl"\} [2-9]/);
+    expect(m).toMatch(/tern_reconcile_consecutive_failures\{loop="acl"\} 0/);
+  }, 90_000);
 });

@@ -27,7 +27,7 @@ describe('cluster: 4 node daemons on a 3-member etcd', () => {
   const TENANT: Record<string, string> = { n1: 'alpha', n2: 'beta', n3: 'alpha', n4: 'beta' };
   const pods: Record<string, { ns: Netns; ip: string; tenant: string }> = {};
   const ternctl = (n: string, ...args: string[]) => nodes[n].ns.exec(path.join(DIST_BIN, 'ternctl'), ['--datastore', endpoints, ...args]);
-  const learned = (n: string) => nodes[n].ns.ipJson('route', 'show', 'proto', '84').filter((r: any) => r.gateway).map((r: any) => `${r.dst} via ${r.gateway}`).sort();
+  const learned = (n: string) => nodes[n].ns.ipJson('route', 'show', 'proto', '86').filter((r: any) => r.gateway).map((r: any) => `${r.dst} via ${r.gateway}`).sort();
   /** Every other live node's block, via that node. */
   const meshed = (live: string[]) => live.every((n) => live.filter((o) => o !== n).every((o) => learned(n).some((r: string) => r.endsWith(`via ${nodes[o].ip}`))));
   const reach = (a: string, b: string, timeoutS = 1) => pods[a].ns.ping(pods[b].ip, 1, timeoutS);

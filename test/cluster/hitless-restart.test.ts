@@ -16,7 +16,7 @@ describe('node daemon restart under traffic', () => {
   const sb = new Sandbox('hitl');
   let nodes: Record<string, ClusterNode>;
   const pods: Record<string, { ns: Netns; ip: string }> = {};
-  const bgpRoutes = (n: string) => nodes[n].ns.ipJson('route', 'show', 'proto', '84').filter((r: any) => r.gateway).map((r: any) => `${r.dst} via ${r.gateway}`).sort();
+  const bgpRoutes = (n: string) => nodes[n].ns.ipJson('route', 'show', 'proto', '86').filter((r: any) => r.gateway).map((r: any) => `${r.dst} via ${r.gateway}`).sort();
   const established = (n: string) => {
     const r = nodes[n].ns.exec(path.join(DIST_BIN, 'ternctl'), ['status', '-o', 'json']);
     return r.code === 0 && JSON.parse(r.stdout).bgp.peers.every((p: any) => p.state === 'Established');
@@ -36,7 +36,7 @@ describe('node daemon restart under traffic', () => {
 
   /** Restart n1's daemon with `signal` while pod1 pings pod2; returns the ping summary. */
   let lost: number[] = [];
-  async function restartUnderTraffic(signal: NodeJS.Signals): Promise<{ sent: number; received: number }> {
+  async function restartUnderTraffic(signal: NodeJS.Signals, whileDown?: () => void): Promise<{ sent: number; received: number }> {
     const before = { n1: bgpRoutes('n1'), n2: bgpRoutes('n2') };
     // -w: wait for late replies up to a deadline, so a reply slowed by a loaded machine is not counted lost.
     const flow = pods.n1.ns.execAsync('ping', ['-n', '-i', '0.02', '-c', '400', '-w', '30', pods.n2.ip], { timeoutMs: 60_000 });
@@ -45,6 +45,7 @@ describe('node daemon restart under traffic', () => {
     // While n1 is down its routes stay on both sides.
     expect(bgpRoutes('n1')).toEqual(before.n1);
     expect(bgpRoutes('n2')).toEqual(before.n2);
+    whileDown?.();
     await nodes.n1.start();
     const out = (await flow).stdout;
     const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
@@ -69,6 +70,25 @@ describe('node daemon restart under traffic', () => {
     // Every one of the first 400 echo requests was answered (with -w, ping may send a few more while it waits).
     expect(r.sent).toBeGreaterThanOrEqual(400);
     expect(lost, `lost icmp_seq ${lost.join(',')}`).toEqual([]);
+  }, 120_000);
+
+  it('upgrade from the shared mark: a daemon started on proto-84 BGP routes and blackholes adopts them, no packet lost', async () => {
+    const blackholes = (proto: string) => nodes.n1.ns.ipJson('route', 'show', 'type', 'blackhole', 'proto', proto).map((r: any) => r.dst).sort();
+    const owned = blackholes('85');
+    expect(owned.length).toBeGreaterThan(0);
+    // What a version before per-owner marks left: the same routes, all with proto 84 (rewritten in place).
+    const r = await restartUnderTraffic('SIGTERM', () => {
+      for (const x of bgpRoutes('n1')) {
+        const [dst, , gw] = x.split(' ');
+        nodes.n1.ns.ip('route', 'replace', dst, 'via', gw, 'proto', '84');
+      }
+      for (const dst of owned) nodes.n1.ns.ip('route', 'replace', 'blackhole', dst, 'proto', '84');
+      expect(bgpRoutes('n1')).toEqual([]);
+    });
+    expect(r.sent).toBeGreaterThanOrEqual(400);
+    expect(lost, `lost icmp_seq ${lost.join(',')}`).toEqual([]);
+    await waitFor(() => (blackholes('85').join() === owned.join() && blackholes('84').length === 0) || undefined, { what: 'blackholes re-marked' });
+    expect(nodes.n1.ns.ipJson('route', 'show', 'proto', '84').filter((x: any) => x.gateway)).toEqual([]);
   }, 120_000);
 
   it('the restarted daemon serves CNI at once, and the new pod is reachable across nodes', async () => {

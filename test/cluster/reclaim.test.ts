@@ -16,7 +16,7 @@ describe('node daemon: empty blocks return to their pool', () => {
   let node: Netns;
   let conf: Record<string, any>;
   const pods: { id: string; ns: Netns; ip: string }[] = [];
-  const blackholes = (): string[] => node.ipJson('route', 'show', 'proto', '84', 'type', 'blackhole').map((r: any) => r.dst as string).sort();
+  const blackholes = (): string[] => node.ipJson('route', 'show', 'proto', '85', 'type', 'blackhole').map((r: any) => r.dst as string).sort();
 
   beforeAll(async () => {
     dir = sb.tmpdir();

@@ -16,7 +16,7 @@ describe('node daemons: route reflectors chosen by node label', () => {
   let nodes: Record<string, ClusterNode>;
   const NAMES = ['n1', 'n2', 'n3', 'n4'];
   const pods: Record<string, { ns: Netns; ip: string }> = {};
-  const learned = (n: string): string[] => nodes[n].ns.ipJson('route', 'show', 'proto', '84').filter((r: any) => r.gateway).map((r: any) => `${r.dst} via ${r.gateway}`);
+  const learned = (n: string): string[] => nodes[n].ns.ipJson('route', 'show', 'proto', '86').filter((r: any) => r.gateway).map((r: any) => `${r.dst} via ${r.gateway}`);
   const peersOf = (n: string): string[] => JSON.parse(nodes[n].ns.exec(path.join(DIST_BIN, 'ternctl'), ['status', '-o', 'json']).stdout || '{"bgp":{"peers":[]}}').bgp.peers.map((p: any) => `${p.address} ${p.state}`);
 
   beforeAll(async () => {

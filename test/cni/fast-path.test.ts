@@ -27,7 +27,7 @@ describe('the fast CNI path: native shim -> node daemon socket, with the standal
   let daemon: Daemon;
 
   const metrics = () => node.must('node', ['-e', "fetch('http://127.0.0.1:9099/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"]);
-  const adds = () => Number(/tern_cni_requests_total\{command="ADD",result="ok"\} (\d+)/.exec(metrics())?.[1] ?? 0);
+  const adds = () => Number(/tern_cni_requests_total\{command="ADD",code="0"\} (\d+)/.exec(metrics())?.[1] ?? 0);
 
   beforeAll(async () => {
     ({ node } = makeNode(sb, 'node'));
@@ -83,9 +83,9 @@ describe('the fast CNI path: native shim -> node daemon socket, with the standal
     const r = await runCni(node, { command: 'ADD', containerId: 'ctr-block', netns: pod.path, ifname: 'eth0', config: conf });
     expect(r.code, r.stdout).toBe(0);
     const ip = r.json.ips[0].address.split('/')[0];
-    // The block around the pod's address (a /26 by default) becomes a blackhole route, marked proto 84.
+    // The block around the pod's address (a /26 by default) becomes a blackhole route, marked proto 85 (the block routes' own mark).
     const routes = await waitFor(() => {
-      const bh = node.ipJson('route', 'show', 'type', 'blackhole', 'proto', '84');
+      const bh = node.ipJson('route', 'show', 'type', 'blackhole', 'proto', '85');
       return bh.length >= 1 ? bh : undefined;
     }, { what: 'blackhole route for the block' });
     const block = routes.map((x: any) => x.dst as string).find((d: string) => d.endsWith('/26'));

@@ -152,6 +152,19 @@ export function storeContract(name: string, target: () => ContractTarget): void 
       expect(await s.get(`${p}z`)).toBeUndefined();
     });
 
+    it('absent guards a key range: any key in [key, end) fails the transaction, keys outside do not', async () => {
+      const p = ns();
+      await s.create(p + 'b/5', 'x');
+      await s.create(p + 'd', 'y');
+      const absent = (from: string, to: string) => s.txn([{ op: 'absent', key: p + from, end: p + to }, { op: 'put', key: p + 'w', value: `${from}-${to}` }]);
+      expect((await absent('b/6', 'c')).ok).toBe(true);
+      expect((await absent('a', 'b/5')).ok).toBe(true); // end is exclusive
+      expect((await absent('c', 'd')).ok).toBe(true);
+      expect((await absent('b/', 'b/6')).ok).toBe(false);
+      expect((await absent('a', 'z')).ok).toBe(false);
+      expect((await s.get(p + 'w'))?.value).toBe('c-d');
+    });
+
     it('watch delivers changes after a revision, including ones before the call, in order', async () => {
       const p = ns();
       const from = await s.revision();

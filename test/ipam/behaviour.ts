@@ -7,7 +7,7 @@ import type { Store } from '../../src/datastore';
 import { CountingStore } from '../../src/datastore';
 import { BlockIpam, type BlockIpamOptions } from '../../src/ipam/block-ipam';
 import { checkIpam, loadIpamState, repairIpam, utilisation, reclaimEmptyBlocks } from '../../src/ipam/gc';
-import { affinityKey, handleKey, poolKey, normalisePool } from '../../src/ipam/model';
+import { affinityKey, blockKey, claimGuards, claimKey, handleKey, poolKey, normalisePool } from '../../src/ipam/model';
 import { addrToBigInt, parsePrefix, prefixContains } from '../../src/lib/cidr';
 import type { AllocationKey } from '../../src/ipam/types';
 
@@ -192,6 +192,40 @@ export function ipamBehaviour(name: string, open: () => Promise<Store>): void {
       const again = await ipam.allocate({ key: key('z'), pools });
       expect(inCidr(again[0].address, '10.21.0.0/30')).toBe(true);
       expect(checkIpam(await loadIpamState(s), { now: Date.now(), graceMs: 0 })).toEqual([]);
+      await s.close();
+    });
+    it('no block overlaps another: the claim transaction refuses one, whatever pool record its writer believes in', async () => {
+      const s = await open();
+      const pools = ['10.30.0.0/16'];
+      const a = new BlockIpam({ store: s, node: 'nodeA' });
+      expect((await a.allocate({ key: key('a1'), pools }))[0].address).toBe('10.30.0.0');
+      // An older writer turns the pool into /28 blocks behind the CLI's back.
+      const pk = (await s.get(poolKey('10.30.0.0/16')))!;
+      await s.update(pk.key, JSON.stringify(normalisePool({ cidr: '10.30.0.0/16', blockSize: 28 })), pk.modRevision);
+      // A direct claim of a /28 inside A's /26 fails on the guards alone.
+      const direct = await s.txn([
+        { op: 'create', key: affinityKey('10.30.0.0/16', '10.30.0.16/28'), value: 'nodeB' },
+        { op: 'create', key: claimKey('10.30.0.16/28'), value: 'x' },
+        ...claimGuards('10.30.0.16/28'),
+      ]);
+      expect(direct.ok).toBe(false);
+      // And a /24 around it (a wider block) too; a neighbour outside it is fine.
+      expect((await s.txn([{ op: 'create', key: claimKey('10.30.0.0/24'), value: 'x' }, ...claimGuards('10.30.0.0/24')])).ok).toBe(false);
+      expect((await s.txn([{ op: 'check', key: claimKey('10.30.0.64/28'), revision: 0 }, ...claimGuards('10.30.0.64/28')])).ok).toBe(true);
+      // Node B allocates through the /28 record: it skips every /28 inside A's /26.
+      const b = new BlockIpam({ store: s, node: 'nodeB' });
+      const got = await b.allocate({ key: key('b1'), pools });
+      expect(inCidr(got[0].address, '10.30.0.0/26')).toBe(false);
+      expect(got[0].address).toBe('10.30.0.64');
+      expect(checkIpam(await loadIpamState(s), { now: Date.now(), graceMs: 0 })).toEqual([]);
+      // A block written without guards (an older writer) is reported, with its missing claim.
+      await s.create(blockKey('10.30.0.0/16', '10.30.0.32/28'), JSON.stringify({ cidr: '10.30.0.32/28', pool: '10.30.0.0/16', affinity: 'old', seq: 0, used: {}, free: [] }));
+      await s.create(affinityKey('10.30.0.0/16', '10.30.0.32/28'), 'old');
+      const found = checkIpam(await loadIpamState(s), { now: Date.now(), graceMs: 0 });
+      expect(found).toEqual(expect.arrayContaining([
+        { kind: 'overlapping-blocks', block: '10.30.0.32/28', other: '10.30.0.0/26' },
+        { kind: 'unindexed-block', block: '10.30.0.32/28', key: blockKey('10.30.0.0/16', '10.30.0.32/28') },
+      ]));
       await s.close();
     });
   });

@@ -28,7 +28,7 @@ export function buildForChildren(tag: string, dirs = ['src/lib', 'src/datastore'
  */
 export const ALLOCATE_LOOP = `
 const { BlockIpam } = require('./src/ipam/block-ipam');
-const { openStore } = require('./src/datastore/config');
+const { openStore } = require('./src/datastore/open');
 const cfg = JSON.parse(process.argv[2]);
 (async () => {
   const ipam = new BlockIpam({ store: openStore(cfg.datastore), node: cfg.node });

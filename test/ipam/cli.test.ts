@@ -5,7 +5,8 @@ import { Command } from 'commander';
 import { register } from '../../src/cli/ipam';
 import { SqliteStore } from '../../src/datastore';
 import { BlockIpam } from '../../src/ipam/block-ipam';
-import { handleKey } from '../../src/ipam/model';
+import { affinityKey, blockKey, handleKey } from '../../src/ipam/model';
+import { exitCodeFor } from '../../src/cli/main';
 import { Sandbox } from '../sandbox';
 
 const sb = new Sandbox('iipamcli');
@@ -74,5 +75,34 @@ describe('ternctl ipam', () => {
     expect(j.pools[0].used).toBe(1);
     // The handle of d went with its address.
     expect((await ternctl(['--datastore', db, 'ipam', 'check', '--grace', '0s'])).out).toMatch(/ok/);
+  });
+  it('pool set refuses a block-size change on a pool with blocks, and a pool overlapping another (exit 2, both named); ipam check sees the new findings', async () => {
+    const db2 = path.join(sb.tmpdir(), 'tern.db');
+    expect((await ternctl(['--datastore', db2, 'ipam', 'pool', 'set', '10.244.0.0/16'])).err).toBeUndefined();
+    // Without blocks the block size may still change.
+    expect((await ternctl(['--datastore', db2, 'ipam', 'pool', 'set', '10.244.0.0/16', '--block-size', '27'])).err).toBeUndefined();
+    expect((await ternctl(['--datastore', db2, 'ipam', 'pool', 'set', '10.244.0.0/16', '--block-size', '26'])).err).toBeUndefined();
+    const s = new SqliteStore({ path: db2 });
+    await new BlockIpam({ store: s, node: 'a' }).allocate({ key: key('a1'), pools: ['10.244.0.0/16'] });
+    const resize = await ternctl(['--datastore', db2, 'ipam', 'pool', 'set', '10.244.0.0/16', '--block-size', '28']);
+    expect(resize.err).toMatchObject({ code: 'INVALID_CONFIG', message: expect.stringMatching(/pool 10\.244\.0\.0\/16: blockSize cannot change from \/26 to \/28 while it has 1 blocks/) });
+    expect(exitCodeFor(resize.err)).toBe(2);
+    const overlap = await ternctl(['--datastore', db2, 'ipam', 'pool', 'set', '10.244.0.0/24', '--block-size', '28']);
+    expect(overlap.err).toMatchObject({ code: 'INVALID_CONFIG', message: expect.stringContaining('pool 10.244.0.0/24 overlaps pool 10.244.0.0/16; pools must not overlap') });
+    expect(exitCodeFor(overlap.err)).toBe(2);
+    expect((await ternctl(['--datastore', db2, 'ipam', 'pool', 'set', '10.0.0.0/8'])).err).toMatchObject({ message: expect.stringContaining('overlaps pool 10.244.0.0/16') });
+    // Other changes of a pool with blocks are fine, and so is a disjoint pool.
+    expect((await ternctl(['--datastore', db2, 'ipam', 'pool', 'set', '10.244.0.0/16', '--community', '65000:1'])).err).toBeUndefined();
+    expect((await ternctl(['--datastore', db2, 'ipam', 'pool', 'set', '10.245.0.0/24', '--block-size', '28'])).err).toBeUndefined();
+    // A CNI config naming an overlapping pool is refused too, instead of creating it.
+    await expect(new BlockIpam({ store: s, node: 'b' }).allocate({ key: key('b1'), pools: ['10.244.0.0/24'] })).rejects.toMatchObject({ code: 'INVALID_CONFIG', message: expect.stringContaining('pool 10.244.0.0/24 overlaps pool 10.244.0.0/16') });
+    expect((await ternctl(['--datastore', db2, 'ipam', 'check', '--no-routes'])).out).toMatch(/ok: no problems found/);
+    // A block an older writer put inside a's block, without a claim: reported, and release adds the missing claim only.
+    await s.create(blockKey('10.244.0.0/16', '10.244.0.0/28'), JSON.stringify({ cidr: '10.244.0.0/28', pool: '10.244.0.0/16', affinity: 'b', seq: 0, used: {}, free: [] }));
+    await s.create(affinityKey('10.244.0.0/16', '10.244.0.0/28'), 'b');
+    const c = await ternctl(['--datastore', db2, 'ipam', 'check', '--no-routes']);
+    expect(c.out).toContain('block 10.244.0.0/28 overlaps block 10.244.0.0/26');
+    expect(c.out).toContain('block 10.244.0.0/28 has no claim index entry');
+    await s.close();
   });
 });

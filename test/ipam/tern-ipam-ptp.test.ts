@@ -11,7 +11,7 @@ import { normalisePool, poolKey } from '../../src/ipam/model';
 import { REPO, Sandbox, type Netns } from '../sandbox';
 
 /** The built plugin entry; the test makes its own launcher so it does not depend on dist/bin's layout. */
-const ENTRY = path.join(REPO, 'dist', 'src', 'ipam', 'plugin-main.js');
+const ENTRY = path.join(REPO, 'dist', 'src', 'bin', 'tern-ipam.js');
 
 const sb = new Sandbox('iptp');
 let node: Netns;

@@ -5,7 +5,7 @@
  * nodes' uplinks.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RTPROT_TERN } from '../../src/lib/constants';
+import { RTPROT_VXLAN } from '../../src/lib/constants';
 import { VxlanReconciler, VTEP_NAME } from '../../src/overlay';
 import { Sandbox } from '../sandbox';
 import { buildTopology, capture, remoteOf, selfOf, startEcho, tcpEcho, type NsProcess, type Topology } from './topology';
@@ -36,7 +36,7 @@ describe('vxlan-crosssubnet mode', () => {
     const [n1, n2, n3] = topo.nodes;
     const [direct] = n1.ns.ipJson('route', 'show', n2.block);
     expect(direct).toMatchObject({ gateway: n2.underlayIp, dev: 'eth0' });
-    expect(String(direct.protocol)).toBe(String(RTPROT_TERN));
+    expect(String(direct.protocol)).toBe(String(RTPROT_VXLAN));
     const [enc] = n1.ns.ipJson('route', 'show', n3.block);
     expect(enc).toMatchObject({ gateway: n3.tunnelIp, dev: VTEP_NAME });
     expect(enc.flags).toContain('onlink');

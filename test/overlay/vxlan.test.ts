@@ -4,7 +4,7 @@
  * every pod-to-pod packet between nodes must be encapsulated.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RTPROT_TERN } from '../../src/lib/constants';
+import { RTPROT_VXLAN } from '../../src/lib/constants';
 import { VxlanReconciler, VTEP_NAME, VXLAN_GUARD_CHAIN, vtepMacFor, type OverlayDesired } from '../../src/overlay';
 import { Sandbox } from '../sandbox';
 import { buildTopology, capture, remoteOf, selfOf, startEcho, tcpEcho, type NsProcess, type Topology, type TopoNode } from './topology';
@@ -63,7 +63,7 @@ describe('vxlan mode', () => {
     }
   });
 
-  it('installs permanent FDB and neighbor entries and onlink RTPROT_TERN routes for each remote', () => {
+  it('installs permanent FDB and neighbor entries and onlink RTPROT_VXLAN routes for each remote', () => {
     const [n1, n2, n3] = topo.nodes;
     for (const r of [n2, n3]) {
       const fdb = JSON.parse(n1.ns.must('bridge', ['-j', 'fdb', 'show', 'dev', VTEP_NAME]));
@@ -78,7 +78,7 @@ describe('vxlan mode', () => {
       expect(route.dev).toBe(VTEP_NAME);
       expect(route.gateway).toBe(r.tunnelIp);
       expect(route.flags).toContain('onlink');
-      expect(String(route.protocol)).toBe(String(RTPROT_TERN));
+      expect(String(route.protocol)).toBe(String(RTPROT_VXLAN));
     }
   });
 

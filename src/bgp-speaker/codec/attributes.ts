@@ -14,6 +14,8 @@ export interface CodecOptions {
   addPath?: ReadonlySet<number>;
   /** Extended messages negotiated (RFC 8654): up to 65535 octets. */
   extendedMessage?: boolean;
+  /** Reading from an external peer: RFC 7606 §7.2, §7.5, §7.9 and §7.10 differ for them. */
+  ebgp?: boolean;
 }
 
 export interface AsSegment {
@@ -105,15 +107,21 @@ function decodeSegments(b: Buffer, s: number, e: number, asnSize: 2 | 4, subcode
   return segs;
 }
 
+/** A segment holds at most 255 ASes (one count octet): longer ones go out as consecutive segments of the same type. */
+const MAX_SEGMENT = 255;
+
 function encodeSegments(segs: readonly AsSegment[], asnSize: 2 | 4): Buffer {
   let size = 0;
-  for (const sg of segs) size += 2 + sg.asns.length * asnSize;
+  for (const sg of segs) size += 2 * Math.ceil(sg.asns.length / MAX_SEGMENT) + sg.asns.length * asnSize;
   const b = Buffer.alloc(size);
   let off = 0;
   for (const sg of segs) {
-    b[off++] = sg.type;
-    b[off++] = sg.asns.length;
-    for (const a of sg.asns) off = asnSize === 4 ? b.writeUInt32BE(a >>> 0, off) : b.writeUInt16BE(a & 0xffff, off);
+    for (let i = 0; i < sg.asns.length; i += MAX_SEGMENT) {
+      const n = Math.min(MAX_SEGMENT, sg.asns.length - i);
+      b[off++] = sg.type;
+      b[off++] = n;
+      for (let j = i; j < i + n; j++) off = asnSize === 4 ? b.writeUInt32BE(sg.asns[j] >>> 0, off) : b.writeUInt16BE(sg.asns[j] & 0xffff, off);
+    }
   }
   return b;
 }
@@ -351,8 +359,12 @@ export function defaultFlags(kind: AttrKind): number {
   return BY_KIND.get(kind)?.flags ?? OPT_T;
 }
 
+/** An attribute or message that does not fit the wire's length fields; the caller decides what not to send. */
+export class TooLong extends Error {}
+
 export function encodeAttr(a: Attr, o: CodecOptions): Buffer {
   const value = a.kind === 'unknown' ? a.data : BY_KIND.get(a.kind)!.encode(a, o);
+  if (value.length > 0xffff) throw new TooLong(`attribute ${attrCode(a)} of ${value.length} octets`);
   // Keep the sender's Extended Length choice; a value too long for one octet forces it.
   const ext = (a.flags & AttrFlag.EXTENDED_LENGTH) !== 0 || value.length > 255;
   const head = Buffer.alloc(ext ? 4 : 3);

@@ -72,6 +72,7 @@ export const CeaseSubcode = {
   CONNECTION_COLLISION_RESOLUTION: 7,
   OUT_OF_RESOURCES: 8,
   HARD_RESET: 9,
+  BFD_DOWN: 10, // RFC 9384
 } as const;
 export const FsmSubcode = { UNSPECIFIED: 0, OPENSENT: 1, OPENCONFIRM: 2, ESTABLISHED: 3 } as const;
 

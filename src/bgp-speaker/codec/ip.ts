@@ -38,6 +38,23 @@ export function isV6(addr: string): boolean {
   return addr.includes(':');
 }
 
+/**
+ * A next hop nobody can forward to (RFC 4271 §6.3 "semantically incorrect"):
+ * unspecified, loopback, multicast or broadcast; unparsable text counts too.
+ */
+export function isMartianNextHop(addr: string): boolean {
+  let b: Buffer;
+  try {
+    b = addrToBytes(addr);
+  } catch {
+    return true;
+  }
+  if (b.length === 4) return b[0] === 0 || b[0] === 127 || b[0] >= 224;
+  if (b[0] === 0xff) return true; // multicast
+  if (b.subarray(0, 10).every((x) => x === 0) && (b[10] | b[11]) === 0) return b.subarray(12, 15).every((x) => x === 0) && b[15] <= 1; // :: and ::1
+  return false;
+}
+
 /** Parse a v4 or v6 address into 4 or 16 bytes; throws TypeError on bad text (config input). */
 export function addrToBytes(addr: string): Buffer {
   if (!isV6(addr)) {
@@ -178,16 +195,20 @@ function putDecimal(b: Buffer, o: number, x: number): number {
 function v4PrefixText(b: Buffer, off: number, n: number, len: number): string {
   let o = 0;
   for (let i = 0; i < 4; i++) {
-    o = putDecimal(scratch, o, i < n ? b[off + i] : 0);
+    o = putDecimal(scratch, o, i < n - 1 ? b[off + i] : i === n - 1 ? b[off + i] & lastOctetMask(len) : 0);
     scratch[o++] = i < 3 ? 46 : 47; // '.' or '/'
   }
   o = putDecimal(scratch, o, len);
   return scratch.toString('latin1', 0, o);
 }
 
+/** The bits of a prefix's last octet that belong to the prefix. */
+const lastOctetMask = (len: number): number => (0xff00 >> (((len - 1) & 7) + 1)) & 0xff;
+
 /**
- * Decode an NLRI field. Host bits past the prefix length are kept as sent,
- * so that re-encoding gives the same bytes.
+ * Decode an NLRI field. Bits past the prefix length are cleared: RFC 4271
+ * §4.3 calls the trailing bits irrelevant, so 10.77.1.0/23 is 10.77.0.0/23
+ * (one prefix in the RIB, a route the kernel accepts, and what goes on).
  */
 export function decodeNlri(b: Buffer, start: number, end: number, v6: boolean, addPath: boolean): Nlri[] {
   const out: Nlri[] = [];
@@ -209,6 +230,7 @@ export function decodeNlri(b: Buffer, start: number, end: number, v6: boolean, a
     if (v6) {
       scratch.fill(0, 0, 16);
       for (let i = 0; i < n; i++) scratch[i] = b[off + i];
+      if (n) scratch[n - 1] &= lastOctetMask(len);
       prefix = `${v6ToString(scratch, 0)}/${len}`;
     } else prefix = v4PrefixText(b, off, n, len);
     off += n;

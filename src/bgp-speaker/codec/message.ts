@@ -3,10 +3,10 @@
  * handling, NOTIFICATION, KEEPALIVE, ROUTE-REFRESH (RFC 2918/7313).
  * Pure: negotiated facts come in as CodecOptions; nothing is remembered.
  */
-import { AttrFlag, AttrType, HEADER_LEN, HeaderSubcode, MAX_EXTENDED_LEN, MAX_MESSAGE_LEN, MsgType, NotifyCode, UpdateSubcode, IPV4_UNICAST, Afi } from './constants';
+import { AttrFlag, AttrType, AsSegmentType, HEADER_LEN, HeaderSubcode, MAX_EXTENDED_LEN, MAX_MESSAGE_LEN, MsgType, NotifyCode, UpdateSubcode, IPV4_UNICAST, Afi } from './constants';
 import { BgpProtocolError } from './errors';
 import { decodeNlri, encodeNlri, type Nlri } from './ip';
-import { ACTION_RANK, MalformedAttribute, attrRow, encodeAttr, type Attr, type CodecOptions, type ErrorAction } from './attributes';
+import { ACTION_RANK, MalformedAttribute, TooLong, attrRow, encodeAttr, type Attr, type CodecOptions, type ErrorAction } from './attributes';
 import { decodeOpen, encodeOpenBody, type OpenMessage } from './open';
 
 export interface AttrProblem {
@@ -98,6 +98,7 @@ export function decodeMessage(b: Buffer, o: CodecOptions): Message {
 }
 
 const REQUIRED_FLAGS_MASK = AttrFlag.OPTIONAL | AttrFlag.TRANSITIVE;
+const EBGP_DISCARD = new Set<number>([AttrType.LOCAL_PREF, AttrType.ORIGINATOR_ID, AttrType.CLUSTER_LIST]);
 
 function decodeUpdate(b: Buffer, s: number, e: number, o: CodecOptions): UpdateMessage {
   const malformedList = (msg: string) => new BgpProtocolError(NotifyCode.UPDATE_MESSAGE_ERROR, UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, msg);
@@ -159,21 +160,28 @@ function decodeUpdate(b: Buffer, s: number, e: number, o: CodecOptions): UpdateM
       continue;
     }
     if (code === AttrType.MP_REACH_NLRI || code === AttrType.MP_UNREACH_NLRI) sawMp = true;
+    // RFC 7606 §7.5, §7.9, §7.10: from an external peer these are not used at all, so a bad one is only discarded.
+    const onError = o.ebgp && EBGP_DISCARD.has(code) ? 'attribute-discard' : row.onError;
     if ((flags & REQUIRED_FLAGS_MASK) !== row.flags) {
       // RFC 7606 §3c: conflicting Optional/Transitive bits make the attribute malformed.
-      if (row.onError === 'session-reset')
+      if (onError === 'session-reset')
         throw new BgpProtocolError(NotifyCode.UPDATE_MESSAGE_ERROR, UpdateSubcode.ATTRIBUTE_FLAGS_ERROR, `flags 0x${flags.toString(16)} on attribute ${code}`, Buffer.from(b.subarray(vs - hdr, ve)));
-      note({ code, action: row.onError === 'attribute-discard' ? 'attribute-discard' : 'treat-as-withdraw', subcode: UpdateSubcode.ATTRIBUTE_FLAGS_ERROR, reason: `flags 0x${flags.toString(16)}` });
+      note({ code, action: onError === 'attribute-discard' ? 'attribute-discard' : 'treat-as-withdraw', subcode: UpdateSubcode.ATTRIBUTE_FLAGS_ERROR, reason: `flags 0x${flags.toString(16)}` });
       continue;
     }
     try {
       const a = row.decode(b, vs, ve, o);
       a.flags = flags;
+      if (o.ebgp && a.kind === 'as-path' && a.segments.some((sg) => sg.type === AsSegmentType.AS_CONFED_SEQUENCE || sg.type === AsSegmentType.AS_CONFED_SET)) {
+        // RFC 5065 §5, RFC 7606 §7.2: confederation segments from outside any confederation of ours.
+        note({ code, action: 'treat-as-withdraw', subcode: UpdateSubcode.MALFORMED_AS_PATH, reason: 'confederation segment from an external peer' });
+        continue;
+      }
       attrs.push(a);
     } catch (err) {
       if (err instanceof MalformedAttribute) {
-        if (row.onError === 'session-reset') throw new BgpProtocolError(NotifyCode.UPDATE_MESSAGE_ERROR, err.subcode, err.message, Buffer.from(b.subarray(vs - hdr, ve)));
-        note({ code, action: row.onError, subcode: err.subcode, reason: err.message });
+        if (onError === 'session-reset') throw new BgpProtocolError(NotifyCode.UPDATE_MESSAGE_ERROR, err.subcode, err.message, Buffer.from(b.subarray(vs - hdr, ve)));
+        note({ code, action: onError, subcode: err.subcode, reason: err.message });
         continue;
       }
       throw err;
@@ -197,6 +205,7 @@ function decodeUpdate(b: Buffer, s: number, e: number, o: CodecOptions): UpdateM
 }
 
 function frame(type: number, body: Buffer): Buffer {
+  if (HEADER_LEN + body.length > MAX_EXTENDED_LEN) throw new TooLong(`message of ${HEADER_LEN + body.length} octets`);
   const b = Buffer.alloc(HEADER_LEN + body.length);
   b.fill(0xff, 0, 16);
   b.writeUInt16BE(b.length, 16);

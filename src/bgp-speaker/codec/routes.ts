@@ -4,7 +4,7 @@
  * routes into as few UPDATEs as the message size allows.
  */
 import { AS_TRANS, AsSegmentType, AttrFlag, Afi, Safi, familyKey, HEADER_LEN, MAX_EXTENDED_LEN, MAX_MESSAGE_LEN, Origin } from './constants';
-import { defaultFlags, type AsSegment, type Attr, type CodecOptions, type LargeCommunity } from './attributes';
+import { TooLong, defaultFlags, type AsSegment, type Attr, type CodecOptions, type LargeCommunity } from './attributes';
 import { encodeMessage, endOfRibFamily, type UpdateMessage } from './message';
 import { nlriLength, type Nlri } from './ip';
 
@@ -195,12 +195,46 @@ function packNlri(nlri: readonly Nlri[], addPath: boolean, room: number): Nlri[]
   return out;
 }
 
-/** UPDATEs announcing `nlri` with one attribute set, packed up to the message size. */
-export function buildAnnouncements(family: number, attrs: RouteAttrs, nlri: readonly Nlri[], o: CodecOptions): Buffer[] {
+/** Octets left for NLRI in an UPDATE carrying `attrs` (negative or TooLong when they alone overflow). */
+function nlriRoom(family: number, attrs: RouteAttrs, o: CodecOptions): number {
   const v4 = family === familyKey(Afi.IPV4, Safi.UNICAST);
   const fixed = encodeMessage({ type: 2, withdrawn: [], attrs: wireAttrs(family, attrs, [], o), nlri: [] }, o).length;
   // MP_REACH may switch to an extended length header as NLRI grow: reserve one octet.
-  const room = maxLen(o) - fixed - (v4 ? 0 : 1);
+  return maxLen(o) - fixed - (v4 ? 0 : 1);
+}
+
+/** The longest one prefix of the family can be on the wire. */
+function longestNlri(family: number, o: CodecOptions): number {
+  return (o.addPath?.has(family) ? 4 : 0) + 1 + (family === familyKey(Afi.IPV4, Safi.UNICAST) ? 4 : 16);
+}
+
+/**
+ * `attrs` as they can go to a peer with options `o`: as they are, without the
+ * attributes RFC 7606 lets a speaker discard when that is what makes them fit
+ * (RFC 8654 §4), or undefined when even then no UPDATE can carry one route.
+ */
+export function fitAttrs(family: number, attrs: RouteAttrs, o: CodecOptions): RouteAttrs | undefined {
+  const fits = (a: RouteAttrs) => {
+    try {
+      return nlriRoom(family, a, o) >= longestNlri(family, o);
+    } catch (e) {
+      if (e instanceof TooLong) return false;
+      throw e;
+    }
+  };
+  if (fits(attrs)) return attrs;
+  if (!attrs.aggregator && !attrs.atomicAggregate) return undefined;
+  const reduced = { ...attrs };
+  delete reduced.aggregator;
+  delete reduced.atomicAggregate;
+  return fits(reduced) ? reduced : undefined;
+}
+
+/** UPDATEs announcing `nlri` with one attribute set, packed up to the message size (pass attributes through fitAttrs first). */
+export function buildAnnouncements(family: number, attrs: RouteAttrs, nlri: readonly Nlri[], o: CodecOptions): Buffer[] {
+  const v4 = family === familyKey(Afi.IPV4, Safi.UNICAST);
+  const room = nlriRoom(family, attrs, o);
+  if (room < longestNlri(family, o)) throw new TooLong(`attributes leave ${room} octets for NLRI`);
   return packNlri(nlri, o.addPath?.has(family) ?? false, room).map((batch) =>
     encodeMessage(v4 ? { type: 2, withdrawn: [], attrs: wireAttrs(family, attrs, [], o), nlri: batch } : { type: 2, withdrawn: [], attrs: wireAttrs(family, attrs, batch, o), nlri: [] }, o),
   );

@@ -2,7 +2,7 @@
  * The decision process (RFC 4271 §9.1.2.2) plus the usual tie-breaks, each
  * step named so that `ternctl bgp routes` can say why a path won.
  */
-import { asPathCount } from '../codec';
+import { addrToBytes, asPathCount } from '../codec';
 import type { Path } from './types';
 
 export const DEFAULT_LOCAL_PREF = 100;
@@ -12,7 +12,23 @@ const neighborAs = (p: Path) => {
   const first = p.attrs.asPath[0];
   return first && first.type === 2 ? first.asns[0] : 0;
 };
-const ipKey = (a: string) => (a.includes(':') ? a.split(':').map((g) => g.padStart(4, '0')).join(':') : a.split('.').map((x) => x.padStart(3, '0')).join('.'));
+// Addresses compare as numbers (IPv4 before IPv6), never as text: '2001:db8::2' < '2001:db8::1:0'.
+// Peers and originators are few, so their byte forms are kept.
+const addrBytes = new Map<string, Buffer>();
+function cmpAddr(a: string, b: string): number {
+  if (a === b) return 0;
+  const x = bytesOf(a);
+  const y = bytesOf(b);
+  return x.length - y.length || Buffer.compare(x, y);
+}
+function bytesOf(a: string): Buffer {
+  let bytes = addrBytes.get(a);
+  if (!bytes) {
+    if (addrBytes.size >= 4096) addrBytes.clear();
+    addrBytes.set(a, (bytes = addrToBytes(a)));
+  }
+  return bytes;
+}
 
 type Step = { reason: string; cmp: (a: Path, b: Path) => number; multipath?: boolean };
 
@@ -27,16 +43,12 @@ const STEPS: Step[] = [
   { reason: 'med', cmp: (a, b) => (neighborAs(a) === neighborAs(b) ? (a.attrs.med ?? 0) - (b.attrs.med ?? 0) : 0) },
   { reason: 'ebgp-over-ibgp', cmp: (a, b) => Number(!a.ebgp) - Number(!b.ebgp), multipath: true },
   // RFC 4456 §9: ORIGINATOR_ID stands in for the router id of reflected routes.
-  { reason: 'router-id', cmp: (a, b) => cmpStr(ipKey(a.attrs.originatorId ?? a.routerId), ipKey(b.attrs.originatorId ?? b.routerId)) },
+  { reason: 'router-id', cmp: (a, b) => cmpAddr(a.attrs.originatorId ?? a.routerId, b.attrs.originatorId ?? b.routerId) },
   { reason: 'cluster-list-length', cmp: (a, b) => (a.attrs.clusterList?.length ?? 0) - (b.attrs.clusterList?.length ?? 0) },
-  { reason: 'peer-address', cmp: (a, b) => cmpStr(ipKey(a.peerAddress), ipKey(b.peerAddress)) },
+  { reason: 'peer-address', cmp: (a, b) => cmpAddr(a.peerAddress, b.peerAddress) },
   { reason: 'path-id', cmp: (a, b) => a.pathId - b.pathId },
 ];
 const MULTIPATH_STEPS = STEPS.findIndex((s) => s.multipath) + 1;
-
-function cmpStr(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
 
 /** Compare two paths: negative if `a` wins, with the step that decided. */
 export function comparePaths(a: Path, b: Path): { order: number; reason: string } {

@@ -34,8 +34,10 @@ export function exportAttrs(path: Path, prefix: string, source: SourceInfo | und
   const self = v6 ? t.selfNextHop.v6 : t.selfNextHop.v4;
   if (!targetIbgp) {
     if (!self) return undefined;
-    const asPath = a.asPath.length && a.asPath[0].type === 2 ? [{ type: 2, asns: [local.asn, ...a.asPath[0].asns] }, ...a.asPath.slice(1)] : [{ type: 2, asns: [local.asn] }, ...a.asPath];
-    const out: RouteAttrs = { origin: a.origin, asPath, nextHop: self };
+    // A full AS_SEQUENCE (255 ASes, one count octet) gets a new segment in front (RFC 4271 §5.1.2).
+    const first = a.asPath[0];
+    const asPath = first && first.type === 2 && first.asns.length < 255 ? [{ type: 2, asns: [local.asn, ...first.asns] }, ...a.asPath.slice(1)] : [{ type: 2, asns: [local.asn] }, ...a.asPath];
+    const out: RouteAttrs = { origin: a.origin, asPath, nextHop: t.keepNextHop && !isLocal && a.nextHop ? a.nextHop : self };
     if (isLocal && a.med !== undefined) out.med = a.med; // a MED received from another AS does not leave ours
     if (a.atomicAggregate) out.atomicAggregate = true;
     if (a.aggregator) out.aggregator = a.aggregator;

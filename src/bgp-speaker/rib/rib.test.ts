@@ -20,6 +20,10 @@ describe('decision process (§9.1.2.2)', () => {
     { name: 'ORIGINATOR_ID stands in for router id', a: path({ routerId: '9.9.9.9', a: { originatorId: '1.0.0.0' } }), b: path({ routerId: '2.2.2.2' }), reason: 'router-id' },
     { name: 'shorter CLUSTER_LIST', a: path({ a: { clusterList: ['1.1.1.1'] } }), b: path({ a: { clusterList: ['1.1.1.1', '2.2.2.2'] } }), reason: 'cluster-list-length' },
     { name: 'lower peer address', a: path({ peerAddress: '192.0.2.1' }), b: path({ peerAddress: '192.0.2.10' }), reason: 'peer-address' },
+    { name: 'lower IPv6 peer address, compared as a number', a: path({ peerAddress: '2001:db8::2' }), b: path({ peerAddress: '2001:db8::1:0' }), reason: 'peer-address' },
+    { name: 'IPv6 peer address: :: expands in the middle', a: path({ peerAddress: 'fd00::ffff' }), b: path({ peerAddress: 'fd00:0:0:1::' }), reason: 'peer-address' },
+    { name: 'IPv6 peer address: case and leading zeros do not count', a: path({ peerAddress: 'fd00::a' }), b: path({ peerAddress: 'FD00::00B' }), reason: 'peer-address' },
+    { name: 'IPv4 peer address before IPv6', a: path({ peerAddress: '255.255.255.255' }), b: path({ peerAddress: '::1' }), reason: 'peer-address' },
     { name: 'fresh over stale', a: path({ a: { asPath: [{ type: 2, asns: [1, 2, 3] }] } }), b: path({ stale: true }), reason: 'not-stale' },
   ];
   for (const t of table) {
@@ -240,5 +244,26 @@ describe('RIB', () => {
     expect(base).toEqual(['10.10.0.0/24:192.0.2.1:only-path', '10.8.0.0/24:198.51.100.2:local-pref', '10.9.0.0/24:192.0.2.1:ebgp-over-ibgp']);
     expect(run([3, 2, 1, 0], false)).toEqual(base);
     expect(run([1, 3, 0, 2], true)).toEqual(base);
+  });
+});
+
+describe('AS prepend on export to eBGP (RFC 4271 §5.1.2)', () => {
+  const prepended = (asns: number[]) => {
+    const rib = new Rib({ asn: 65000, routerId: '10.0.0.1' });
+    rib.addPeer({ id: 'in', address: '192.0.2.1', asn: 65001, selfNextHop: {}, importPrefixes: [{ prefix: '0.0.0.0/0', maxLength: 32 }] });
+    rib.addPeer({ id: 'out', address: '192.0.2.2', asn: 65002, selfNextHop: { v4: '192.0.2.9' }, exportPrefixes: [{ prefix: '0.0.0.0/0', maxLength: 32 }] });
+    rib.peerUp('in', { routerId: '1.1.1.1', families: [IPV4_UNICAST] });
+    rib.peerUp('out', { routerId: '2.2.2.2', families: [IPV4_UNICAST] });
+    rib.applyUpdate('in', [{ family: IPV4_UNICAST, announce: [{ prefix: '10.1.0.0/24' }], withdraw: [], attrs: { origin: 0, asPath: [{ type: 2, asns }], nextHop: '192.0.2.1' } }]);
+    return rib.flush().out.get('out')!.announce[0].attrs.asPath;
+  };
+  it('joins a sequence with room', () => {
+    expect(prepended([65001, 7])).toEqual([{ type: 2, asns: [65000, 65001, 7] }]);
+  });
+  it('starts a new segment in front of a full (255-AS) sequence', () => {
+    const full = [65001, ...Array.from({ length: 254 }, (_, i) => 1000 + i)];
+    const p = prepended(full);
+    expect(p.map((s) => s.asns.length)).toEqual([1, 255]);
+    expect(p[0].asns).toEqual([65000]);
   });
 });

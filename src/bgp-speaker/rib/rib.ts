@@ -9,6 +9,7 @@ import { selectBest, type Selection } from './decision';
 import { exportAttrs } from './export';
 import { PrefixFilter } from './policy';
 import { LOCAL_PEER_ID, type Destination, type FibChange, type LocalConfig, type Path, type RibPeer } from './types';
+import { TernError } from '../../lib/errors';
 
 interface PeerState {
   cfg: RibPeer;
@@ -116,7 +117,7 @@ export class Rib {
   constructor(readonly local: LocalConfig) {}
 
   addPeer(cfg: RibPeer): void {
-    if (this.peers.has(cfg.id)) throw new Error(`peer ${cfg.id} exists`);
+    if (this.peers.has(cfg.id)) throw new TernError('INTERNAL', `peer ${cfg.id} exists`);
     this.peers.set(cfg.id, {
       cfg,
       configuredSelf: cfg.selfNextHop,
@@ -354,6 +355,18 @@ export class Rib {
     return { fib, out };
   }
 
+  /** Routes that could not be sent to a peer after all (too long for it): forget them, so a later change is sent. */
+  unsent(id: string, prefixes: readonly string[]): void {
+    const p = this.peers.get(id);
+    if (p) for (const prefix of prefixes) p.adjOut.delete(prefix);
+  }
+
+  /** The next hops the Loc-RIB wants in the kernel for a prefix (empty: none). */
+  installedHops(prefix: string): string[] {
+    const d = this.dests.get(prefix);
+    return d && d.installed ? d.installed.split(',') : [];
+  }
+
   destination(prefix: string): Destination | undefined {
     return this.dests.get(prefix);
   }
@@ -384,7 +397,7 @@ export class Rib {
 
   private peer(id: string): PeerState {
     const p = this.peers.get(id);
-    if (!p) throw new Error(`unknown peer ${id}`);
+    if (!p) throw new TernError('INTERNAL', `unknown peer ${id}`);
     return p;
   }
 

@@ -25,6 +25,8 @@ export interface RibPeer {
   selfNextHop: { v4?: string; v6?: string };
   /** Rewrite the next hop to ourselves on iBGP too (always done on eBGP). */
   nextHopSelf?: boolean;
+  /** eBGP: pass learned routes on with their next hop, not ours. */
+  keepNextHop?: boolean;
   /** Import only routes inside these rules (the IPAM pools and/or an allow list). */
   importPrefixes?: PrefixRule[];
   /** Export only routes inside these rules. eBGP without a list exports nothing (RFC 8212). */

@@ -7,24 +7,19 @@
  * The result's gateway is Tern's link-local gateway, which the calling plugin
  * puts on its host-side interface (ptp does).
  */
-import * as fs from 'node:fs';
-import { TernError, messageOf } from '../lib/errors';
+import { TernError } from '../lib/errors';
+import { EXIT_OK, cniErrorCode, cniErrorOutcome, runCniProcess, type Outcome } from '../lib/errors-cni';
 import { GATEWAY_V4, GATEWAY_V6 } from '../lib/constants';
 import { createLogger, silentLogger, type Logger } from '../lib/log';
-import { parseDatastore, parseNetConf, parseStdin } from '../cni-plugin/config';
+import { parseNetConf, parseStdin } from '../cni-plugin/config';
 import { parseEnv } from '../cni-plugin/env';
 import { LATEST, SUPPORTED_VERSIONS, atLeast, requireVersionFor } from '../cni-plugin/version';
-import { cniErrorCode } from '../cni-plugin/main';
-import { openStore } from '../datastore/config';
-import { BlockIpam } from './block-ipam';
-import { resolveNodeName } from './nodename';
-import { gcNetwork } from './gc';
-import type { AllocatedIp } from './types';
-
-export interface Outcome {
-  exitCode: number;
-  stdout: string;
-}
+import { parseDatastoreField } from '../datastore/config';
+import { openStore } from '../datastore/open';
+import { BlockIpam } from '../ipam/block-ipam';
+import { resolveNodeName } from '../ipam/nodename';
+import { gcNetwork } from '../ipam/gc';
+import type { AllocatedIp } from '../ipam/types';
 
 function ipamResult(version: string, ips: AllocatedIp[], routes: unknown, dns: unknown): Record<string, unknown> {
   const pre1 = !atLeast(version, '1.0.0');
@@ -47,7 +42,7 @@ export async function handleIpam(envVars: NodeJS.ProcessEnv, stdin: string): Pro
   try {
     const env = parseEnv(envVars);
     if (env.command === 'VERSION') {
-      return { exitCode: 0, stdout: JSON.stringify({ cniVersion: LATEST, supportedVersions: SUPPORTED_VERSIONS }) };
+      return { exitCode: EXIT_OK, stdout: JSON.stringify({ cniVersion: LATEST, supportedVersions: SUPPORTED_VERSIONS }) };
     }
     const raw = parseStdin(stdin);
     if (typeof raw.cniVersion === 'string') version = raw.cniVersion;
@@ -55,7 +50,7 @@ export async function handleIpam(envVars: NodeJS.ProcessEnv, stdin: string): Pro
     requireVersionFor(env.command, conf.cniVersion);
     if (conf.ipam.type !== 'tern-ipam') throw new TernError('INVALID_CONFIG', `invalid field "ipam.type": expected "tern-ipam", got "${conf.ipam.type}"`);
     const io = conf.ipam.raw;
-    const datastore = io.datastore !== undefined ? parseDatastore(io.datastore, 'ipam.datastore') : conf.datastore;
+    const datastore = io.datastore !== undefined ? parseDatastoreField(io.datastore, 'ipam.datastore') : conf.datastore;
     const nodename = typeof io.nodename === 'string' ? io.nodename : conf.nodename;
     log = createLogger({ file: conf.logFile, level: conf.logLevel, sync: true, name: 'tern-ipam' }).child({ command: env.command, containerId: env.containerId || undefined });
     const store = openStore(datastore);
@@ -67,42 +62,32 @@ export async function handleIpam(envVars: NodeJS.ProcessEnv, stdin: string): Pro
           const argIp = env.args.get('IP');
           const requested = [...conf.runtimeIps, ...conf.argsIps, ...(argIp ? argIp.split(',').map((s) => s.trim()) : [])];
           const ips = await ipam.allocate({ key, pools: conf.ipam.pools, requested: requested.length ? [...new Set(requested)] : undefined, attrs: { node: ipam.node } });
-          return { exitCode: 0, stdout: JSON.stringify(ipamResult(conf.cniVersion, ips, io.routes, conf.dns)) };
+          return { exitCode: EXIT_OK, stdout: JSON.stringify(ipamResult(conf.cniVersion, ips, io.routes, conf.dns)) };
         }
         case 'DEL':
           await ipam.release(key);
-          return { exitCode: 0, stdout: '' };
+          return { exitCode: EXIT_OK, stdout: '' };
         case 'CHECK':
           if (!(await ipam.get(key))) throw new TernError('CHECK_FAILED', `no allocation for ${conf.name}.${env.containerId}.${env.ifname}`);
-          return { exitCode: 0, stdout: '' };
+          return { exitCode: EXIT_OK, stdout: '' };
         case 'GC':
           await gcNetwork(store, conf.name, (conf.validAttachments ?? []).map((a) => ({ network: conf.name, containerId: a.containerID, ifname: a.ifname })), Date.now());
-          return { exitCode: 0, stdout: '' };
+          return { exitCode: EXIT_OK, stdout: '' };
         case 'STATUS':
           await ipam.status(conf.ipam.pools);
-          return { exitCode: 0, stdout: '' };
+          return { exitCode: EXIT_OK, stdout: '' };
       }
     } finally {
       await ipam.close();
     }
-    return { exitCode: 0, stdout: '' };
+    return { exitCode: EXIT_OK, stdout: '' };
   } catch (e) {
     log.error({ err: e, code: cniErrorCode(e) }, 'failed');
-    const details = e instanceof TernError && e.cause ? messageOf(e.cause) : undefined;
-    return { exitCode: 1, stdout: JSON.stringify({ cniVersion: version, code: cniErrorCode(e), msg: messageOf(e), ...(details ? { details } : {}) }) };
+    return cniErrorOutcome(e, version);
   }
 }
 
 /** Entry for dist/bin/tern-ipam. */
 export function run(): void {
-  let stdin = '';
-  try {
-    stdin = fs.readFileSync(0, 'utf8');
-  } catch {
-    /* no stdin */
-  }
-  void handleIpam(process.env, stdin).then((o) => {
-    if (o.stdout) fs.writeSync(1, o.stdout + '\n');
-    process.exit(o.exitCode);
-  });
+  runCniProcess(handleIpam);
 }
