@@ -359,8 +359,11 @@ export class Speaker {
   private onBfd(address: string, up: boolean): void {
     const s = this.sessions.get(address);
     if (!s || up) return;
-    if (s.fsm.state === 'Idle') return;
-    this.deps.log.warn({ peer: address, state: s.fsm.state }, 'BFD down: closing the BGP session');
+    // Only a connected session has anything to close; in Connect/Active an MsgErr is an FSM error
+    // and would bury the BFD reason under a 5/0.
+    const st = s.fsm.state;
+    if (st === 'Idle' || st === 'Connect' || st === 'Active') return;
+    this.deps.log.warn({ peer: address, state: st }, 'BFD down: closing the BGP session');
     s.fail(NotifyCode.CEASE, CeaseSubcode.BFD_DOWN, 'BFD down');
   }
 

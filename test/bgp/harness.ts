@@ -26,7 +26,7 @@ export function startTern(sb: Sandbox, ns: Netns, dir: string, name: string, con
     config: cfgFile,
     ctl<T>(...args: string[]): T {
       const r = sh(process.execPath, [TERNCTL, '-o', 'json', 'bgp', ...args, '--socket', socket]);
-      if (r.code !== 0) throw new Error(`ternctl bgp ${args.join(' ')}: ${r.stderr}`);
+      if (r.code !== 0) throw new Error(`ternctl bgp ${args.join(' ')}: ${r.stderr}${r.stdout}`); // -o json puts the error on stdout
       return JSON.parse(r.stdout) as T;
     },
   };

@@ -44,8 +44,13 @@ describe('CNI ADD/DEL keep the ACL in sync without a node daemon', () => {
   });
   afterAll(() => sb.cleanup());
 
-  it('before any policy, nothing is programmed and everything is allowed', () => {
-    expect(node.must('iptables-save', ['-t', 'filter'])).not.toMatch(/tern-/);
+  it('before any policy, only the anti-spoofing gate is programmed and everything is allowed', () => {
+    // docs/acl.md: the gate holds from the first pod, policy or not; no policy or tier chain exists yet.
+    const rules = node.must('iptables-save', ['-t', 'filter']);
+    expect(rules).toMatch(/-m set ! --match-set tern-ep4 src,src -j DROP/);
+    expect(rules).not.toMatch(/:tern-(pi|po|ti|te|tw|p|n|s)-/);
+    const sets = node.must('ipset', ['save', 'tern-ep4']);
+    for (const name of ['db', 'web', 'other']) expect(sets).toContain(`add tern-ep4 ${ips[name]},`);
     expect(pods.web.ping(ips.db)).toBe(true);
     expect(pods.other.ping(ips.db)).toBe(true);
   });
