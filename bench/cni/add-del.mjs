@@ -56,14 +56,16 @@ const results = {};
 const nodes = {};
 for (const name of Object.keys(impls)) {
   nodes[name] = ns.node(`n${Object.keys(nodes).length}`);
-  results[name] = { add: [], del: [], conc: 0 };
+  results[name] = { add: [], del: [], conc: 0, concDel: 0 };
 }
-// The daemon of the fast path runs inside its node namespace; stopped by PID on exit.
+// The daemon of the fast path runs inside its node namespace; stopped by PID at the end
+// (a live child would keep this process from ever exiting).
+let daemon;
 {
   const name = 'tern (daemon)';
   const cfg = path.join(work, 'node.yaml');
   fs.writeFileSync(cfg, `cniSocket: ${socket}\nhealthListen: ""\nlogLevel: warn\ndatastore: {type: sqlite, path: ${path.join(work, 'daemon.db')}}\n`);
-  const d = spawn('nsenter', [`--net=/run/netns/${nodes[name]}`, '--', path.join(root, 'dist/bin/ternctl'), 'node', 'run', '--config', cfg], { stdio: 'ignore' });
+  const d = (daemon = spawn('nsenter', [`--net=/run/netns/${nodes[name]}`, '--', path.join(root, 'dist/bin/ternctl'), 'node', 'run', '--config', cfg], { stdio: 'ignore' }));
   process.on('exit', () => { try { process.kill(d.pid, 'SIGKILL'); } catch { /* gone */ } });
   for (let i = 0; i < 100 && !fs.existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
   if (!fs.existsSync(socket)) throw new Error('daemon did not start');
@@ -91,20 +93,29 @@ for (const name of Object.keys(impls)) {
   const t0 = process.hrtime.bigint();
   await Promise.all(cp.map((p, i) => invoke(impls[name], nodes[name], 'ADD', p, `k${i}`)));
   results[name].conc = Number(process.hrtime.bigint() - t0) / 1e6;
+  const t1 = process.hrtime.bigint();
   await Promise.all(cp.map((p, i) => invoke(impls[name], nodes[name], 'DEL', p, `k${i}`)));
+  results[name].concDel = Number(process.hrtime.bigint() - t1) / 1e6;
 }
 
 const ref = results['ptp+host-local'];
-console.log(`\nCNI ADD/DEL, ${PODS} sequential pods and ${CONC} concurrent ADDs, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(2)}\n`);
-console.log('| plugin | ADD p50 | ADD p90 | DEL p50 | DEL p90 | 20 concurrent ADDs (wall) |');
-console.log('|---|---|---|---|---|---|');
+console.log(`\nCNI ADD/DEL, ${PODS} sequential pods and ${CONC} concurrent ADDs then DELs, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(2)}\n`);
+console.log(`| plugin | ADD p50 | ADD p90 | DEL p50 | DEL p90 | ${CONC} concurrent ADDs (wall) | ${CONC} concurrent DELs (wall) |`);
+console.log('|---|---|---|---|---|---|---|');
 for (const [name, r] of Object.entries(results)) {
-  console.log(`| ${name} | ${fmt(pct(r.add, 50))} | ${fmt(pct(r.add, 90))} | ${fmt(pct(r.del, 50))} | ${fmt(pct(r.del, 90))} | ${fmt(r.conc)} |`);
+  console.log(`| ${name} | ${fmt(pct(r.add, 50))} | ${fmt(pct(r.add, 90))} | ${fmt(pct(r.del, 50))} | ${fmt(pct(r.del, 90))} | ${fmt(r.conc)} | ${fmt(r.concDel)} |`);
 }
 for (const name of ['tern (daemon)', 'tern (standalone)']) {
   const t = results[name];
-  console.log(`| ratio ${name}/ref | ${(pct(t.add, 50) / pct(ref.add, 50)).toFixed(2)}x | ${(pct(t.add, 90) / pct(ref.add, 90)).toFixed(2)}x | ${(pct(t.del, 50) / pct(ref.del, 50)).toFixed(2)}x | ${(pct(t.del, 90) / pct(ref.del, 90)).toFixed(2)}x | ${(t.conc / ref.conc).toFixed(2)}x |`);
+  console.log(`| ratio ${name}/ref | ${(pct(t.add, 50) / pct(ref.add, 50)).toFixed(2)}x | ${(pct(t.add, 90) / pct(ref.add, 90)).toFixed(2)}x | ${(pct(t.del, 50) / pct(ref.del, 50)).toFixed(2)}x | ${(pct(t.del, 90) / pct(ref.del, 90)).toFixed(2)}x | ${(t.conc / ref.conc).toFixed(2)}x | ${(t.concDel / ref.concDel).toFixed(2)}x |`);
 }
 const nodeStart = [];
 for (let i = 0; i < 10; i++) { const t0 = process.hrtime.bigint(); sh(process.execPath, ['-e', '0']); nodeStart.push(Number(process.hrtime.bigint() - t0) / 1e6); }
 console.log(`\nbare \`node -e 0\` start-up p50 on this machine now: ${fmt(pct(nodeStart, 50))}`);
+// Stop the daemon by PID and wait for it, then leave (the exit handlers remove the namespaces).
+if (daemon.exitCode === null) {
+  const gone = new Promise((r) => daemon.once('exit', r));
+  daemon.kill('SIGTERM');
+  await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
+}
+process.exit(0);

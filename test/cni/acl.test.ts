@@ -41,7 +41,7 @@ describe('CNI ADD/DEL keep the ACL in sync without a node daemon', () => {
     await add('db', 'prod', 'db');
     await add('web', 'prod', 'web');
     await add('other', 'prod', 'other');
-  });
+  }, 180_000); // three standalone ADDs, each a full ACL sync: minutes on a machine at load 14
   afterAll(() => sb.cleanup());
 
   it('before any policy, only the anti-spoofing gate is programmed and everything is allowed', () => {
