@@ -1,11 +1,14 @@
 /** CHECK: verifies the attachment really is as ADD left it, and names the first mismatch. */
 import { TernError } from '../lib/errors';
-import { canonicalAddr, familyOf } from '../lib/cidr';
+import { canonicalAddr, familyOf, parsePrefix } from '../lib/cidr';
 import { GATEWAY_V4, GATEWAY_V6, HOST_VETH_MAC, RTPROT_POD } from '../lib/constants';
 import { Rtnl, hostVethName } from '../dataplane';
-import { openIpam } from './ipam';
+import { vlanNames } from '../overlay';
+import type { IPPool } from '../ipam/model';
+import { openDatastore, openIpam } from './ipam';
 import { prevResultIps } from './result';
 import { openContainerNs } from './add';
+import { poolOfAllocation } from './vlan';
 import { allocationKey, type Ctx } from './context';
 
 const fail = (msg: string): TernError => new TernError('CHECK_FAILED', msg);
@@ -16,19 +19,36 @@ export async function cmdCheck(ctx: Ctx): Promise<void> {
   const expected = prevResultIps(conf.prevResult, env.ifname).map(canonicalAddr).sort();
   if (!expected.length) throw fail(`prevResult has no IP for interface ${env.ifname}`);
 
+  // What ADD planned depends on the pool's mode, and the allocation says which pool. The
+  // kernel is checked first (its mismatches are the specific ones), the allocation last.
+  const store = openDatastore(conf);
+  const ipam = openIpam(conf, undefined, store);
+  let allocated: string[];
+  let vlanPool: IPPool | undefined;
+  try {
+    const alloc = await ipam.get(allocationKey(ctx));
+    allocated = (alloc?.ips ?? []).map((i) => i.address).sort();
+    vlanPool = alloc ? await poolOfAllocation(store, alloc.ips, 'vlan') : undefined;
+  } finally {
+    await ipam.close();
+    await store.close();
+  }
+  if (vlanPool?.vlan) await checkVlan(ctx, vlanPool, expected);
+  else await checkRouted(ctx, expected);
+  if (JSON.stringify(allocated) !== JSON.stringify(expected)) {
+    throw fail(`IPAM holds [${allocated.join(', ')}] for ${env.containerId}/${env.ifname}, expected [${expected.join(', ')}]`);
+  }
+}
+
+async function checkRouted(ctx: Ctx, expected: string[]): Promise<void> {
+  const { env } = ctx;
   const ns = openContainerNs(env.netns);
   const cont = Rtnl.open(ns);
   const host = Rtnl.open();
   try {
     const link = await cont.linkByName(env.ifname);
     if (!link) throw new TernError('UNKNOWN_CONTAINER', `interface ${env.ifname} not found in ${env.netns}`);
-    if (!link.up) throw fail(`interface ${env.ifname} is down`);
-    const have = (await cont.listAddresses(link.index))
-      .filter((a) => !a.address.startsWith('fe80:'))
-      .map((a) => `${a.address}/${a.prefixLen}`)
-      .sort();
-    const want = expected.map((a) => `${a}/${familyOf(a) === 4 ? 32 : 128}`).sort();
-    if (JSON.stringify(have) !== JSON.stringify(want)) throw fail(`interface ${env.ifname} has addresses [${have.join(', ')}], expected [${want.join(', ')}]`);
+    await checkPodAddresses(cont, link, env.ifname, expected.map((a) => `${a}/${familyOf(a) === 4 ? 32 : 128}`));
 
     const routes = await cont.listRoutes({ table: 254 });
     const onLink = (dst: string, gw?: string) => routes.some((r) => r.dst === dst && r.dev === link.index && (gw ? r.gateway === gw : r.scope === 'link'));
@@ -53,15 +73,50 @@ export async function cmdCheck(ctx: Ctx): Promise<void> {
     host.close();
     ns.close();
   }
+}
 
-  const ipam = openIpam(conf);
+type Link = NonNullable<Awaited<ReturnType<Rtnl['linkByName']>>>;
+
+async function checkPodAddresses(cont: Rtnl, link: Link, ifname: string, want: string[]): Promise<void> {
+  if (!link.up) throw fail(`interface ${ifname} is down`);
+  const have = (await cont.listAddresses(link.index))
+    .filter((a) => !a.address.startsWith('fe80:'))
+    .map((a) => `${a.address}/${a.prefixLen}`)
+    .sort();
+  if (JSON.stringify(have) !== JSON.stringify([...want].sort())) throw fail(`interface ${ifname} has addresses [${have.join(', ')}], expected [${[...want].sort().join(', ')}]`);
+}
+
+/** A VLAN pod: the pool's subnet on eth0, default route via the pool's router, its veth a port of the VLAN's bridge. No /32 and no host route. */
+async function checkVlan(ctx: Ctx, pool: IPPool, expected: string[]): Promise<void> {
+  const { env } = ctx;
+  const v = pool.vlan!;
+  const n = vlanNames({ pool: { vlanId: v.id, parent: v.parent, gateway: v.gateway, mtu: v.mtu }, containerId: env.containerId, ifName: env.ifname });
+  const prefixLen = parsePrefix(pool.cidr).length;
+  const ns = openContainerNs(env.netns);
+  const cont = Rtnl.open(ns);
+  const host = Rtnl.open();
   try {
-    const alloc = await ipam.get(allocationKey(ctx));
-    const allocated = (alloc?.ips ?? []).map((i) => i.address).sort();
-    if (JSON.stringify(allocated) !== JSON.stringify(expected)) {
-      throw fail(`IPAM holds [${allocated.join(', ')}] for ${env.containerId}/${env.ifname}, expected [${expected.join(', ')}]`);
-    }
+    const link = await cont.linkByName(env.ifname);
+    if (!link) throw new TernError('UNKNOWN_CONTAINER', `interface ${env.ifname} not found in ${env.netns}`);
+    await checkPodAddresses(cont, link, env.ifname, expected.map((a) => `${a}/${prefixLen}`));
+    const defaultDst = familyOf(v.gateway) === 4 ? '0.0.0.0/0' : '::/0';
+    const routes = await cont.listRoutes({ table: 254 });
+    if (!routes.some((r) => r.dst === defaultDst && r.gateway === v.gateway && r.dev === link.index)) throw fail(`default route via ${v.gateway} dev ${env.ifname} is missing in the container`);
+
+    const links = await host.sock.getLinks();
+    const byName = (name: string) => links.find((l) => l.attrs.ifname === name);
+    const br = byName(n.bridge);
+    if (!br) throw fail(`VLAN ${v.id} bridge ${n.bridge} is missing`);
+    const hv = byName(n.hostVeth);
+    if (!hv) throw fail(`host veth ${n.hostVeth} is missing`);
+    if (hv.attrs.master !== br.data.index) throw fail(`host veth ${n.hostVeth} is not a port of ${n.bridge}`);
+    const sub = byName(n.subInterface);
+    if (!sub) throw fail(`VLAN sub-interface ${n.subInterface} is missing`);
+    if (sub.attrs.master !== br.data.index) throw fail(`VLAN sub-interface ${n.subInterface} is not a port of ${n.bridge}`);
+    for (const l of [br, hv, sub]) if (!l.data.flags?.up) throw fail(`${l.attrs.ifname} is down`);
   } finally {
-    await ipam.close();
+    cont.close();
+    host.close();
+    ns.close();
   }
 }

@@ -12,7 +12,7 @@ import { DIST_BIN, Netns, Sandbox } from '../sandbox';
 import { runCni, ternConfig } from '../sandbox/cni';
 import { capture } from '../overlay/topology';
 import { vlanTrunk } from './topology';
-import { attachVlanPod, detachVlanPod } from '../../src/overlay';
+import { attachVlanPod, detachVlanPod, vlanNames } from '../../src/overlay';
 
 const inVm = process.env.VLANVM === '1';
 const sb = inVm ? new Sandbox('cvl') : undefined;
@@ -20,7 +20,7 @@ const sb = inVm ? new Sandbox('cvl') : undefined;
 describe.skipIf(!inVm)('VLAN mode chosen by the pool, through the tern binary (in the VM)', () => {
   let n1: Netns, n2: Netns;
   let dir: string;
-  const pods: Record<string, { ns: Netns; ip: string; node: Netns; conf: Record<string, unknown> }> = {};
+  const pods: Record<string, { ns: Netns; ip: string; node: Netns; conf: Record<string, unknown>; result: object }> = {};
 
   beforeAll(async () => {
     const s = sb!;
@@ -35,7 +35,7 @@ describe.skipIf(!inVm)('VLAN mode chosen by the pool, through the tern binary (i
       expect(r.code, r.stdout + r.stderr).toBe(0);
       expect(r.json.ips[0]).toMatchObject({ gateway: '10.100.0.1' });
       expect(r.json.ips[0].address).toMatch(/^10\.100\.0\.\d+\/24$/);
-      pods[name] = { ns, ip: r.json.ips[0].address.split('/')[0], node, conf };
+      pods[name] = { ns, ip: r.json.ips[0].address.split('/')[0], node, conf, result: r.json };
     }
   }, 120_000);
   afterAll(() => sb!.cleanup());
@@ -54,6 +54,24 @@ describe.skipIf(!inVm)('VLAN mode chosen by the pool, through the tern binary (i
     expect(ok).toBe(true);
     expect(lines.join('\n')).toMatch(/vlan 100/);
     expect(pods.pb.ns.ping('10.100.0.1', 2, 3)).toBe(true);
+  });
+
+  it('CHECK expects what a VLAN ADD made (the subnet, the VLAN router, a bridge port), not a /32 and host route', async () => {
+    const check = () => runCni(n1, { command: 'CHECK', containerId: 'ctr-pa', netns: pods.pa.ns.path, ifname: 'eth0', config: { ...pods.pa.conf, prevResult: pods.pa.result } });
+    const ok = await check();
+    expect(ok.code, ok.stdout).toBe(0);
+    pods.pa.ns.ip('route', 'del', 'default');
+    const c1 = await check();
+    expect(c1.json.code).toBe(104);
+    expect(c1.json.msg).toMatch(/default route via 10\.100\.0\.1/);
+    pods.pa.ns.ip('route', 'add', 'default', 'via', '10.100.0.1', 'dev', 'eth0');
+    const port = vlanNames({ pool: { vlanId: 100, parent: 'trunk0', gateway: '10.100.0.1' }, containerId: 'ctr-pa', ifName: 'eth0' }).hostVeth;
+    n1.ip('link', 'set', port, 'nomaster');
+    const c2 = await check();
+    expect(c2.json.code).toBe(104);
+    expect(c2.json.msg).toMatch(new RegExp(`${port} is not a port of ternbr100`));
+    n1.ip('link', 'set', port, 'master', 'ternbr100');
+    expect((await check()).code).toBe(0);
   });
 
   it('DEL takes pods off; the VLAN devices go with the last pod of the node; DEL repeats safely', async () => {
