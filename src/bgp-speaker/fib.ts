@@ -66,14 +66,21 @@ export class KernelFib implements FibSink {
   /** Returns the routes the kernel refused (the speaker keeps them out of the RIB's installed set and retries). */
   async apply(changes: FibChange[]): Promise<FibFailure[]> {
     const table = this.opts.table ?? RT_TABLE_MAIN;
-    const writes: RouteWrite[] = [];
-    for (const c of await this.resolve(changes)) {
-      // A route still carrying the old shared mark is deleted by that mark; an install replaces it in place.
-      const protocol = c.nextHops.length === 0 ? (this.marked.get(c.prefix) ?? RTPROT_BGP) : RTPROT_BGP;
-      this.marked.delete(c.prefix);
-      writes.push({ route: this.wire(c, protocol, table), del: c.nextHops.length === 0, label: c.prefix });
+    await this.resolveHops(changes);
+    // Wire routes are built as the writer takes them, a batch at a time: a 100k-route
+    // burst then never holds 100k route objects and destination buffers at once.
+    const marked = this.marked;
+    const self = this;
+    function* writes(): Generator<RouteWrite> {
+      for (const raw of changes) {
+        const c = self.resolved(raw);
+        // A route still carrying the old shared mark is deleted by that mark; an install replaces it in place.
+        const protocol = c.nextHops.length === 0 ? (marked.get(c.prefix) ?? RTPROT_BGP) : RTPROT_BGP;
+        marked.delete(c.prefix);
+        yield { route: self.wire(c, protocol, table), del: c.nextHops.length === 0, label: c.prefix };
+      }
     }
-    return (await this.writer.write(writes)).map((f) => ({ prefix: f.label, errno: f.errno }));
+    return (await this.writer.write(writes())).map((f) => ({ prefix: f.label, errno: f.errno }));
   }
 
   /** Next hop -> the gateway the kernel reaches it through (undefined: directly connected), with when it was asked. */
@@ -86,7 +93,7 @@ export class KernelFib implements FibSink {
    * BIRD's `gateway recursive` does. Answers are cached for a few seconds, so
    * a 100k-route burst costs one lookup per distinct next hop.
    */
-  private async resolve(changes: FibChange[]): Promise<FibChange[]> {
+  private async resolveHops(changes: FibChange[]): Promise<void> {
     const now = Date.now();
     const hops = new Set<string>();
     for (const c of changes) for (const h of c.nextHops) hops.add(h);
@@ -95,8 +102,15 @@ export class KernelFib implements FibSink {
       if (cached && now - cached.at < RESOLVE_TTL_MS) continue;
       this.via.set(h, { gateway: await this.routeGet(h), at: now });
     }
+  }
+
+  /** One change with its next hops resolved (after resolveHops); the change itself when none moved. */
+  private resolved(c: FibChange): FibChange {
+    let moved = false;
+    for (const h of c.nextHops) if ((this.via.get(h)?.gateway ?? h) !== h) moved = true;
+    if (!moved) return c;
     const map = (h: string) => this.via.get(h)?.gateway ?? h;
-    return changes.map((c) => (c.nextHops.some((h) => map(h) !== h) ? { ...c, nextHops: [...new Set(c.nextHops.map(map))] } : c));
+    return { ...c, nextHops: [...new Set(c.nextHops.map(map))] };
   }
 
   /**

@@ -89,6 +89,9 @@ const FIB_RETRY_MS = 5000;
 /** How often the underlay is asked whether learned next hops moved (BIRD's recursive next hops follow its IGP table). */
 const NEXT_HOP_RECHECK_MS = 2000;
 const EARLY_FLUSH_ROUTES = 8192;
+/** Most routes handed to the kernel sink per call. */
+const FIB_STEP = 8192;
+const NO_HOPS: readonly string[] = Object.freeze([]);
 const LOCAL_ADDRS_TTL_MS = 2000;
 
 /** The UPDATEs for one peer's changes, withdrawals first, encoded a step at a time. */
@@ -106,7 +109,12 @@ export class Speaker {
   private readonly eorPending = new Set<Session>();
   private readonly eorReceived = new Map<string, Set<number>>();
   private readonly staleTimers = new Map<string, NodeJS.Timeout>();
-  private fibQueue = new Map<string, FibChange>();
+  /**
+   * Kernel work waiting: prefix -> next hops (empty: remove). Only the next hops are
+   * kept (shared lists from the RIB), not a change object per route: a full table
+   * waits here while the kernel catches up.
+   */
+  private fibQueue = new Map<string, readonly string[]>();
   private fibRunning?: Promise<void>;
   private converged = false;
   private convergeTimer?: NodeJS.Timeout;
@@ -115,8 +123,8 @@ export class Speaker {
   /** prefix -> why the kernel refused its route; such a prefix is kept out of the kernel until a retry works. */
   private readonly fibFailed = new Map<string, string>();
   private fibRetryTimer?: NodeJS.Timeout;
-  /** Removals queued because an install was refused: their success does not clear the refusal. */
-  private readonly refusedRemovals = new WeakSet<FibChange>();
+  /** Queued removals that are there because an install was refused: their success does not clear the refusal. */
+  private readonly refusedRemovals = new Set<string>();
   /** Whether this speaker's own table is complete, so End-of-RIB may follow it (RFC 4724 §4.1). */
   private localReady: boolean;
   private readyTimer?: NodeJS.Timeout;
@@ -279,7 +287,7 @@ export class Speaker {
     this.bfd?.close();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     // Let already computed kernel work finish; with graceful restart nothing is removed.
-    if (graceful) this.fibQueue = new Map([...this.fibQueue].filter(([, c]) => c.nextHops.length > 0));
+    if (graceful) this.fibQueue = new Map([...this.fibQueue].filter(([, hops]) => hops.length > 0));
     await this.drainFib();
   }
 
@@ -504,7 +512,10 @@ export class Speaker {
       this.eorPending.clear();
     }
     if (this.deps.fib && fib.length) {
-      for (const c of fib) this.fibQueue.set(c.prefix, c);
+      for (const c of fib) {
+        this.fibQueue.set(c.prefix, c.nextHops);
+        this.refusedRemovals.delete(c.prefix);
+      }
       void this.drainFib();
     }
   }
@@ -540,9 +551,8 @@ export class Speaker {
     this.fibFailed.set(f.prefix, why);
     this.fibErrors++;
     if (!this.fibQueue.has(f.prefix)) {
-      const removal = { family: 0, prefix: f.prefix, nextHops: [] };
-      this.refusedRemovals.add(removal);
-      this.fibQueue.set(f.prefix, removal);
+      this.refusedRemovals.add(f.prefix);
+      this.fibQueue.set(f.prefix, NO_HOPS);
     }
     this.fibRetryTimer ??= setTimeout(() => {
       this.fibRetryTimer = undefined;
@@ -551,7 +561,7 @@ export class Speaker {
         const d = this.rib.destination(prefix);
         const hops = d ? this.rib.installedHops(prefix) : [];
         if (!hops.length) this.fibFailed.delete(prefix);
-        else this.fibQueue.set(prefix, { family: d!.family, prefix, nextHops: hops });
+        else this.fibQueue.set(prefix, hops);
       }
       void this.drainFib();
     }, FIB_RETRY_MS);
@@ -567,7 +577,7 @@ export class Speaker {
           if (this.fibQueue.has(d.prefix)) continue;
           const hops = this.rib.installedHops(d.prefix);
           if (!hops.some((h) => moved.has(h))) continue;
-          this.fibQueue.set(d.prefix, { family: d.family, prefix: d.prefix, nextHops: hops });
+          this.fibQueue.set(d.prefix, hops);
           n++;
         }
         this.deps.log.info({ nextHops: [...moved], routes: n }, 'next hops moved in the underlay: routes rewritten');
@@ -586,12 +596,20 @@ export class Speaker {
     if (this.fibRunning) return this.fibRunning;
     const run = async () => {
       while (this.fibQueue.size) {
-        const batch = [...this.fibQueue.values()];
-        this.fibQueue = new Map();
+        // At most FIB_STEP routes per batch, taken in queue order: the change objects exist only for the batch in flight.
+        const batch: FibChange[] = [];
+        const refused = new Set<FibChange>();
+        for (const [prefix, nextHops] of this.fibQueue) {
+          const c = { family: prefix.includes(':') ? IPV6_UNICAST : IPV4_UNICAST, prefix, nextHops };
+          batch.push(c);
+          if (this.refusedRemovals.delete(prefix)) refused.add(c);
+          this.fibQueue.delete(prefix);
+          if (batch.length >= FIB_STEP) break;
+        }
         try {
           const failed = (await sink.apply(batch)) ?? [];
           this.fibApplied += batch.length - failed.length;
-          for (const c of batch) if (!this.refusedRemovals.has(c)) this.fibFailed.delete(c.prefix);
+          for (const c of batch) if (!refused.has(c)) this.fibFailed.delete(c.prefix);
           for (const f of failed) this.kernelRefused(f);
         } catch (e) {
           this.fibErrors++;

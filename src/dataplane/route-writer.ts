@@ -49,16 +49,29 @@ export class RouteWriter {
     this.raw.close();
   }
 
-  /** Write all, in order; returns each write the kernel refused (a delete of a missing route is done). */
-  async write(writes: RouteWrite[]): Promise<RouteWriteFailure[]> {
+  /**
+   * Write all, in order; returns each write the kernel refused (a delete of a
+   * missing route is done). Writes are taken from `writes` one batch at a time,
+   * so a lazy iterable keeps only the batches in flight in memory, not a
+   * whole table's worth of route objects.
+   */
+  async write(writes: Iterable<RouteWrite>): Promise<RouteWriteFailure[]> {
     const failures: RouteWriteFailure[] = [];
     const running = new Set<Promise<void>>();
-    for (let i = 0; i < writes.length; i += this.batchSize) {
+    const start = async (batch: RouteWrite[]) => {
       while (running.size >= this.window) await Promise.race(running);
-      const p = this.send(writes.slice(i, i + this.batchSize), failures);
+      const p = this.send(batch, failures);
       running.add(p);
       void p.finally(() => running.delete(p));
+    };
+    let batch: RouteWrite[] = [];
+    for (const w of writes) {
+      batch.push(w);
+      if (batch.length < this.batchSize) continue;
+      await start(batch);
+      batch = [];
     }
+    if (batch.length) await start(batch);
     await Promise.all(running);
     return failures;
   }
