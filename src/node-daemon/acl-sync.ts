@@ -63,7 +63,7 @@ export class AclReconciler {
 
   /** `netnsPath` and `exec`: the namespace to program and how tools run there (tests); default where the daemon runs. */
   constructor(private readonly deps: { store: Store; log: Logger; policyDir: string; onSync?: (ok: boolean, ms: number) => void; netnsPath?: string; exec?: Exec }) {
-    this.applier = new Applier({ netnsPath: deps.netnsPath, exec: deps.exec, log: deps.log });
+    this.applier = new Applier({ netnsPath: deps.netnsPath, exec: deps.exec }); // no logger: it would log every 60 s resync; this loop logs what changed
     this.loop = new ReconcileLoop({ name: 'acl', coalesceMs: 50, run: () => this.syncOnce(), log: deps.log, onRun: deps.onSync });
     this.dirLoop = new ReconcileLoop({ name: 'policy-dir', run: () => this.readDir(), log: deps.log });
     this.state = { active: false, syncs: 0, incrementalSyncs: 0, endpoints: 0, policies: 0, policyDir: { path: deps.policyDir, present: false, resources: 0 }, loop: this.loop.status };
