@@ -283,6 +283,15 @@ export class Applier {
     if (step) await this.opts.afterStep?.(step);
   }
 
+  /**
+   * The incremental path's member changes (incremental.ts), already in apply
+   * order (gate closed, members, gate opened): one `ipset restore`, whose
+   * lines take effect one by one in that order. The caller holds `lockFile`.
+   */
+  async applyMembersHoldingLock(lines: string[]): Promise<void> {
+    await this.ipset(lines);
+  }
+
   /** Apply when the caller already holds `lockFile` (it read its input under the lock too). */
   async applyHoldingLock(rs: CompiledRuleset): Promise<ApplyReport> {
     const backend = await this.resolveBackend();

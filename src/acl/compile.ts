@@ -21,7 +21,7 @@
  */
 import * as crypto from 'node:crypto';
 import { CHAIN_PREFIX, LINK_PREFIX } from '../lib/constants';
-import { Proto, type Direction, type EntityMatch, type Family, type Policy, type PolicyInput, type PortSpec, type Rule } from './model';
+import { Proto, type Direction, type Endpoint, type EntityMatch, type Family, type Policy, type PolicyInput, type PortSpec, type Rule } from './model';
 import { Resolver, addrOnly, cmp, entityNotScope, entityScope, familyOf, orderedTiers, policyScope, scopeKey, tierPolicies, type Scope } from './resolve';
 
 export const MARK_ACCEPT = 0x10000;
@@ -107,6 +107,24 @@ export function tierChain(tier: string, dir: Direction): string {
   return `${CHAIN_PREFIX}t${dir === 'ingress' ? 'i' : 'e'}-${shortHash(tier)}`;
 }
 
+/** The name of a set of `kind` standing for `key` (names are content hashes). */
+export function setName(kind: string, fam: Family, key: string): string {
+  return `${CHAIN_PREFIX}${kind}${fam}-${shortHash(`${kind}|${key}`)}`;
+}
+
+/**
+ * Per set of a compiled family, the members one endpoint contributes, or null
+ * for a set no endpoint changes (CIDRs). Kept beside the ruleset, not in it
+ * (functions; rulesets are compared as data): the incremental path
+ * (incremental.ts) admits a pod with these instead of compiling again.
+ */
+export type SetMembership = Map<string, ((ep: Endpoint) => string[]) | null>;
+const membership = new WeakMap<FamilyRuleset, SetMembership>();
+
+export function setMembership(rs: FamilyRuleset): SetMembership | undefined {
+  return membership.get(rs);
+}
+
 export function endpointSetName(fam: Family): string {
   return `${CHAIN_PREFIX}ep${fam}`;
 }
@@ -121,6 +139,7 @@ function protoArg(n: number): string {
 class FamilyCompiler {
   private readonly sets = new Map<string, IpSetSpec>();
   private readonly chains: ChainSpec[] = [];
+  private readonly membership: SetMembership = new Map();
 
   constructor(
     private readonly fam: Family,
@@ -132,28 +151,30 @@ class FamilyCompiler {
     return ep.ips.map(addrOnly).filter((ip) => familyOf(ip) === this.fam);
   }
 
-  private addSet(kind: string, key: string, type: SetType, about: string, members: () => string[]): string {
-    const name = `${CHAIN_PREFIX}${kind}${this.fam}-${shortHash(`${kind}|${key}`)}`;
-    if (!this.sets.has(name)) this.sets.set(name, { name, type, family: this.fam, members: [...new Set(members())].sort(cmp), about });
+  /** `of`: the members one endpoint contributes (null: none ever); `members` is what all of them add up to. */
+  private addSet(kind: string, key: string, type: SetType, about: string, members: () => string[], of: ((ep: Endpoint) => string[]) | null): string {
+    const name = setName(kind, this.fam, key);
+    if (!this.sets.has(name)) {
+      this.sets.set(name, { name, type, family: this.fam, members: [...new Set(members())].sort(cmp), about });
+      this.membership.set(name, of);
+    }
     return name;
   }
 
   scopeSet(scope: Scope): string {
     const key = scopeKey(scope);
-    return this.addSet('s', key, 'hash:ip', `endpoints ${key}`, () => this.res.selected(scope).flatMap((e) => this.ipsOf(e)));
+    return this.addSet('s', key, 'hash:ip', `endpoints ${key}`, () => this.res.selected(scope).flatMap((e) => this.ipsOf(e)), (e) => (this.res.scopeSelects(scope, e) ? this.ipsOf(e) : []));
   }
 
   private netSet(cidrs: string[]): string {
     const sorted = [...cidrs].sort(cmp);
-    return this.addSet('n', sorted.join(','), 'hash:net', `nets ${sorted.join(',')}`, () => sorted);
+    return this.addSet('n', sorted.join(','), 'hash:net', `nets ${sorted.join(',')}`, () => sorted, null);
   }
 
   private namedPortSet(name: string, proto: number, scope: Scope | undefined): string {
     const key = `${name}/${proto}|${scope ? scopeKey(scope) : 'any'}`;
-    return this.addSet('p', key, 'hash:ip,port', `named port ${key}`, () =>
-      (scope ? this.res.selected(scope) : this.input.endpoints)
-        .flatMap((e) => e.namedPorts.filter((np) => np.name === name && np.protocol === proto).flatMap((np) => this.ipsOf(e).map((ip) => `${ip},${SET_PROTO[proto]}:${np.port}`))),
-    );
+    const of = (e: Endpoint) => e.namedPorts.filter((np) => np.name === name && np.protocol === proto).flatMap((np) => this.ipsOf(e).map((ip) => `${ip},${SET_PROTO[proto]}:${np.port}`));
+    return this.addSet('p', key, 'hash:ip,port', `named port ${key}`, () => (scope ? this.res.selected(scope) : this.input.endpoints).flatMap(of), (e) => (!scope || this.res.scopeSelects(scope, e) ? of(e) : []));
   }
 
   /** Matches for one side's nets; undefined when the rule cannot match in this family. */
@@ -256,6 +277,7 @@ class FamilyCompiler {
       if (pols.length === 0) continue;
       const tc: ChainSpec = { name: tierChain(tier.name, dir), rules: [`-j MARK --set-xmark 0x0/${hex(MARK_PASS)}`] };
       const selected = new Set<string>();
+      const scopes = pols.map(policyScope);
       for (const p of pols) {
         const set = this.scopeSet(policyScope(p));
         for (const ep of this.res.selected(policyScope(p))) for (const ip of this.ipsOf(ep)) selected.add(ip);
@@ -267,7 +289,7 @@ class FamilyCompiler {
       }
       if (tier.defaultAction === 'Deny') {
         // End-of-tier deny, only for endpoints some policy of this tier selects.
-        const ts = this.addSet(`t${dir === 'ingress' ? 'i' : 'e'}`, tier.name, 'hash:ip', `endpoints with ${dir} policy in tier ${tier.name}`, () => [...selected]);
+        const ts = this.addSet(`t${dir === 'ingress' ? 'i' : 'e'}`, tier.name, 'hash:ip', `endpoints with ${dir} policy in tier ${tier.name}`, () => [...selected], (e) => (scopes.some((sc) => this.res.scopeSelects(sc, e)) ? this.ipsOf(e) : []));
         tc.rules.push(`-m set --match-set ${ts} ${side} -j DROP`);
       }
       this.chains.push(tc);
@@ -282,9 +304,9 @@ class FamilyCompiler {
         if (t) tenants.set(t, [...(tenants.get(t) ?? []), ...this.ipsOf(ep)]);
       }
       for (const t of this.input.tenants) if (!tenants.has(t.name)) tenants.set(t.name, []);
-      const all = this.addSet('tn', '*', 'hash:ip', 'endpoints that belong to a tenant', () => [...tenants.values()].flat());
+      const all = this.addSet('tn', '*', 'hash:ip', 'endpoints that belong to a tenant', () => [...tenants.values()].flat(), (e) => (this.res.tenantOf(e) ? this.ipsOf(e) : []));
       for (const t of [...tenants.keys()].sort(cmp)) {
-        const ts = this.addSet('tn', t, 'hash:ip', `tenant ${t}`, () => tenants.get(t)!);
+        const ts = this.addSet('tn', t, 'hash:ip', `tenant ${t}`, () => tenants.get(t)!, (e) => (this.res.tenantOf(e) === t ? this.ipsOf(e) : []));
         top.rules.push(`-m set --match-set ${ts} dst -m set --match-set ${all} src -m set ! --match-set ${ts} src -j DROP`);
       }
     }
@@ -293,6 +315,7 @@ class FamilyCompiler {
 
   compile(): FamilyRuleset {
     const ep = endpointSetName(this.fam);
+    this.membership.set(ep, (e) => this.ipsOf(e).map((ip) => `${ip}/${this.fam === 4 ? 32 : 128},${e.hostIface}`));
     this.sets.set(ep, {
       name: ep,
       type: 'hash:net,iface',
@@ -350,7 +373,7 @@ class FamilyCompiler {
     const to = this.direction('ingress');
     const from = this.direction('egress');
     const policyAndTier = this.chains.sort((a, b) => cmp(a.name, b.name));
-    return {
+    const rs: FamilyRuleset = {
       family: this.fam,
       chains: [forward, fromOverlay, toOverlay, input, from, to, ...policyAndTier],
       hooks: [
@@ -359,6 +382,8 @@ class FamilyCompiler {
       ],
       sets: [...this.sets.values()].sort((a, b) => cmp(a.name, b.name)),
     };
+    membership.set(rs, this.membership);
+    return rs;
   }
 }
 

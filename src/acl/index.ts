@@ -12,3 +12,4 @@ export { simulate, type SimPacket, type SimResult } from './simulate';
 export { explainPacket, findEndpoint, parsePortProto, type Explanation, type Packet } from './explain';
 export { ACL_PREFIX, POLICY_DIR_SOURCE, resourceKey, storedResources, writeResources, endpointResource, aclInUse, planPolicyDir, type StoredResource } from './store';
 export { syncFromStore, kernelHasRules } from './kernel-sync';
+export { IncrementalAcl, type IncrementalPlan } from './incremental';

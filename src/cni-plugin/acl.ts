@@ -34,6 +34,7 @@ export function endpointFor(ctx: Ctx, hostIface: string, ips: string[], node: st
 }
 
 async function sync(store: Store, ctx: Ctx): Promise<void> {
+  if (ctx.aclSync) return ctx.aclSync();
   // Nothing in use and nothing programmed: no iptables round trip. The daemon knows the second part without asking the kernel.
   const programmed = () => (ctx.aclProgrammed ? ctx.aclProgrammed() : kernelHasRules());
   if (!aclInUse(await storedResources(store)) && !programmed()) return;

@@ -10,6 +10,8 @@ export interface Ctx {
   log: Logger;
   /** Set by the node daemon: whether this node's ACL rules exist (saves asking the kernel). */
   aclProgrammed?: () => boolean;
+  /** Set by the node daemon: bring the rules in sync through its ACL loop (incremental for a pod joining or leaving); throws if that failed. */
+  aclSync?: () => Promise<void>;
 }
 
 export function allocationKey(ctx: Ctx): AllocationKey {

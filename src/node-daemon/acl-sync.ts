@@ -10,8 +10,10 @@ import type { Logger } from '../lib/log';
 import { messageOf } from '../lib/errors';
 import { ReconcileLoop, type LoopStatus } from '../lib/reconcile-loop';
 import type { Store, Watcher } from '../datastore/types';
-import { ACL_PREFIX, aclInUse, kernelHasRules, planPolicyDir, storedResources, syncFromStore, PolicyFileError, formatProblem, type Resource } from '../acl';
+import { ACL_PREFIX, Applier, IncrementalAcl, compileRuleset, kernelHasRules, planPolicyDir, storedResources, toInput, PolicyFileError, formatProblem, type ApplyReport, type IncrementalPlan, type Resource, type StoredResource } from '../acl';
 import { loadFiles, policyFiles } from '../acl/load';
+import type { Exec } from '../dataplane/exec';
+import { withNodeLock } from '../lib/lock';
 import { TernError } from '../lib/errors';
 
 export interface AclStatus {
@@ -21,6 +23,8 @@ export interface AclStatus {
   lastSync?: string;
   lastError?: string;
   syncs: number;
+  /** Of `syncs`, how many changed the kernel incrementally (pods joining or leaving: set members only, no compile, no save). */
+  incrementalSyncs?: number;
   endpoints: number;
   policies: number;
   policyDir: { path: string; present: boolean; resources: number; lastError?: string };
@@ -28,7 +32,11 @@ export interface AclStatus {
   loop?: LoopStatus;
 }
 
-/** The full compile + diff also runs this often with no change: it heals drift (someone flushed a chain). */
+/**
+ * The full compile + diff runs at least this often, change or not: it heals
+ * drift (someone flushed a chain) and re-derives what the incremental path
+ * (pods joining and leaving) only patched.
+ */
 export const RESYNC_MS = 60_000;
 const DIR_RESCAN_MS = 2_000;
 /** A directory change is read once nothing in it has changed for this long (an editor or `cp` mid-write). */
@@ -44,19 +52,25 @@ export class AclReconciler {
   /** Whether the kernel holds Tern's ACL rules (so they must follow the datastore even when no policy is left). */
   programmed = false;
   readonly state: AclStatus;
+  private readonly applier: Applier;
+  /** The last full compile, kept so a pod joining or leaving needs only its set members. */
+  private readonly incr = new IncrementalAcl();
+  private lastFullAt = -Infinity;
   /** Datastore -> kernel; a burst of writes (a file of many documents, many pods at once) coalesces into one apply. */
   readonly loop: ReconcileLoop;
   /** Policy directory -> datastore; also rescans on its own, since fs.watch misses a directory created later and some editors' renames. */
   private readonly dirLoop: ReconcileLoop;
 
-  constructor(private readonly deps: { store: Store; log: Logger; policyDir: string; onSync?: (ok: boolean, ms: number) => void }) {
+  /** `netnsPath` and `exec`: the namespace to program and how tools run there (tests); default where the daemon runs. */
+  constructor(private readonly deps: { store: Store; log: Logger; policyDir: string; onSync?: (ok: boolean, ms: number) => void; netnsPath?: string; exec?: Exec }) {
+    this.applier = new Applier({ netnsPath: deps.netnsPath, exec: deps.exec }); // no logger: it would log every 60 s resync; this loop logs what changed
     this.loop = new ReconcileLoop({ name: 'acl', coalesceMs: 50, run: () => this.syncOnce(), log: deps.log, onRun: deps.onSync });
     this.dirLoop = new ReconcileLoop({ name: 'policy-dir', run: () => this.readDir(), log: deps.log });
-    this.state = { active: false, syncs: 0, endpoints: 0, policies: 0, policyDir: { path: deps.policyDir, present: false, resources: 0 }, loop: this.loop.status };
+    this.state = { active: false, syncs: 0, incrementalSyncs: 0, endpoints: 0, policies: 0, policyDir: { path: deps.policyDir, present: false, resources: 0 }, loop: this.loop.status };
   }
 
   async start(): Promise<void> {
-    this.programmed = kernelHasRules();
+    this.programmed = kernelHasRules(this.deps.netnsPath);
     if (this.deps.policyDir) await this.dirLoop.runNow();
     const revision = await this.deps.store.revision(); // watch from here: whatever lands during the first sync triggers another
     await this.loop.runNow();
@@ -80,6 +94,17 @@ export class AclReconciler {
   /** Run a sync now and wait for it (`ternctl`-style callers and tests). */
   async sync(): Promise<void> {
     await this.loop.runNow();
+  }
+
+  /** A full compile + diff now, as the periodic resync does. */
+  async resync(): Promise<void> {
+    this.lastFullAt = -Infinity;
+    await this.loop.runNow();
+  }
+
+  /** Sync now for a CNI ADD or DEL: resolves once the rules include every write so far, throws if they could not be programmed. */
+  async syncOrThrow(): Promise<void> {
+    if (!(await this.loop.runNow())) throw new TernError('IO_FAILURE', `ACL rules not programmed: ${this.loop.status.lastError ?? 'unknown error'}`);
   }
 
   /** Names, sizes and times of the directory's policy files: unchanged, nothing to parse. */
@@ -150,27 +175,62 @@ export class AclReconciler {
     }
   }
 
-  /** Datastore -> kernel, one compile and one diffed apply; a failure is retried by the loop with backoff. */
+  /**
+   * Datastore -> kernel, read and applied under the namespace's ACL lock (so
+   * whoever syncs last has read every finished write). Pods joining or
+   * leaving with nothing else changed take the incremental path; anything
+   * else, a failed incremental step, and the periodic resync take one full
+   * compile and one diffed apply. A failure is retried by the loop with backoff.
+   */
   private async syncOnce(): Promise<{ againMs: number }> {
     if (this.stopped) return { againMs: RESYNC_MS };
     try {
-      const { resources: all, report: r } = await syncFromStore(this.deps.store, { when: (all) => aclInUse(all) || this.programmed });
-      this.state.endpoints = all.filter((x) => x.kind === 'Endpoint').length;
-      this.state.policies = all.filter((x) => x.kind === 'Policy').length;
-      this.state.active = !!r;
-      if (r) {
+      const { counts, report: r, incremental } = await withNodeLock(this.applier.lockFile, () => this.syncHoldingLock());
+      this.state.endpoints = counts.endpoints;
+      this.state.policies = counts.policies;
+      this.state.active = !!(r || incremental);
+      if (r || incremental) {
         this.programmed = true;
-        this.state.backend = r.backend;
+        this.state.backend = this.applier.backend;
         this.state.syncs++;
         this.state.lastSync = new Date().toISOString();
-        if (r.chainsWritten || r.setsWritten || r.setsDestroyed) this.deps.log.info({ chains: r.chainsWritten, sets: r.setsWritten, destroyed: r.setsDestroyed, backend: r.backend }, 'ACL rules in sync');
       }
+      if (incremental?.lines.length) {
+        this.state.incrementalSyncs = (this.state.incrementalSyncs ?? 0) + 1;
+        this.deps.log.info({ joined: incremental.joined, left: incremental.left, changed: incremental.changed, members: incremental.lines.length }, 'ACL endpoints in sync');
+      }
+      if (r && (r.chainsWritten || r.setsWritten || r.setsDestroyed)) this.deps.log.info({ chains: r.chainsWritten, sets: r.setsWritten, destroyed: r.setsDestroyed, backend: r.backend }, 'ACL rules in sync');
       this.state.lastError = undefined;
-      return { againMs: RESYNC_MS };
+      return { againMs: Math.max(1, RESYNC_MS - (Date.now() - this.lastFullAt)) };
     } catch (e) {
       this.state.lastError = messageOf(e);
       throw e;
     }
+  }
+
+  private async syncHoldingLock(): Promise<{ counts: { endpoints: number; policies: number }; report?: ApplyReport; incremental?: IncrementalPlan }> {
+    const { items } = await this.deps.store.list(ACL_PREFIX); // parsed only for a full compile: the incremental path compares texts
+    const counts = { endpoints: items.filter((kv) => kv.key.startsWith(`${ACL_PREFIX}Endpoint/`)).length, policies: items.filter((kv) => kv.key.startsWith(`${ACL_PREFIX}Policy/`)).length };
+    if (!items.length && !this.programmed) return { counts }; // aclInUse: anything stored
+    if (Date.now() - this.lastFullAt < RESYNC_MS) {
+      const plan = this.incr.plan(items);
+      if (plan) {
+        try {
+          await this.applier.applyMembersHoldingLock(plan.lines);
+          this.incr.commit(plan);
+          return { counts, incremental: plan };
+        } catch (e) {
+          this.deps.log.warn({ err: e }, 'incremental ACL update failed; full sync');
+        }
+      }
+    }
+    this.incr.forget(); // until the full apply has succeeded, the kernel is not what was remembered
+    const all = items.map((kv) => JSON.parse(kv.value) as StoredResource);
+    const rs = compileRuleset(toInput(all));
+    const report = await this.applier.applyHoldingLock(rs);
+    this.incr.remember(items, all, rs);
+    this.lastFullAt = Date.now();
+    return { counts, report };
   }
 
   async stop(): Promise<void> {

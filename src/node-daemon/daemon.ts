@@ -104,7 +104,7 @@ export class NodeDaemon {
     this.cni = new CniServer({
       socketPath: this.config.cniSocket,
       log: cniLog,
-      handle: (env, stdin) => handle(env, stdin, cniLog, { aclProgrammed: () => acl.programmed }),
+      handle: (env, stdin) => handle(env, stdin, cniLog, { aclProgrammed: () => acl.programmed, aclSync: () => acl.syncOrThrow() }),
       observe: (command, ms, outcome) => this.metrics.cni(command, ms / 1000, outcome),
       malformed: (why) => this.metrics.malformed(why),
     });

@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import { compileRuleset, endpointSetName, type CompiledRuleset } from './compile';
+import { IncrementalAcl, type StoredText } from './incremental';
+import { resourceKey } from './store';
+import type { Endpoint } from './model';
+import { parsePolicyText, type Resource } from './parse';
+import { toInput } from './state';
+
+const POLICIES = parsePolicyText(
+  `
+apiVersion: tern.io/v1
+kind: ClusterSettings
+metadata: {name: default}
+spec: {tenantIsolation: true}
+---
+apiVersion: tern.io/v1
+kind: Tenant
+metadata: {name: alpha}
+spec: {namespaces: [alpha]}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: beta, labels: {tern.io/tenant: beta}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web, namespace: alpha}
+spec: {podSelector: {matchLabels: {app: web}}, ingress: [{from: [{namespaceSelector: {matchLabels: {tern.io/tenant: beta}}}], ports: [{port: http}]}]}
+---
+apiVersion: tern.io/v1
+kind: GlobalNetworkPolicy
+metadata: {name: out}
+spec:
+  selector: app == "client"
+  egress:
+    - {action: Allow, protocol: TCP, destination: {selector: app == "web", ports: [http]}}
+    - {action: Deny, destination: {nets: [10.9.0.0/16]}}
+`,
+  'p.yaml',
+);
+
+function ep(i: number, labels: Record<string, string> = { app: i % 2 ? 'web' : 'client' }, namespace = i % 3 ? 'alpha' : 'beta'): Resource {
+  const value: Endpoint = { name: `pod${i}`, namespace, labels, ips: [`10.1.0.${i}`, `fd00::${i.toString(16)}`], hostIface: `tern${i.toString(16).padStart(11, '0')}`, namedPorts: [{ name: 'http', protocol: 6, port: 8080 }] };
+  return { kind: 'Endpoint', key: `${namespace}/pod${i}`, value };
+}
+
+/** Every set's members after running `lines` on the kernel `rs` describes. */
+function run(rs: CompiledRuleset, lines: string[]): Map<string, Set<string>> {
+  const sets = new Map([...rs.v4.sets, ...rs.v6.sets].map((s) => [s.name, new Set(s.members)]));
+  for (const l of lines) {
+    const [op, name, member] = l.split(' ');
+    if (op === 'add') sets.get(name)!.add(member);
+    else sets.get(name)!.delete(member);
+  }
+  return sets;
+}
+const stored = (rs: Resource[]): StoredText[] => rs.map((r) => ({ key: resourceKey(r), value: JSON.stringify(r) }));
+const members = (rs: CompiledRuleset) => new Map([...rs.v4.sets, ...rs.v6.sets].map((s) => [s.name, new Set(s.members)]));
+const isGate = (l: string) => l.split(' ')[1] === endpointSetName(4) || l.split(' ')[1] === endpointSetName(6);
+
+describe('incremental path (pure)', () => {
+  const base = [...POLICIES, ...Array.from({ length: 12 }, (_, i) => ep(i + 1))];
+  const start = () => {
+    const incr = new IncrementalAcl();
+    const rs = compileRuleset(toInput(base));
+    incr.remember(stored(base), base, rs);
+    return { incr, rs };
+  };
+
+  it('pods joining, leaving and relabelled: the lines turn the old sets into exactly what a full compile has', () => {
+    const { incr, rs } = start();
+    const next = [...base.filter((r) => r.key !== 'alpha/pod4' && r.key !== 'alpha/pod2'), ep(2, { app: 'web' }), ep(20), ep(21), ep(24)];
+    const plan = incr.plan(stored(next))!;
+    expect(plan).toBeDefined();
+    expect({ joined: plan.joined, left: plan.left, changed: plan.changed }).toEqual({ joined: 3, left: 1, changed: 1 });
+    const full = compileRuleset(toInput(next));
+    expect(full.v4.chains).toEqual(rs.v4.chains);
+    expect(full.v6.chains).toEqual(rs.v6.chains);
+    expect(run(rs, plan.lines)).toEqual(members(full));
+  });
+
+  it('a join opens the gate last, a leave closes it first', () => {
+    const { incr } = start();
+    const join = incr.plan(stored([...base, ep(30)]))!.lines;
+    const firstGate = join.findIndex(isGate);
+    expect(firstGate).toBeGreaterThan(0);
+    expect(join.slice(firstGate).every((l) => isGate(l) && l.startsWith('add '))).toBe(true);
+    const leave = incr.plan(stored(base.filter((r) => r.key !== 'alpha/pod5')))!.lines;
+    const lastGate = leave.map(isGate).lastIndexOf(true);
+    expect(lastGate).toBeGreaterThanOrEqual(1); // both families' gate entries
+    expect(leave.slice(0, lastGate + 1).every((l) => isGate(l) && l.startsWith('del '))).toBe(true);
+    expect(leave.length).toBeGreaterThan(lastGate + 1);
+  });
+
+  it('successive plans build on each other once committed', () => {
+    const { incr, rs } = start();
+    let cur = base;
+    let lines: string[] = [];
+    for (const change of [(r: Resource[]) => [...r, ep(40)], (r: Resource[]) => r.filter((x) => x.key !== 'beta/pod6'), (r: Resource[]) => [...r, ep(41, { app: 'client' }, 'alpha')]]) {
+      cur = change(cur);
+      const p = incr.plan(stored(cur))!;
+      incr.commit(p);
+      lines = [...lines, ...p.lines];
+    }
+    expect(run(rs, lines)).toEqual(members(compileRuleset(toInput(cur))));
+    expect(incr.plan(stored(cur))!.lines).toEqual([]);
+  });
+
+  it('anything but endpoints, a shared address, or a new tenant under isolation needs the full compile', () => {
+    const { incr } = start();
+    expect(incr.plan(stored([...base, ...parsePolicyText('apiVersion: v1\nkind: Namespace\nmetadata: {name: gamma}\n', 'n.yaml')]))).toBeUndefined();
+    expect(incr.plan(stored(base.filter((r) => r.kind !== 'Policy' || r.value.name !== 'out')))).toBeUndefined();
+    const dup = ep(50);
+    (dup.value as Endpoint).ips = ['10.1.0.3'];
+    expect(incr.plan(stored([...base, dup]))).toBeUndefined();
+    expect(incr.plan(stored([...base, ep(51, { app: 'web', 'tern.io/tenant': 'gamma' }, 'gamma')]))).toBeUndefined();
+    // A pod of a tenant that already has rules is fine.
+    expect(incr.plan(stored([...base, ep(52, { app: 'web', 'tern.io/tenant': 'beta' }, 'gamma')]))).toBeDefined();
+    expect(new IncrementalAcl().plan(stored(base))).toBeUndefined();
+  });
+});

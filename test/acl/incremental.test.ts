@@ -1,0 +1,188 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { REPO, Sandbox, type Netns } from '../sandbox';
+import { SqliteStore } from '../../src/datastore/sqlite-store';
+import { silentLogger } from '../../src/lib/log';
+import { netnsExec, type Exec } from '../../src/dataplane/exec';
+import { Applier, compileRuleset, endpointResource, parsePolicyText, storedResources, toInput, writeResources, type Endpoint } from '../../src/acl';
+import { AclReconciler } from '../../src/node-daemon/acl-sync';
+
+/**
+ * The daemon's incremental path on a real node namespace (real iptables and
+ * ipset): a pod joining, leaving or relabelled changes set members with one
+ * `ipset restore` and runs neither iptables-save nor ipset save; the kernel it
+ * leaves is exactly what a full compile + apply makes of the same datastore.
+ * Anything else (a policy, a new tenant under isolation) takes the full path.
+ */
+/** Tenant isolation (tenants alpha and beta) plus a tier, named ports and selectors. */
+const POLICIES = `${fs.readFileSync(path.join(REPO, 'docs', 'examples', 'tenant-isolation.yaml'), 'utf8')}
+---
+apiVersion: tern.io/v1
+kind: Tier
+metadata: {name: security}
+spec: {order: 10}
+---
+apiVersion: tern.io/v1
+kind: GlobalNetworkPolicy
+metadata: {name: security.quarantine}
+spec:
+  tier: security
+  order: 1
+  selector: quarantine == "true"
+  ingress: [{action: Deny}]
+  egress: [{action: Deny}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web, namespace: alpha}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress:
+    - from: [{podSelector: {matchLabels: {app: client}}}]
+      ports: [{port: http}, {port: 9000}]
+---
+apiVersion: tern.io/v1
+kind: NetworkPolicy
+metadata: {name: client-out, namespace: alpha}
+spec:
+  selector: app == "client"
+  egress:
+    - {action: Allow, protocol: TCP, destination: {selector: app == "web", ports: [http]}}
+`;
+
+function ep(i: number, labels: Record<string, string> = { app: i % 2 ? 'web' : 'client' }, namespace = 'alpha'): Endpoint {
+  return {
+    name: `pod${i}`,
+    namespace,
+    labels,
+    ips: [`10.77.0.${i}`, `fd00:77::${i.toString(16)}`],
+    hostIface: `tern${i.toString(16).padStart(11, '0')}`,
+    namedPorts: [{ name: 'http', protocol: 6, port: 8080 }],
+  };
+}
+
+describe('incremental ACL updates (daemon)', () => {
+  const sb = new Sandbox('incr');
+  let node: Netns;
+  let store: SqliteStore;
+  let acl: AclReconciler;
+  const calls: string[] = [];
+  let failNextIpsetRestore = false;
+
+  /** Tern's chains and sets as the kernel holds them, in a canonical order. */
+  const kernel = () => {
+    const sets = node.must('ipset', ['save']).split('\n').filter((l) => / tern-/.test(l)).sort();
+    const rules = ['iptables', 'ip6tables'].flatMap((t) => node.must(`${t}-save`, ['-t', 'filter']).split('\n').filter((l) => /tern/.test(l) && !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]/, '')));
+    return { sets, rules };
+  };
+  const saves = () => calls.filter((c) => /-save\b/.test(c) || c === 'ipset save');
+  const writes = () => calls.filter((c) => /-restore\b/.test(c) || c.startsWith('ipset restore'));
+  /** What a full compile + apply of the stored state writes now: nothing, if the kernel already equals it. */
+  const fullApplyWrites = async () => {
+    const all = await storedResources(store);
+    const r = await new Applier({ netnsPath: node.path }).apply(compileRuleset(toInput(all)));
+    return { chains: r.chainsWritten, sets: r.setsWritten, destroyed: r.setsDestroyed };
+  };
+
+  beforeAll(async () => {
+    node = sb.netns('node');
+    store = new SqliteStore({ path: path.join(sb.tmpdir(), 'tern.db'), pollMs: 20 });
+    await writeResources(store, 'apply', parsePolicyText(POLICIES, 'p.yaml'));
+    await writeResources(store, 'apply', Array.from({ length: 20 }, (_, i) => endpointResource(ep(i + 1))));
+    const real = netnsExec(node.path);
+    const exec: Exec = (cmd, args, input) => {
+      calls.push(`${cmd} ${args.join(' ')}`.trim());
+      if (failNextIpsetRestore && cmd === 'ipset' && args[0] === 'restore') {
+        failNextIpsetRestore = false;
+        return Promise.resolve({ code: 1, stdout: '', stderr: 'injected failure' });
+      }
+      return real(cmd, args, input);
+    };
+    acl = new AclReconciler({ store, log: silentLogger(), policyDir: '', netnsPath: node.path, exec });
+    await acl.start();
+    expect(acl.state.lastError).toBeUndefined();
+    expect(saves().length).toBeGreaterThan(0); // the first sync is a full one
+  }, 60_000);
+  afterAll(async () => {
+    await acl?.stop();
+    await store?.close();
+    await sb.cleanup();
+  });
+
+  it('a pod joining: one ipset restore, no save, the gate entry last; equal to a full apply', async () => {
+    calls.length = 0;
+    const before = acl.state.incrementalSyncs ?? 0;
+    await writeResources(store, 'apply', [endpointResource(ep(30))]);
+    await acl.sync();
+    expect(acl.state.lastError).toBeUndefined();
+    expect(acl.state.incrementalSyncs).toBe(before + 1);
+    expect(saves()).toEqual([]);
+    expect(writes()).toEqual(['ipset restore -exist']);
+    const k = kernel();
+    expect(k.sets).toContain('add tern-ep4 10.77.0.30,tern0000000001e');
+    expect(k.sets.some((l) => /^add tern-s4-\S+ 10\.77\.0\.30$/.test(l))).toBe(true);
+    expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
+    expect(kernel()).toEqual(k);
+  });
+
+  it('a pod relabelled and a pod leaving: incremental, and equal to a full apply', async () => {
+    calls.length = 0;
+    await writeResources(store, 'apply', [endpointResource(ep(2, { app: 'web', quarantine: 'true' }))]);
+    await writeResources(store, 'delete', [endpointResource(ep(3))]);
+    await acl.sync();
+    expect(acl.state.lastError).toBeUndefined();
+    expect(saves()).toEqual([]);
+    expect(writes()).toEqual(['ipset restore -exist']);
+    const k = kernel();
+    expect(k.sets.some((l) => l.includes('10.77.0.3,') || l.endsWith(' 10.77.0.3'))).toBe(false);
+    expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
+    expect(kernel()).toEqual(k);
+  });
+
+  it('the periodic resync after incremental updates finds nothing to write', async () => {
+    const k = kernel();
+    calls.length = 0;
+    await acl.resync();
+    expect(saves().length).toBeGreaterThan(0);
+    expect(writes()).toEqual([]);
+    expect(kernel()).toEqual(k);
+  });
+
+  it('a pod of a new tenant under tenant isolation (a new rule) takes the full path', async () => {
+    calls.length = 0;
+    const before = acl.state.incrementalSyncs;
+    await writeResources(store, 'apply', [endpointResource(ep(40, { app: 'web', 'tern.io/tenant': 'gamma' }, 'gamma'))]);
+    await acl.sync();
+    expect(acl.state.lastError).toBeUndefined();
+    expect(acl.state.incrementalSyncs).toBe(before);
+    expect(saves().length).toBeGreaterThan(0);
+    expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
+  });
+
+  it('a policy change takes the full path; the next pod joining is incremental again', async () => {
+    calls.length = 0;
+    await writeResources(store, 'apply', parsePolicyText('apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: db, namespace: alpha}\nspec:\n  podSelector: {matchLabels: {app: db}}\n  ingress: [{ports: [{port: 5432}]}]\n', 'db.yaml'));
+    await acl.sync();
+    expect(saves().length).toBeGreaterThan(0);
+    calls.length = 0;
+    await writeResources(store, 'apply', [endpointResource(ep(50, { app: 'db' }))]);
+    await acl.sync();
+    expect(acl.state.lastError).toBeUndefined();
+    expect(saves()).toEqual([]);
+    expect(writes()).toEqual(['ipset restore -exist']);
+    expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
+  });
+
+  it('a failed incremental step falls back to the full path in the same run', async () => {
+    calls.length = 0;
+    failNextIpsetRestore = true;
+    await writeResources(store, 'apply', [endpointResource(ep(60))]);
+    await acl.sync();
+    expect(acl.state.lastError).toBeUndefined();
+    expect(failNextIpsetRestore).toBe(false);
+    expect(saves().length).toBeGreaterThan(0);
+    expect(kernel().sets).toContain('add tern-ep4 10.77.0.60,tern0000000003c');
+    expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
+  });
+});
