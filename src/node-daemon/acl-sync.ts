@@ -49,7 +49,7 @@ export class AclReconciler {
   /** Policy directory -> datastore; also rescans on its own, since fs.watch misses a directory created later and some editors' renames. */
   private readonly dirLoop: ReconcileLoop;
 
-  constructor(private readonly deps: { store: Store; log: Logger; policyDir: string; onSync?: (ok: boolean, ms: number) => void }) {
+  constructor(private readonly deps: { store: Store; log: Logger; policyDir: string; node?: string; onSync?: (ok: boolean, ms: number) => void }) {
     this.loop = new ReconcileLoop({ name: 'acl', coalesceMs: 50, run: () => this.syncOnce(), log: deps.log, onRun: deps.onSync });
     this.dirLoop = new ReconcileLoop({ name: 'policy-dir', run: () => this.readDir(), log: deps.log });
     this.state = { active: false, syncs: 0, endpoints: 0, policies: 0, policyDir: { path: deps.policyDir, present: false, resources: 0 }, loop: this.loop.status };
@@ -154,7 +154,7 @@ export class AclReconciler {
   private async syncOnce(): Promise<{ againMs: number }> {
     if (this.stopped) return { againMs: RESYNC_MS };
     try {
-      const { resources: all, report: r } = await syncFromStore(this.deps.store, { when: (all) => aclInUse(all) || this.programmed });
+      const { resources: all, report: r } = await syncFromStore(this.deps.store, { node: this.deps.node, when: (all) => aclInUse(all) || this.programmed });
       this.state.endpoints = all.filter((x) => x.kind === 'Endpoint').length;
       this.state.policies = all.filter((x) => x.kind === 'Policy').length;
       this.state.active = !!r;
