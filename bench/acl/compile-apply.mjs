@@ -4,12 +4,14 @@
 // Side by side with a reference build (another checkout, built): REF=/path/to/checkout
 //
 // Rules per new connection are counted by the kernel: two real probe pods
-// (veths into the bench node namespace) selected by five policies each way,
-// one TCP SYN between them, and the packet counters of `iptables -L -v -x -n`
-// before and after (src/acl/counters.ts); the simulator's count for the same
-// packet is printed next to it. Two layouts: every pod on the bench node (the
-// worst case for the interface dispatch), and the cluster's pods spread over
-// nodes of PODS_PER_NODE (default 100) with the bench node holding its share.
+// (veths into the bench node namespace) selected by five policies each way
+// (ordered after every generated policy), one TCP SYN between them, and the
+// packet counters of `iptables -L -v -x -n` before and after
+// (src/acl/counters.ts); the simulator's count for the same packet is printed
+// next to it. Layout: by default every pod is on the bench node (the worst
+// case for per-endpoint chains); PODS_PER_NODE=100 spreads the cluster's pods
+// over nodes of 100 and the bench node (n0) holds its share plus the probes
+// (a reference build without per-node chains compiles the same input).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
@@ -22,7 +24,7 @@ if (process.env.REF) impls.unshift(['ref', await import(path.resolve(process.env
 
 const ms = (t0) => Math.round(performance.now() - t0);
 const sizes = (process.env.SIZES ?? '100x1000,100x5000,1000x1000,1000x5000').split(',').map((s) => s.split('x').map(Number));
-const perNode = Number(process.env.PODS_PER_NODE ?? 100);
+const perNode = Number(process.env.PODS_PER_NODE ?? 0);
 const prefix = `${process.env.TERN_TEST_PREFIX ?? 'ha'}-bench`;
 const PORT = 7000;
 const sh = (cmd, args, input) => execFileSync(cmd, args, { encoding: 'utf8', input, maxBuffer: 1 << 30, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -76,9 +78,11 @@ for (const [P, E] of sizes) for (const [impl, acl] of impls) {
     let t0 = performance.now();
     const policies = acl.parsePolicyText(namespacesYaml() + policiesYaml(P) + probePoliciesYaml(PORT), 'bench.yaml');
     const parseMs = ms(t0);
-    const eps = [...Array.from({ length: E }, (_, i) => endpoint(i)), ...probes.map((p) => p.resource)];
+    const nodes = perNode ? Math.ceil(E / perNode) : undefined;
+    const opts = nodes ? { node: 'n0' } : {};
+    const eps = [...Array.from({ length: E }, (_, i) => endpoint(i, nodes)), ...probes.map((p) => p.resource)];
     t0 = performance.now();
-    const rs = acl.compileRuleset(acl.toInput([...policies, ...eps]));
+    const rs = acl.compileRuleset(acl.toInput([...policies, ...eps]), opts);
     const compileMs = ms(t0);
     const rules = rs.v4.chains.reduce((n, c) => n + c.rules.length, 0) + rs.v6.chains.reduce((n, c) => n + c.rules.length, 0);
     const sets = rs.v4.sets.length + rs.v6.sets.length;
@@ -88,22 +92,15 @@ for (const [P, E] of sizes) for (const [impl, acl] of impls) {
     await applier.apply(rs);
     const applyMs = ms(t0);
     t0 = performance.now();
-    const noop = await applier.apply(acl.compileRuleset(acl.toInput([...policies, ...eps])));
+    const noop = await applier.apply(acl.compileRuleset(acl.toInput([...policies, ...eps]), opts));
     const noopMs = ms(t0);
-    const allLocal = await countSyn(ns, applier.backend, rs, probes);
-    // Admit one more pod: compile + apply.
+    const syn = await countSyn(ns, applier.backend, rs, probes);
+    // Admit one more pod on the bench node: compile + apply.
+    const pod = endpoint(E);
     t0 = performance.now();
-    const admit = await applier.apply(acl.compileRuleset(acl.toInput([...policies, ...eps, endpoint(E)])));
+    const admit = await applier.apply(acl.compileRuleset(acl.toInput([...policies, ...eps, { ...pod, value: { ...pod.value, ...(nodes ? { node: 'n0' } : {}) } }]), opts));
     const admitMs = ms(t0);
-    // The same cluster, pods spread over nodes of `perNode`: the bench node (n0) builds chains for its share only.
-    let share = { kernel: '-', sim: '-' };
-    if (impl === 'this') {
-      const nodes = Math.max(1, Math.ceil(E / perNode));
-      const rsShare = acl.compileRuleset(acl.toInput([...policies, ...Array.from({ length: E }, (_, i) => endpoint(i, nodes)), ...probes.map((p) => p.resource)]), { node: 'n0' });
-      await applier.apply(rsShare);
-      share = await countSyn(ns, applier.backend, rsShare, probes);
-    }
-    rows.push({ impl, policies: P, endpoints: E, parseMs, compileMs, applyMs, noopReapplyMs: noopMs, noopChainsWritten: noop.chainsWritten, rules, ipsets: sets, setMembers: members, admitPodMs: admitMs, admitChainsWritten: admit.chainsWritten, admitSetsWritten: admit.setsWritten, synRulesKernel: allLocal.kernel, synRulesSim: allLocal.sim, synVerdict: allLocal.verdict, [`synRules${perNode}PerNodeKernel`]: share.kernel, [`synRules${perNode}PerNodeSim`]: share.sim, backend: applier.backend });
+    rows.push({ impl, policies: P, endpoints: E, parseMs, compileMs, applyMs, noopReapplyMs: noopMs, noopChainsWritten: noop.chainsWritten, rules, ipsets: sets, setMembers: members, admitPodMs: admitMs, admitChainsWritten: admit.chainsWritten, admitSetsWritten: admit.setsWritten, podsPerNode: perNode || E, synRulesKernel: syn.kernel, synRulesSim: syn.sim, synVerdict: syn.verdict, backend: applier.backend });
     console.error(JSON.stringify(rows.at(-1)));
   } finally {
     for (const role of ['src', 'dst']) if (sh('ip', ['netns', 'list']).split('\n').some((l) => l.split(' ')[0] === `${ns}-${role}`)) execFileSync('ip', ['netns', 'del', `${ns}-${role}`]);
