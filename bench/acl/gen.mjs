@@ -1,4 +1,5 @@
 // Synthetic policy sets and endpoints for the ACL benchmarks.
+import { createHash } from 'node:crypto';
 export function namespacesYaml(n = 50) {
   let y = '';
   for (let j = 0; j < n; j++) y += `---\napiVersion: v1\nkind: Namespace\nmetadata: {name: ns${j}, labels: {team: t${j % 5}}}\n`;
@@ -23,7 +24,11 @@ export function policiesYaml(p) {
   return y;
 }
 
-export function endpoint(i) {
+/** Host veth names are hashes, as the CNI plugin's are: the interface dispatch sees the same spread of prefixes. */
+const veth = (i) => `tern${createHash('sha256').update(`pod${i}`).digest('hex').slice(0, 11)}`;
+
+/** Pod i; with `nodes`, placed on node n<i mod nodes>. */
+export function endpoint(i, nodes) {
   return {
     kind: 'Endpoint',
     key: `ns${i % 50}/pod${i}`,
@@ -32,8 +37,19 @@ export function endpoint(i) {
       namespace: `ns${i % 50}`,
       labels: { app: `app${i % 20}` },
       ips: [`10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`],
-      hostIface: `tern${i.toString(16).padStart(11, '0')}`,
+      hostIface: veth(i),
       namedPorts: [{ name: 'http', protocol: 6, port: 8080 }],
+      ...(nodes ? { node: `n${i % nodes}` } : {}),
     },
   };
+}
+
+/** Five policies that select both probe pods (namespace probe), ordered after every generated one; a SYN to `port` meets all five each way. */
+export function probePoliciesYaml(port) {
+  let y = '';
+  for (let k = 0; k < 5; k++) {
+    const p = k === 4 ? port : 7100 + k;
+    y += `---\napiVersion: tern.io/v1\nkind: NetworkPolicy\nmetadata: {name: probe${k}, namespace: probe}\nspec:\n  order: ${10000 + k}\n  selector: role == "probe"\n  ingress: [{action: Allow, protocol: TCP, source: {selector: role == "probe"}, destination: {ports: [${p}]}}]\n  egress: [{action: Allow, protocol: TCP, destination: {ports: [${p}]}}]\n`;
+  }
+  return y;
 }

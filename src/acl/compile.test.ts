@@ -6,6 +6,7 @@ import { parsePolicyText, type Resource } from './parse';
 import { compileRuleset } from './compile';
 import { renderIptables, renderIpsets } from './render';
 import { PolicyState, toInput, type Update } from './state';
+import type { Endpoint } from './model';
 
 const GOLDEN = path.join(__dirname, '__golden__');
 
@@ -40,14 +41,28 @@ describe('compiler invariants', () => {
     value: { name: `p${i}`, namespace: 'shop', labels: { app: i % 2 ? 'web' : 'client' }, ips: [`10.1.0.${i}`], hostIface: `tern${String(i).padStart(11, '0')}`, namedPorts: [{ name: 'http-alt', protocol: 6, port: 8000 + i }] },
   });
 
-  it('a pod joining or leaving changes set members, not rules', () => {
+  it('a pod joining or leaving changes set members and its own chains, no other rule', () => {
+    const pod = (i: number): Resource => ({ kind: 'Endpoint', key: ep(i).key, value: { ...(ep(i).value as Endpoint), hostIface: `ternf${String(i).padStart(10, '0')}` } });
     const without = compileRuleset(toInput(base));
-    const withPods = compileRuleset(toInput([...base, ep(1), ep(2), ep(3)]));
+    const withPods = compileRuleset(toInput([...base, pod(1), pod(2), pod(3)]));
+    // What a join may touch: the dispatch (tern-to-wl, tern-from-wl and their prefix tree) and the new pods' own chains.
+    const own = (name: string) => /^tern-(to|from)-wl$|^tern-(tw|fw)d-|^tern-(tw|fw)-ternf/.test(name);
     for (const fam of ['v4', 'v6'] as const) {
-      expect(withPods[fam].chains).toEqual(without[fam].chains);
+      expect(withPods[fam].chains.filter((c) => !own(c.name))).toEqual(without[fam].chains.filter((c) => !own(c.name)));
       expect(withPods[fam].sets.map((s) => s.name)).toEqual(without[fam].sets.map((s) => s.name));
     }
+    const added = withPods.v4.chains.filter((c) => !without.v4.chains.some((w) => w.name === c.name) && !/^tern-(tw|fw)d-/.test(c.name)).map((c) => c.name);
+    expect(added.sort()).toEqual([1, 2, 3].flatMap((i) => [`tern-fw-ternf000000000${i}`]).concat([1, 2, 3].map((i) => `tern-tw-ternf000000000${i}`)));
     expect(withPods.v4.sets.flatMap((s) => s.members).length).toBeGreaterThan(without.v4.sets.flatMap((s) => s.members).length);
+  });
+
+  it('endpoint chains only for this node\'s endpoints', () => {
+    const onNode = (i: number, node?: string): Resource => ({ kind: 'Endpoint', key: ep(i).key, value: { ...(ep(i).value as Endpoint), hostIface: `ternf${String(i).padStart(10, '0')}`, node } });
+    const rs = compileRuleset(toInput([...base, onNode(1, 'a'), onNode(3, 'b'), onNode(5)]), { node: 'a' });
+    const names = rs.v4.chains.map((c) => c.name).filter((n) => /^tern-tw-ternf/.test(n));
+    expect(names).toEqual(['tern-tw-ternf0000000001', 'tern-tw-ternf0000000005']); // node b's pod has none; a record without a node counts as local
+    // ...but a remote pod is still in the sets other rules match on, and in the gate.
+    expect(rs.v4.sets.find((s) => s.name === 'tern-ep4')!.members).toContain('10.1.0.3/32,ternf0000000003');
   });
 
   it('every rule carries a distinct hash comment', () => {

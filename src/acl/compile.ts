@@ -1,27 +1,29 @@
 /**
  * Compiler (pure): policies + endpoints -> iptables chains and ipsets, per IP family.
  *
- * Layout (filter table). Rules are written per policy, not per endpoint: which
- * endpoints a policy or rule applies to is an ipset, so a pod joining or
- * leaving changes set members only, and the rules a packet traverses depend on
- * the policies, never on the pod count.
+ * Layout (filter table). Which endpoints a policy's rules name is an ipset,
+ * so a pod joining or leaving changes set members, plus its own endpoint
+ * chains and the interface dispatch; a packet meets only the policies that
+ * select its endpoints (Calico-style per-endpoint chains).
  *
  *   FORWARD -> tern-FORWARD   ESTABLISHED/RELATED accept first; fail closed and
  *                             anti-spoof with one (ip, iface) set lookup per side;
  *                             then tern-from-wl (egress) and tern-to-wl (ingress)
  *   INPUT   -> tern-INPUT     pod -> node: failsafe ports, anti-spoof, egress policy
- *   tern-to-wl / tern-from-wl one jump per tier, then tenant isolation
- *   tern-ti-* / tern-te-*     one tier: a jump per policy guarded by the policy's
- *                             endpoint set, then end-of-tier deny for selected pods
+ *   tern-to-wl / tern-from-wl clear the verdict marks, dispatch on the host veth
+ *                             (-o / -i) through a prefix tree (tern-twd-* / tern-fwd-*)
+ *   tern-tw-<veth> / tern-fw-<veth>  one local endpoint: a jump per policy that
+ *                             selects it, tier by tier, end-of-tier deny; tenant isolation
  *   tern-pi-* / tern-po-*     one policy's ingress / egress rules
  *
- * Verdicts inside a tier travel as mark bits: ACCEPT ends evaluation, PASS
- * skips to the next tier. Traffic from the node itself takes OUTPUT, which Tern
+ * Ingress is judged last, so an ingress Allow is ACCEPT; egress verdicts and
+ * Pass travel as mark bits (ACCEPT ends the egress chain, PASS skips to the
+ * next tier). Traffic from the node itself takes OUTPUT, which Tern
  * never filters: node-local traffic is always allowed in.
  */
 import * as crypto from 'node:crypto';
 import { CHAIN_PREFIX, LINK_PREFIX } from '../lib/constants';
-import { Proto, type Direction, type Endpoint, type EntityMatch, type Family, type Policy, type PolicyInput, type PortSpec, type Rule } from './model';
+import { Proto, endpointKey, type Direction, type Endpoint, type EntityMatch, type Family, type Policy, type PolicyInput, type PortSpec, type Rule, type Tier } from './model';
 import { Resolver, addrOnly, cmp, entityNotScope, entityScope, familyOf, orderedTiers, policyScope, scopeKey, tierPolicies, type Scope } from './resolve';
 
 export const MARK_ACCEPT = 0x10000;
@@ -77,6 +79,9 @@ export const CHAIN = {
   fromWl: `${CHAIN_PREFIX}from-wl`,
   fromOverlay: `${CHAIN_PREFIX}fw-from-ovl`,
   toOverlay: `${CHAIN_PREFIX}fw-to-ovl`,
+  /** Reached by goto from a policy chain: set the verdict mark and return to the endpoint chain. */
+  allow: `${CHAIN_PREFIX}allow`,
+  pass: `${CHAIN_PREFIX}pass`,
 } as const;
 
 /**
@@ -103,8 +108,27 @@ export function policyChain(p: Pick<Policy, 'kind' | 'namespace' | 'name'>, dir:
   return `${CHAIN_PREFIX}p${dir === 'ingress' ? 'i' : 'o'}-${shortHash(`${p.kind}/${p.namespace ?? ''}/${p.name}`)}`;
 }
 
-export function tierChain(tier: string, dir: Direction): string {
-  return `${CHAIN_PREFIX}t${dir === 'ingress' ? 'i' : 'e'}-${shortHash(tier)}`;
+/** Policies with at most this many rules in a direction are copied into the endpoint chains instead of jumped to. */
+const INLINE_MAX = 2;
+
+/** Interface names usable in chain names and as a wildcard prefix as they are. */
+const SAFE_IFACE = /^[A-Za-z0-9_.]{1,15}$/;
+
+/** An endpoint's chain: tern-tw-<veth> (ingress) / tern-fw-<veth> (egress); a hash when the name does not fit. */
+export function endpointChain(iface: string, dir: Direction, hashed = false): string {
+  const d = dir === 'ingress' ? 'tw' : 'fw';
+  return !hashed && SAFE_IFACE.test(iface) ? `${CHAIN_PREFIX}${d}-${iface}` : `${CHAIN_PREFIX}${d}h-${shortHash(iface, 12)}`;
+}
+
+/** A node of the interface dispatch tree: every endpoint interface starting with `prefix`. */
+export function dispatchChain(prefix: string, dir: Direction): string {
+  return `${CHAIN_PREFIX}${dir === 'ingress' ? 'tw' : 'fw'}d-${prefix}`;
+}
+
+function commonPrefix(names: string[]): string {
+  let p = names[0] ?? '';
+  for (const n of names) while (!n.startsWith(p)) p = p.slice(0, -1);
+  return p;
 }
 
 /** The name of a set of `kind` standing for `key` (names are content hashes). */
@@ -140,11 +164,14 @@ class FamilyCompiler {
   private readonly sets = new Map<string, IpSetSpec>();
   private readonly chains: ChainSpec[] = [];
   private readonly membership: SetMembership = new Map();
+  private readonly emitted = new Set<string>();
+  private readonly policies = new Map<string, ChainSpec>();
 
   constructor(
     private readonly fam: Family,
     private readonly input: PolicyInput,
     private readonly res: Resolver,
+    private readonly node?: string,
   ) {}
 
   private ipsOf(ep: { ips: string[] }): string[] {
@@ -251,12 +278,11 @@ class FamilyCompiler {
       const j = (a: string[], target: string) => [...a, target].join(' ');
       switch (rule.action) {
         case 'Allow':
-          for (const a of alts) rules.push(j(a, `-j MARK --set-xmark ${hex(MARK_ACCEPT)}/${hex(MARK_ACCEPT)}`));
-          rules.push(`-m mark --mark ${hex(MARK_ACCEPT)}/${hex(MARK_ACCEPT)} -j RETURN`);
+          // Ingress is judged last (egress already passed): an accept is final. Egress marks it and goes on to ingress.
+          for (const a of alts) rules.push(j(a, dir === 'ingress' ? '-j ACCEPT' : `-g ${CHAIN.allow}`));
           break;
         case 'Pass':
-          for (const a of alts) rules.push(j(a, `-j MARK --set-xmark ${hex(MARK_PASS)}/${hex(MARK_PASS)}`));
-          rules.push(`-m mark --mark ${hex(MARK_PASS)}/${hex(MARK_PASS)} -j RETURN`);
+          for (const a of alts) rules.push(j(a, `-g ${CHAIN.pass}`));
           break;
         case 'Deny':
           for (const a of alts) rules.push(j(a, '-j DROP'));
@@ -269,48 +295,121 @@ class FamilyCompiler {
     return { name: policyChain(p, dir), rules };
   }
 
-  private direction(dir: Direction): ChainSpec {
-    const side = dir === 'ingress' ? 'dst' : 'src';
-    const top: ChainSpec = { name: dir === 'ingress' ? CHAIN.toWl : CHAIN.fromWl, rules: [`-j MARK --set-xmark 0x0/${hex(MARK_ACCEPT | MARK_PASS)}`] };
-    for (const tier of orderedTiers(this.input)) {
-      const pols = tierPolicies(this.input, tier.name, dir);
-      if (pols.length === 0) continue;
-      const tc: ChainSpec = { name: tierChain(tier.name, dir), rules: [`-j MARK --set-xmark 0x0/${hex(MARK_PASS)}`] };
-      const selected = new Set<string>();
-      const scopes = pols.map(policyScope);
-      for (const p of pols) {
-        const set = this.scopeSet(policyScope(p));
-        for (const ep of this.res.selected(policyScope(p))) for (const ip of this.ipsOf(ep)) selected.add(ip);
-        const pc = this.policyChain(p, dir);
-        this.chains.push(pc);
-        tc.rules.push(`-m set --match-set ${set} ${side} -j ${pc.name}`);
-        tc.rules.push(`-m mark --mark ${hex(MARK_ACCEPT)}/${hex(MARK_ACCEPT)} -j RETURN`);
-        tc.rules.push(`-m mark --mark ${hex(MARK_PASS)}/${hex(MARK_PASS)} -j RETURN`);
-      }
-      if (tier.defaultAction === 'Deny') {
-        // End-of-tier deny, only for endpoints some policy of this tier selects.
-        const ts = this.addSet(`t${dir === 'ingress' ? 'i' : 'e'}`, tier.name, 'hash:ip', `endpoints with ${dir} policy in tier ${tier.name}`, () => [...selected], (e) => (scopes.some((sc) => this.res.scopeSelects(sc, e)) ? this.ipsOf(e) : []));
-        tc.rules.push(`-m set --match-set ${ts} ${side} -j DROP`);
-      }
-      this.chains.push(tc);
-      top.rules.push(`-j ${tc.name}`);
-      top.rules.push(`-m mark --mark ${hex(MARK_ACCEPT)}/${hex(MARK_ACCEPT)} -j RETURN`);
+  /** A policy's rules for a direction, compiled once; its chain is emitted only when some endpoint chain jumps to it. */
+  private policyRules(p: Policy, dir: Direction): ChainSpec {
+    const name = policyChain(p, dir);
+    let c = this.policies.get(name);
+    if (!c) this.policies.set(name, (c = this.policyChain(p, dir)));
+    return c;
+  }
+
+  private policyChainOnce(c: ChainSpec): string {
+    if (!this.emitted.has(c.name)) {
+      this.emitted.add(c.name);
+      this.chains.push(c);
     }
-    if (dir === 'ingress' && this.input.settings.tenantIsolation) {
-      // No policy decided: pods of different tenants may not talk.
-      const tenants = new Map<string, string[]>();
-      for (const ep of this.input.endpoints) {
-        const t = this.res.tenantOf(ep);
-        if (t) tenants.set(t, [...(tenants.get(t) ?? []), ...this.ipsOf(ep)]);
-      }
-      for (const t of this.input.tenants) if (!tenants.has(t.name)) tenants.set(t.name, []);
-      const all = this.addSet('tn', '*', 'hash:ip', 'endpoints that belong to a tenant', () => [...tenants.values()].flat(), (e) => (this.res.tenantOf(e) ? this.ipsOf(e) : []));
-      for (const t of [...tenants.keys()].sort(cmp)) {
-        const ts = this.addSet('tn', t, 'hash:ip', `tenant ${t}`, () => tenants.get(t)!, (e) => (this.res.tenantOf(e) === t ? this.ipsOf(e) : []));
-        top.rules.push(`-m set --match-set ${ts} dst -m set --match-set ${all} src -m set ! --match-set ${ts} src -j DROP`);
+    return c.name;
+  }
+
+  /**
+   * One endpoint's chain for a direction: the policies that select it, tier by
+   * tier in evaluation order. An ingress Allow accepts on the spot; an egress
+   * Allow sets the ACCEPT mark and a Pass the PASS mark (via tern-allow /
+   * tern-pass), which skip the tier's later policies; ACCEPT ends the egress
+   * chain, and a tier whose policies left no verdict drops (Deny tiers).
+   * Ingress ends with tenant isolation for traffic no policy accepted.
+   */
+  private endpointRules(ep: Endpoint, dir: Direction, byTier: { tier: Tier; selects: Map<Endpoint, Policy[]> }[]): string[] {
+    const rules: string[] = [];
+    const ing = dir === 'ingress';
+    const guard = `-m mark --mark 0x0/${hex(ing ? MARK_PASS : MARK_ACCEPT | MARK_PASS)}`;
+    const mine = byTier.filter((t) => t.selects.has(ep));
+    mine.forEach(({ tier, selects }, ti) => {
+      if (ti) rules.push(`-j MARK --set-xmark 0x0/${hex(MARK_PASS)}`);
+      selects.get(ep)!.forEach((p, i) => {
+        const pc = this.policyRules(p, dir);
+        const g = i ? `${guard} ` : '';
+        // A short policy is copied in: its rules end the endpoint chain the way they would end the policy's
+        // (DROP, ACCEPT, or tern-allow marking and returning past the rest), so the jump is saved. Pass must
+        // come back here (to skip the tier's other policies), so a policy with a Pass keeps its chain.
+        if (pc.rules.length <= INLINE_MAX && !pc.rules.some((r) => r.endsWith(`-g ${CHAIN.pass}`))) rules.push(...pc.rules.map((r) => g + r));
+        else rules.push(`${g}-j ${this.policyChainOnce(pc)}`);
+      });
+      const deny = tier.defaultAction === 'Deny';
+      if (!ing && (deny || ti < mine.length - 1)) rules.push(`-m mark --mark ${hex(MARK_ACCEPT)}/${hex(MARK_ACCEPT)} -j RETURN`);
+      if (deny) rules.push(`-m mark --mark 0x0/${hex(MARK_PASS)} -j DROP`); // end of tier: no policy decided
+    });
+    const t = ing && this.input.settings.tenantIsolation ? this.res.tenantOf(ep) : '';
+    if (t) {
+      // No policy accepted: pods of different tenants may not talk.
+      const all = this.addSet('tn', '*', 'hash:ip', 'endpoints that belong to a tenant', () => this.input.endpoints.filter((e) => this.res.tenantOf(e)).flatMap((e) => this.ipsOf(e)), (e) => (this.res.tenantOf(e) ? this.ipsOf(e) : []));
+      const own = this.addSet('tn', t, 'hash:ip', `tenant ${t}`, () => this.input.endpoints.filter((e) => this.res.tenantOf(e) === t).flatMap((e) => this.ipsOf(e)), (e) => (this.res.tenantOf(e) === t ? this.ipsOf(e) : []));
+      rules.push(`-m set --match-set ${all} src -m set ! --match-set ${own} src -j DROP`);
+    }
+    return rules;
+  }
+
+  /**
+   * tern-to-wl / tern-from-wl: clear the verdict marks, then find the packet's
+   * endpoint chain by its host interface (-o for ingress, -i for egress). The
+   * dispatch is a prefix tree over the interface names, so it costs a few
+   * rules per character level at any pod count; an interface with no chain
+   * (no policy selects its pod) falls out of the tree and is allowed.
+   */
+  private direction(dir: Direction, local: Endpoint[]): ChainSpec {
+    const ing = dir === 'ingress';
+    const top: ChainSpec = { name: ing ? CHAIN.toWl : CHAIN.fromWl, rules: [`-j MARK --set-xmark 0x0/${hex(MARK_ACCEPT | MARK_PASS)}`] };
+    const byTier = orderedTiers(this.input).map((tier) => {
+      const selects = new Map<Endpoint, Policy[]>();
+      for (const p of tierPolicies(this.input, tier.name, dir)) for (const ep of this.res.selected(policyScope(p))) selects.set(ep, [...(selects.get(ep) ?? []), p]);
+      return { tier, selects };
+    });
+    const byIface = new Map<string, Endpoint[]>();
+    for (const ep of local) byIface.set(ep.hostIface, [...(byIface.get(ep.hostIface) ?? []), ep]);
+    const flag = ing ? '-o' : '-i';
+    const leaves: { iface: string; rules: string[] }[] = [];
+    for (const [iface, eps] of [...byIface].sort(([a], [b]) => cmp(a, b))) {
+      const chains = eps
+        .sort((a, b) => cmp(endpointKey(a), endpointKey(b)))
+        .map((ep) => ({ ep, rules: this.endpointRules(ep, dir, byTier) }))
+        .filter((c) => c.rules.length)
+        .map((c) => ({ ...c, name: eps.length === 1 ? endpointChain(iface, dir) : endpointChain(endpointKey(c.ep), dir, true) }));
+      if (!chains.length) continue;
+      for (const c of chains) this.chains.push({ name: c.name, rules: c.rules });
+      if (eps.length === 1) leaves.push({ iface, rules: [`${flag} ${iface} -g ${chains[0].name}`] });
+      else {
+        // Two records on one interface (a stale one): each address to its own endpoint's chain, anything else dropped.
+        const side = ing ? '-d' : '-s';
+        const rules = chains.flatMap((c) => this.ipsOf(c.ep).map((ip) => `${flag} ${iface} ${side} ${ip} -g ${c.name}`));
+        leaves.push({ iface, rules: [...rules, `${flag} ${iface} -j DROP`] });
       }
     }
+    top.rules.push(...this.dispatch(leaves, dir));
     return top;
+  }
+
+  /** Rules that send each leaf's interface to its rules; subtrees of two or more interfaces get their own chain. */
+  private dispatch(leaves: { iface: string; rules: string[] }[], dir: Direction): string[] {
+    if (leaves.length <= 2) return leaves.flatMap((l) => l.rules);
+    const lcp = commonPrefix(leaves.map((l) => l.iface));
+    const groups = new Map<string, typeof leaves>();
+    for (const l of leaves) {
+      const k = l.iface.slice(lcp.length, lcp.length + 1); // '' for the interface named exactly lcp
+      groups.set(k, [...(groups.get(k) ?? []), l]);
+    }
+    const out: string[] = [];
+    for (const k of [...groups.keys()].sort(cmp)) {
+      const g = groups.get(k)!;
+      const p = commonPrefix(g.map((l) => l.iface));
+      if (k === '' || g.length === 1 || !SAFE_IFACE.test(p)) {
+        out.push(...g.flatMap((l) => l.rules));
+        continue;
+      }
+      const name = dispatchChain(p, dir);
+      this.chains.push({ name, rules: this.dispatch(g, dir) });
+      out.push(`${dir === 'ingress' ? '-o' : '-i'} ${p}+ -g ${name}`);
+    }
+    return out;
   }
 
   compile(): FamilyRuleset {
@@ -370,12 +469,15 @@ class FamilyCompiler {
         '-j ACCEPT',
       ],
     };
-    const to = this.direction('ingress');
-    const from = this.direction('egress');
+    const local = this.input.endpoints.filter((e) => this.ipsOf(e).length && (this.node === undefined || e.node === undefined || e.node === this.node));
+    const to = this.direction('ingress', local);
+    const from = this.direction('egress', local);
     const policyAndTier = this.chains.sort((a, b) => cmp(a.name, b.name));
+    const allow: ChainSpec = { name: CHAIN.allow, rules: [`-j MARK --set-xmark ${hex(MARK_ACCEPT)}/${hex(MARK_ACCEPT)}`] };
+    const pass: ChainSpec = { name: CHAIN.pass, rules: [`-j MARK --set-xmark ${hex(MARK_PASS)}/${hex(MARK_PASS)}`] };
     const rs: FamilyRuleset = {
       family: this.fam,
-      chains: [forward, fromOverlay, toOverlay, input, from, to, ...policyAndTier],
+      chains: [forward, fromOverlay, toOverlay, input, from, to, allow, pass, ...policyAndTier],
       hooks: [
         { table: 'filter', chain: 'FORWARD', match: '', target: CHAIN.forward },
         { table: 'filter', chain: 'INPUT', match: `-i ${w}`, target: CHAIN.input },
@@ -406,7 +508,12 @@ function chunkPorts(ports: string[]): string[] {
   return out;
 }
 
-export function compileRuleset(input: PolicyInput): CompiledRuleset {
+export interface CompileOptions {
+  /** This node's name: endpoint chains are built only for endpoints on it (and for endpoints with no node recorded). */
+  node?: string;
+}
+
+export function compileRuleset(input: PolicyInput, opts: CompileOptions = {}): CompiledRuleset {
   const res = new Resolver(input);
-  return { v4: new FamilyCompiler(4, input, res).compile(), v6: new FamilyCompiler(6, input, res).compile() };
+  return { v4: new FamilyCompiler(4, input, res, opts.node).compile(), v6: new FamilyCompiler(6, input, res, opts.node).compile() };
 }

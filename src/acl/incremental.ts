@@ -3,10 +3,12 @@
  * else changed become ipset member changes only, with no compile and no
  * `iptables-save`/`ipset save`. It starts from what the last full compile
  * produced and was applied (remembered in memory), and works only while the
- * chains do not depend on the change: the compiler's rules name sets, never
- * endpoints, except the per-tenant isolation rules (a tenant appearing or
- * vanishing changes a chain), so that case, a shared address, and any change
- * to a policy, tier, tenant, namespace or setting take the full compile.
+ * chains do not depend on the change. Other nodes' endpoints appear in sets
+ * only. This node's endpoints have chains of their own when a policy selects
+ * them or they have a tenant (per-endpoint chains and their dispatch leaf), so
+ * those take the full compile, as do a tenant appearing or vanishing, a shared
+ * address or interface, and any change to a policy, tier, tenant, namespace or
+ * setting.
  *
  * The lines keep the apply order of applier.ts (`planSets`): the gate entries
  * of every changed endpoint close first, then the other sets' members change,
@@ -17,7 +19,7 @@
 import { endpointSetName, setMembership, type CompiledRuleset, type SetMembership } from './compile';
 import type { Endpoint } from './model';
 import type { Resource } from './parse';
-import { Resolver, addrOnly } from './resolve';
+import { Resolver, addrOnly, policyScope, type Scope } from './resolve';
 import { toInput } from './state';
 import { ACL_PREFIX, resourceKey } from './store';
 
@@ -39,6 +41,9 @@ interface Remembered {
   /** With tenant isolation: endpoints per tenant, and the declared tenants (both have rules); undefined without it. */
   tenants?: Map<string, number>;
   declaredTenants: Set<string>;
+  /** Every policy's scope: a local endpoint some policy selects has chains of its own. */
+  scopes: Scope[];
+  tenantIsolation: boolean;
 }
 
 export interface IncrementalPlan {
@@ -61,6 +66,17 @@ const bump = (m: Map<string, number>, k: string, d: number) => {
 
 export class IncrementalAcl {
   private last?: Remembered;
+
+  /**
+   * `node`: this node's name. The compiler builds chains for this node's own
+   * endpoints (and those with no node recorded), so only other nodes' endpoints
+   * change nothing but set members; without a node every endpoint is local.
+   */
+  constructor(private readonly node?: string) {}
+
+  private isLocal(e: Endpoint): boolean {
+    return this.node === undefined || e.node === undefined || e.node === this.node;
+  }
 
   /** Whether a full compile has been remembered (the incremental path is available). */
   get ready(): boolean {
@@ -97,7 +113,7 @@ export class IncrementalAcl {
       tenants = new Map();
       for (const e of endpoints.values()) if (res.tenantOf(e)) bump(tenants, res.tenantOf(e), 1);
     }
-    this.last = { texts, endpoints, families, res, addrs, tenants, declaredTenants: new Set(input.tenants.map((t) => t.name)) };
+    this.last = { texts, endpoints, families, res, addrs, tenants, declaredTenants: new Set(input.tenants.map((t) => t.name)), scopes: input.policies.map(policyScope), tenantIsolation: input.settings.tenantIsolation };
   }
 
   forget(): void {
@@ -146,6 +162,18 @@ export class IncrementalAcl {
       else left++;
     }
     if (!updates.size) return { lines: [], joined, left, changed, updates };
+    // A local endpoint that a policy selects, or that has a tenant, has chains of its own (tern-tw-/tern-fw-<veth>
+    // and a dispatch leaf): only a full compile writes them. One that has none falls out of the dispatch unmatched,
+    // so only its set members change, unless its interface is shared (the leaf then lists each record).
+    for (const e of [...gone, ...come]) {
+      if (!this.isLocal(e)) continue;
+      if (last.scopes.some((sc) => last.res.scopeSelects(sc, e))) return undefined;
+      if (last.tenantIsolation && last.res.tenantOf(e)) return undefined;
+    }
+    for (const [key, u] of updates) {
+      if (!u || !this.isLocal(u.ep)) continue;
+      for (const [k, other] of last.endpoints) if (k !== key && other.hostIface === u.ep.hostIface && this.isLocal(other)) return undefined;
+    }
     // Sets hold addresses, not endpoints: an address two endpoints share (before or after) is the compiler's to sort out.
     const delta = new Map<string, number>();
     for (const e of gone) for (const a of addrsOf(e)) bump(delta, a, -1);

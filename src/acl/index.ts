@@ -9,6 +9,7 @@ export { compileRuleset, CHAIN, type CompiledRuleset, type FamilyRuleset, type C
 export { renderIptables, renderIpsets } from './render';
 export { Applier, detectBackend, type Backend, type ApplyReport } from './applier';
 export { simulate, type SimPacket, type SimResult } from './simulate';
+export { parseCounters, rulesTraversed, hookPackets, type CountedRule } from './counters';
 export { explainPacket, findEndpoint, parsePortProto, type Explanation, type Packet } from './explain';
 export { ACL_PREFIX, POLICY_DIR_SOURCE, resourceKey, storedResources, writeResources, endpointResource, aclInUse, planPolicyDir, type StoredResource } from './store';
 export { syncFromStore, kernelHasRules } from './kernel-sync';

@@ -16,15 +16,16 @@ import { storedResources, type StoredResource } from './store';
  * ACL lock: concurrent writers (CNI ADDs, `ternctl policy apply --sync`, the
  * daemon) each sync after their own write, and whoever syncs last has read
  * every write that finished before it, so no update is lost. With `when`, the
- * rules are only touched if it approves of what was read.
+ * rules are only touched if it approves of what was read. `node`: this node's
+ * name, so endpoint chains are built for its own endpoints only.
  */
-export async function syncFromStore(store: Store, opts: { netnsPath?: string; when?: (all: StoredResource[]) => boolean } = {}): Promise<{ resources: StoredResource[]; report?: ApplyReport }> {
+export async function syncFromStore(store: Store, opts: { netnsPath?: string; node?: string; when?: (all: StoredResource[]) => boolean } = {}): Promise<{ resources: StoredResource[]; report?: ApplyReport }> {
   return withNodeLock(defaultLock(opts.netnsPath), async () => {
     const resources = await storedResources(store);
     if (opts.when && !opts.when(resources)) return { resources };
     // Only now: choosing the backend runs four iptables-save processes.
     const applier = new Applier({ netnsPath: opts.netnsPath });
-    return { resources, report: await applier.applyHoldingLock(compileRuleset(toInput(resources))) };
+    return { resources, report: await applier.applyHoldingLock(compileRuleset(toInput(resources), { node: opts.node })) };
   });
 }
 

@@ -106,6 +106,8 @@ export interface Endpoint {
   ips: string[];
   hostIface: string;
   namedPorts: NamedPort[];
+  /** The node the endpoint is attached on (its host veth lives there); unset: every node treats it as its own. */
+  node?: string;
 }
 
 /** Everything the compiler needs; order of the arrays never matters. */

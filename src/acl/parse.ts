@@ -418,6 +418,8 @@ function workloadEndpoint(doc: Obj): Endpoint {
   const ep: Endpoint = { name: R.optStr(spec.pod, ['spec', 'pod']) ?? md.name, namespace: md.namespace!, labels: md.labels, ips, hostIface, namedPorts };
   const t = R.optStr(spec.tenant, ['spec', 'tenant']);
   if (t) ep.tenant = t;
+  const node = R.optStr(spec.node, ['spec', 'node']);
+  if (node) ep.node = node;
   return ep;
 }
 

@@ -87,12 +87,25 @@ describe('rules traversed per packet', () => {
       const e: Endpoint = { name: `p${i}`, namespace: i % 2 ? 'red' : 'blue', labels: { role: i % 3 ? 'app' : 'db' }, ips: [`10.8.${i >> 8}.${i & 255}`], hostIface: `tern${String(i).padStart(11, '0')}`, namedPorts: [] };
       return { kind: 'Endpoint', key: `${e.namespace}/${e.name}`, value: e };
     });
-  it('does not grow with the pod count', () => {
-    const counts = [10, 100, 2000].map((n) => {
-      const rs = compileRuleset(toInput([...policies, ...pods(n)]));
-      return simulate(rs.v4, 'FORWARD', { src: '10.8.0.1', dst: '10.8.0.3', inIface: 'tern00000000001', outIface: 'tern00000000003', protocol: 6, dstPort: 5432 }).rulesTraversed;
-    });
+  const count = (rs: ReturnType<typeof compileRuleset>) =>
+    simulate(rs.v4, 'FORWARD', { src: '10.8.0.1', dst: '10.8.0.3', inIface: 'tern00000000001', outIface: 'tern00000000003', protocol: 6, dstPort: 5432 }).rulesTraversed;
+  /** Policies that select none of the pods above (another namespace), each with an ingress and an egress rule. */
+  const unrelated = (n: number): Resource[] =>
+    parsePolicyText(
+      Array.from({ length: n }, (_, i) => `---\napiVersion: tern.io/v1\nkind: NetworkPolicy\nmetadata: {name: u${i}, namespace: other}\nspec:\n  selector: app == "u${i}"\n  ingress: [{action: Allow, protocol: TCP, destination: {ports: [${1000 + i}]}}]\n  egress: [{action: Allow}]\n`).join(''),
+      'u',
+    );
+  it('does not grow with unrelated policies', () => {
+    const counts = [0, 10, 300].map((n) => count(compileRuleset(toInput([...policies, ...unrelated(n), ...pods(100)]))));
     expect(counts[0]).toBeGreaterThan(5);
     expect(new Set(counts).size).toBe(1);
+  });
+  it('grows with the pod count only by the interface dispatch, a prefix tree of at most 16 rules per hex digit', () => {
+    const counts = [10, 100, 2000].map((n) => count(compileRuleset(toInput([...policies, ...pods(n)]))));
+    // 10 pods: names differ in the last digit; 100: last two; 2000: last three. Each extra digit adds one
+    // tree level in each direction, at most 16 rules (one per digit value) each.
+    expect(counts[1] - counts[0]).toBeLessThanOrEqual(2 * 16);
+    expect(counts[2] - counts[1]).toBeLessThanOrEqual(2 * 16);
+    expect(counts[2]).toBeLessThan(100);
   });
 });

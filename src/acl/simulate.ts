@@ -2,8 +2,8 @@
  * A small interpreter for the chains the compiler emits: follows one NEW
  * packet through them and reports the verdict and how many rules it was
  * checked against. It understands only the matches and targets Tern writes;
- * the benchmark uses it for "rules traversed per packet", and tests use it to
- * hold the compiled chains to the same verdicts as `explain`.
+ * tests use it to hold the compiled chains to the same verdicts as `explain`,
+ * and its count to the kernel's own packet counters (test/acl/rule-count).
  */
 import type { FamilyRuleset } from './compile';
 import { addrOnly, inCidr } from './resolve';

@@ -87,6 +87,7 @@ export function aclManifest(r: StoredResource & Documented): Manifest {
         ports: e.namedPorts.map((p) => ({ name: p.name, protocol: PROTO_NAME[p.protocol] ?? p.protocol, port: p.port })),
       };
       if (e.tenant) spec.tenant = e.tenant;
+      if (e.node) spec.node = e.node;
       return { apiVersion: API, kind: 'WorkloadEndpoint', metadata: { name: e.name, namespace: e.namespace, labels: e.labels }, spec };
     }
     case 'Policy': {

@@ -6,6 +6,7 @@
  */
 import type { Store } from '../datastore/types';
 import { aclInUse, endpointResource, kernelHasRules, storedResources, syncFromStore, writeResources, type Endpoint, type Resource } from '../acl';
+import { resolveNodeName } from '../ipam/nodename';
 import type { Ctx } from './context';
 
 const PROTO: Record<string, number> = { TCP: 6, UDP: 17, SCTP: 132 };
@@ -29,6 +30,7 @@ export function endpointFor(ctx: Ctx, hostIface: string, ips: string[], node: st
     labels: Object.fromEntries(conf.labels.map((l) => [l.key, l.value])),
     ips,
     hostIface,
+    node,
     namedPorts: conf.ports.map((p) => ({ name: p.name, protocol: PROTO[p.protocol], port: p.port })),
   };
 }
@@ -38,7 +40,7 @@ async function sync(store: Store, ctx: Ctx): Promise<void> {
   // Nothing in use and nothing programmed: no iptables round trip. The daemon knows the second part without asking the kernel.
   const programmed = () => (ctx.aclProgrammed ? ctx.aclProgrammed() : kernelHasRules());
   if (!aclInUse(await storedResources(store)) && !programmed()) return;
-  const { report: r } = await syncFromStore(store, { when: (all) => aclInUse(all) || programmed() });
+  const { report: r } = await syncFromStore(store, { node: resolveNodeName({ nodename: ctx.conf.nodename }), when: (all) => aclInUse(all) || programmed() });
   if (r) ctx.log.debug({ backend: r.backend, chains: r.chainsWritten, sets: r.setsWritten }, 'acl in sync');
 }
 

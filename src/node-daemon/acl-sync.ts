@@ -54,7 +54,7 @@ export class AclReconciler {
   readonly state: AclStatus;
   private readonly applier: Applier;
   /** The last full compile, kept so a pod joining or leaving needs only its set members. */
-  private readonly incr = new IncrementalAcl();
+  private readonly incr: IncrementalAcl;
   private lastFullAt = -Infinity;
   /** Datastore -> kernel; a burst of writes (a file of many documents, many pods at once) coalesces into one apply. */
   readonly loop: ReconcileLoop;
@@ -62,8 +62,9 @@ export class AclReconciler {
   private readonly dirLoop: ReconcileLoop;
 
   /** `netnsPath` and `exec`: the namespace to program and how tools run there (tests); default where the daemon runs. */
-  constructor(private readonly deps: { store: Store; log: Logger; policyDir: string; onSync?: (ok: boolean, ms: number) => void; netnsPath?: string; exec?: Exec }) {
+  constructor(private readonly deps: { store: Store; log: Logger; policyDir: string; node?: string; onSync?: (ok: boolean, ms: number) => void; netnsPath?: string; exec?: Exec }) {
     this.applier = new Applier({ netnsPath: deps.netnsPath, exec: deps.exec }); // no logger: it would log every 60 s resync; this loop logs what changed
+    this.incr = new IncrementalAcl(deps.node);
     this.loop = new ReconcileLoop({ name: 'acl', coalesceMs: 50, run: () => this.syncOnce(), log: deps.log, onRun: deps.onSync });
     this.dirLoop = new ReconcileLoop({ name: 'policy-dir', run: () => this.readDir(), log: deps.log });
     this.state = { active: false, syncs: 0, incrementalSyncs: 0, endpoints: 0, policies: 0, policyDir: { path: deps.policyDir, present: false, resources: 0 }, loop: this.loop.status };
@@ -226,7 +227,7 @@ export class AclReconciler {
     }
     this.incr.forget(); // until the full apply has succeeded, the kernel is not what was remembered
     const all = items.map((kv) => JSON.parse(kv.value) as StoredResource);
-    const rs = compileRuleset(toInput(all));
+    const rs = compileRuleset(toInput(all), { node: this.deps.node });
     const report = await this.applier.applyHoldingLock(rs);
     this.incr.remember(items, all, rs);
     this.lastFullAt = Date.now();

@@ -96,6 +96,7 @@ export class NodeDaemon {
       store: this.store,
       log: this.log.child({ component: 'acl' }),
       policyDir: this.config.policyDir,
+      node: this.node,
       onSync: (ok, ms) => this.metrics.aclSync(ok, ms / 1000),
     });
     await this.acl.start();

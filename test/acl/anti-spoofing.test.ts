@@ -65,8 +65,8 @@ describe('anti-spoofing is in force from the first pod, policy or not', () => {
     fs.writeFileSync(f, 'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: q-any, namespace: spoof}\nspec:\n  podSelector: {}\n  ingress: [{}]\n');
     const r = nodes.n1.ns.exec(path.join(DIST_BIN, 'ternctl'), ['--datastore', db, 'policy', 'apply', '-f', f]);
     expect(r.code, r.stderr).toBe(0);
-    // Both daemons have programmed the policy's chain.
-    for (const n of Object.values(nodes)) await waitFor(() => /tern-pi-/.test(n.ns.exec('iptables-save', ['-t', 'filter']).stdout) || undefined, { what: `policy on ${n.name}`, timeoutMs: 20_000 });
+    // Both daemons have programmed the policy into their pods' ingress chains.
+    for (const n of Object.values(nodes)) await waitFor(() => /-A tern-tw-\S+ .*-j ACCEPT/.test(n.ns.exec('iptables-save', ['-t', 'filter']).stdout) || undefined, { what: `policy on ${n.name}`, timeoutMs: 20_000 });
     const got = await forged();
     expect({ ...got, own: got.own >= COUNT - 2 }).toEqual({ own: true, otherPod: 0, unallocatedPool: 0, outsidePools: 0 });
   });

@@ -49,7 +49,9 @@ describe('ternctl policy', () => {
     const r = await run('policy', 'show', '-f', GOOD, '--family', '4');
     expect(r.code).toBe(0);
     expect(r.out).toContain(':tern-FORWARD - [0:0]');
-    expect(r.out).toMatch(/-A tern-pi-[0-9a-f]{16} -m comment --comment "tern:[0-9a-f]{16}" -p tcp -m set --match-set tern-s4-[0-9a-f]{16} src -m multiport --dports 443/);
+    // web-1's ingress chain, reached by its host veth, holds the one-rule policy itself.
+    expect(r.out).toMatch(/-A tern-to-wl -m comment --comment "tern:[0-9a-f]{16}" -o tern0000000000a -g tern-tw-tern0000000000a/);
+    expect(r.out).toMatch(/-A tern-tw-tern0000000000a -m comment --comment "tern:[0-9a-f]{16}" -p tcp -m set --match-set tern-s4-[0-9a-f]{16} src -m multiport --dports 443 -j ACCEPT/);
     expect(r.out).toContain('add tern-ep4 10.0.0.10/32,tern0000000000a');
     expect(r.out).not.toContain('IPv6');
   });

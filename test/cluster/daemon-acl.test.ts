@@ -5,7 +5,8 @@ import { DIST_BIN, REPO, Sandbox, waitFor, type Daemon, type Netns } from '../sa
 import { makeNode, runCni, ternConfig } from '../sandbox/cni';
 import { SqliteStore } from '../../src/datastore';
 import { storedResources } from '../../src/acl';
-import { policyChain } from '../../src/acl/compile';
+import { endpointChain } from '../../src/acl/compile';
+import { hostVethName } from '../../src/dataplane';
 import { spawn } from 'node:child_process';
 
 /**
@@ -188,10 +189,10 @@ describe('node daemon: ACL sync from the datastore and the watched policy direct
     const f = path.join(dir, 'lock.yaml');
     expect(ctl('--datastore', `${dir}/tern.db`, 'policy', 'apply', '-f', f).code).toBe(0);
     await until('a1', 'a2', false);
-    // Someone else's chain jumps to the policy's chain: deleting the policy cannot remove it (iptables-restore fails).
+    // Someone else's chain jumps to a2's ingress chain, which only this policy needs: deleting the policy cannot remove it (iptables-restore fails).
     const ipt = `iptables-${status().st.acl.backend}`;
     node.must(ipt, ['-w', '-N', 'TESTREF']);
-    node.must(ipt, ['-w', '-A', 'TESTREF', '-j', policyChain({ kind: 'KubernetesNetworkPolicy', namespace: 'alpha', name: 'lock' }, 'ingress')]);
+    node.must(ipt, ['-w', '-A', 'TESTREF', '-j', endpointChain(hostVethName('ctr-a2', 'eth0'), 'ingress')]);
     expect(ctl('--datastore', `${dir}/tern.db`, 'policy', 'delete', '-f', f).code).toBe(0);
     const failing = await waitFor(() => {
       const st = status().st;
