@@ -31,7 +31,9 @@ fs.mkdirSync(binDir, { recursive: true });
 for (const [name, entry] of Object.entries(bins)) {
   if (!fs.existsSync(path.join(root, 'dist/src', entry))) continue;
   const file = path.join(binDir, name);
-  fs.writeFileSync(file, `#!/usr/bin/env node\nrequire('../src/${entry}').run();\n`);
+  // Node 22+ keeps compiled code across runs with enableCompileCache (a one-shot CNI process compiles
+  // every module it loads on each run); Node 20 has no such call, and the line does nothing there.
+  fs.writeFileSync(file, `#!/usr/bin/env node\nrequire('node:module').enableCompileCache?.();\nrequire('../src/${entry}').run();\n`);
   fs.chmodSync(file, 0o755);
 }
 

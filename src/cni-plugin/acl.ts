@@ -5,7 +5,9 @@
  * sync. ADD fails, and is undone, if the rules cannot be programmed.
  */
 import type { Store } from '../datastore/types';
-import { aclInUse, endpointResource, kernelHasRules, storedResources, syncFromStore, writeResources, type Endpoint, type Resource } from '../acl';
+import { aclInUse, endpointResource, storedResources, writeResources } from '../acl/store';
+import type { Endpoint } from '../acl/model';
+import type { Resource } from '../acl/parse';
 import type { Ctx } from './context';
 
 const PROTO: Record<string, number> = { TCP: 6, UDP: 17, SCTP: 132 };
@@ -34,6 +36,8 @@ export function endpointFor(ctx: Ctx, hostIface: string, ips: string[], node: st
 }
 
 async function sync(store: Store, ctx: Ctx): Promise<void> {
+  // The kernel side (compiler, applier) is loaded only when rules are to be touched.
+  const { kernelHasRules, syncFromStore } = await import('../acl/kernel-sync');
   // Nothing in use and nothing programmed: no iptables round trip. The daemon knows the second part without asking the kernel.
   const programmed = () => (ctx.aclProgrammed ? ctx.aclProgrammed() : kernelHasRules());
   if (!aclInUse(await storedResources(store)) && !programmed()) return;

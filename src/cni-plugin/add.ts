@@ -1,7 +1,9 @@
 /** ADD: config -> IPAM -> container netns -> veth -> routes -> result (ptp.go's order). */
 import { TernError } from '../lib/errors';
-import { NetnsHandle, Rtnl, applyEndpoint, planEndpoint, removeEndpoint } from '../dataplane';
-import { attachVlanPod } from '../overlay';
+import { NetnsHandle } from '../dataplane/netns';
+import { Rtnl } from '../dataplane/rtnl';
+import { planEndpoint } from '../dataplane/endpoint-plan';
+import { applyEndpoint, removeEndpoint } from '../dataplane/endpoint';
 import { parsePrefix } from '../lib/cidr';
 import type { AllocatedIp } from '../ipam/types';
 import type { IPPool } from '../ipam/model';
@@ -97,6 +99,8 @@ async function attachVlan(ctx: Ctx, pool: IPPool, ips: AllocatedIp[], netnsPath:
   const v = pool.vlan!;
   if (ips.length !== 1) throw new TernError('INVALID_CONFIG', `VLAN pool ${pool.cidr}: give this network one address family only (got ${ips.map((i) => i.address).join(', ')})`);
   const prefixLen = parsePrefix(pool.cidr).length;
+  // Loaded only for VLAN pods.
+  const { attachVlanPod } = await import('../overlay/vlan');
   const r = await attachVlanPod({
     pool: { vlanId: v.id, parent: v.parent, gateway: v.gateway, mtu: v.mtu },
     containerId: env.containerId,

@@ -2,7 +2,8 @@
 import { TernError } from '../lib/errors';
 import { canonicalAddr, familyOf } from '../lib/cidr';
 import { GATEWAY_V4, GATEWAY_V6, HOST_VETH_MAC, RTPROT_POD } from '../lib/constants';
-import { Rtnl, hostVethName } from '../dataplane';
+import { Rtnl } from '../dataplane/rtnl';
+import { hostVethName } from '../dataplane/endpoint-plan';
 import { openIpam } from './ipam';
 import { prevResultIps } from './result';
 import { openContainerNs } from './add';
