@@ -40,7 +40,9 @@ for (const [name, [entry, flags]] of Object.entries(bins)) {
   if (!fs.existsSync(path.join(root, 'dist/src', entry))) continue;
   const file = path.join(binDir, name);
   const shebang = flags ? `#!/usr/bin/env -S node ${flags}` : '#!/usr/bin/env node';
-  fs.writeFileSync(file, `${shebang}\nrequire('../src/${entry}').run();\n`);
+  // Node 22+ keeps compiled code across runs with enableCompileCache (a one-shot CNI process compiles
+  // every module it loads on each run); Node 20 has no such call, and the line does nothing there.
+  fs.writeFileSync(file, `${shebang}\nrequire('node:module').enableCompileCache?.();\nrequire('../src/${entry}').run();\n`);
   fs.chmodSync(file, 0o755);
 }
 

@@ -7,6 +7,7 @@
  * the old or the new ruleset denies (see `planSets`). If the iptables write
  * fails, every set change is undone, so the previous complete ruleset stays.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CHAIN_PREFIX } from '../lib/constants';
 import type { Logger } from '../lib/log';
@@ -386,9 +387,14 @@ export function rollbackText(before: string, now: string): string {
   return out.join('\n');
 }
 
-/** The lock file serialising the ACL appliers of one namespace (the caller's when no path is given). */
+/**
+ * The lock file serialising the ACL appliers of one namespace (the caller's
+ * when no path is given), named by the namespace's inode: one namespace has
+ * one lock whether it is named by path or entered, and node namespaces on one
+ * host never wait for each other.
+ */
 export function defaultLock(netnsPath?: string): string {
-  return path.join('/run/tern', `acl-${netnsPath ? path.basename(netnsPath) : 'self'}.lock`);
+  return path.join('/run/tern', `acl-${fs.statSync(netnsPath ?? '/proc/self/ns/net').ino}.lock`);
 }
 
 

@@ -39,8 +39,9 @@ spec:
   'p.yaml',
 );
 
-function ep(i: number, labels: Record<string, string> = { app: i % 2 ? 'web' : 'client' }, namespace = i % 3 ? 'alpha' : 'beta'): Resource {
-  const value: Endpoint = { name: `pod${i}`, namespace, labels, ips: [`10.1.0.${i}`, `fd00::${i.toString(16)}`], hostIface: `tern${i.toString(16).padStart(11, '0')}`, namedPorts: [{ name: 'http', protocol: 6, port: 8080 }] };
+// The plans are made on node n0 for endpoints on n1 (which appear in sets only), unless said otherwise.
+function ep(i: number, labels: Record<string, string> = { app: i % 2 ? 'web' : 'client' }, namespace = i % 3 ? 'alpha' : 'beta', node = 'n1'): Resource {
+  const value: Endpoint = { node, name: `pod${i}`, namespace, labels, ips: [`10.1.0.${i}`, `fd00::${i.toString(16)}`], hostIface: `tern${i.toString(16).padStart(11, '0')}`, namedPorts: [{ name: 'http', protocol: 6, port: 8080 }] };
   return { kind: 'Endpoint', key: `${namespace}/pod${i}`, value };
 }
 
@@ -59,10 +60,11 @@ const members = (rs: CompiledRuleset) => new Map([...rs.v4.sets, ...rs.v6.sets].
 const isGate = (l: string) => l.split(' ')[1] === endpointSetName(4) || l.split(' ')[1] === endpointSetName(6);
 
 describe('incremental path (pure)', () => {
-  const base = [...POLICIES, ...Array.from({ length: 12 }, (_, i) => ep(i + 1))];
+  // Two of the pods are this node's: their chains name the selector sets the other pods join and leave.
+  const base = [...POLICIES, ...Array.from({ length: 12 }, (_, i) => ep(i + 1, undefined, undefined, i + 1 === 1 || i + 1 === 3 ? 'n0' : 'n1'))];
   const start = () => {
-    const incr = new IncrementalAcl();
-    const rs = compileRuleset(toInput(base));
+    const incr = new IncrementalAcl('n0');
+    const rs = compileRuleset(toInput(base), { node: 'n0' });
     incr.remember(stored(base), base, rs);
     return { incr, rs };
   };
@@ -73,7 +75,7 @@ describe('incremental path (pure)', () => {
     const plan = incr.plan(stored(next))!;
     expect(plan).toBeDefined();
     expect({ joined: plan.joined, left: plan.left, changed: plan.changed }).toEqual({ joined: 3, left: 1, changed: 1 });
-    const full = compileRuleset(toInput(next));
+    const full = compileRuleset(toInput(next), { node: 'n0' });
     expect(full.v4.chains).toEqual(rs.v4.chains);
     expect(full.v6.chains).toEqual(rs.v6.chains);
     expect(run(rs, plan.lines)).toEqual(members(full));
@@ -102,7 +104,7 @@ describe('incremental path (pure)', () => {
       incr.commit(p);
       lines = [...lines, ...p.lines];
     }
-    expect(run(rs, lines)).toEqual(members(compileRuleset(toInput(cur))));
+    expect(run(rs, lines)).toEqual(members(compileRuleset(toInput(cur), { node: 'n0' })));
     expect(incr.plan(stored(cur))!.lines).toEqual([]);
   });
 
@@ -116,6 +118,22 @@ describe('incremental path (pure)', () => {
     expect(incr.plan(stored([...base, ep(51, { app: 'web', 'tern.io/tenant': 'gamma' }, 'gamma')]))).toBeUndefined();
     // A pod of a tenant that already has rules is fine.
     expect(incr.plan(stored([...base, ep(52, { app: 'web', 'tern.io/tenant': 'beta' }, 'gamma')]))).toBeDefined();
-    expect(new IncrementalAcl().plan(stored(base))).toBeUndefined();
+    expect(new IncrementalAcl('n0').plan(stored(base))).toBeUndefined();
+  });
+
+  it("this node's pods: full compile when a policy selects them or they have a tenant (their own chains), incremental otherwise", () => {
+    const { incr } = start();
+    expect(incr.plan(stored([...base, ep(60, { app: 'web' }, 'alpha', 'n0')]))).toBeUndefined(); // selected by web
+    expect(incr.plan(stored([...base, ep(61, { app: 'none' }, 'alpha', 'n0')]))).toBeUndefined(); // tenant alpha
+    expect(incr.plan(stored([...base, ep(62, { app: 'none' }, 'loose', 'n0')]))?.joined).toBe(1);
+    // An endpoint with no node recorded counts as this node's.
+    const noNode = ep(63, { app: 'web' });
+    delete (noNode.value as Endpoint).node;
+    expect(incr.plan(stored([...base, noNode]))).toBeUndefined();
+    // Without a node name every endpoint is local.
+    const anyNode = new IncrementalAcl();
+    const rs = compileRuleset(toInput(base));
+    anyNode.remember(stored(base), base, rs);
+    expect(anyNode.plan(stored([...base, ep(64, { app: 'web' })]))).toBeUndefined();
   });
 });

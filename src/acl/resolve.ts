@@ -3,7 +3,7 @@
  * members) and by explain (which evaluates them for one packet).
  */
 import * as net from 'node:net';
-import { Address6 } from 'ip-address';
+import type * as IpAddress from 'ip-address';
 import { DEFAULT_TIER, type Endpoint, type EntityMatch, type Family, type Policy, type PolicyInput, type Tier } from './model';
 import { formatSelector, matchSelector, type Selector } from './selector';
 
@@ -123,7 +123,11 @@ export function tierPolicies(input: PolicyInput, tier: string, dir: 'ingress' | 
 /** The bare address, IPv6 in the compressed form the kernel prints. */
 export function addrOnly(ip: string): string {
   const a = ip.split('/')[0];
-  return a.includes(':') ? new Address6(a).correctForm() : a;
+  if (!a.includes(':')) return a;
+  // Loaded for IPv6 only: a CNI ADD on an IPv4 network compiles rules without it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Address6 } = require('ip-address') as typeof IpAddress;
+  return new Address6(a).correctForm();
 }
 
 /** Does address `ip` fall inside `cidr`? (pure, both families) */

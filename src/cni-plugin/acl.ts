@@ -2,10 +2,13 @@
  * The ACL side of ADD and DEL without a node daemon: record the endpoint
  * (identity, labels, named ports, addresses, host veth) in the datastore and,
  * once any policy, tier, tenant or setting exists, bring this node's rules in
- * sync. ADD fails, and is undone, if the rules cannot be programmed.
+ * sync. ADD writes the record in its address allocation's transaction, and
+ * fails, and is undone, if the rules cannot be programmed.
  */
-import type { Store } from '../datastore/types';
-import { aclInUse, endpointResource, kernelHasRules, storedResources, syncFromStore, writeResources, type Endpoint, type Resource } from '../acl';
+import type { Store, TxnOp } from '../datastore/types';
+import { aclInUse, endpointResource, resourceKey, storedResources, writeResources } from '../acl/store';
+import type { Endpoint } from '../acl/model';
+import type { Resource } from '../acl/parse';
 import { resolveNodeName } from '../ipam/nodename';
 import type { Ctx } from './context';
 
@@ -35,24 +38,23 @@ export function endpointFor(ctx: Ctx, hostIface: string, ips: string[], node: st
   };
 }
 
-async function sync(store: Store, ctx: Ctx): Promise<void> {
-  if (ctx.aclSync) return ctx.aclSync();
+/** The endpoint record's write (ADD puts it with the allocation) and the delete that undoes it. */
+export function endpointRecordOps(ep: Endpoint): { put: TxnOp; undo: TxnOp } {
+  const res = endpointResource(ep);
+  const key = resourceKey(res);
+  return { put: { op: 'put', key, value: JSON.stringify(res) }, undo: { op: 'delete', key } };
+}
+
+/** Bring the node's rules in line with the datastore (once anything ACL is stored or programmed). */
+export async function syncRules(store: Store, ctx: Ctx): Promise<void> {
+  if (ctx.aclSync) return ctx.aclSync(); // the daemon's loop (incremental where it can be)
+  // The kernel side (compiler, applier) is loaded only when rules are to be touched.
+  const { kernelHasRules, syncFromStore } = await import('../acl/kernel-sync');
   // Nothing in use and nothing programmed: no iptables round trip. The daemon knows the second part without asking the kernel.
   const programmed = () => (ctx.aclProgrammed ? ctx.aclProgrammed() : kernelHasRules());
   if (!aclInUse(await storedResources(store)) && !programmed()) return;
   const { report: r } = await syncFromStore(store, { node: resolveNodeName({ nodename: ctx.conf.nodename }), when: (all) => aclInUse(all) || programmed() });
   if (r) ctx.log.debug({ backend: r.backend, chains: r.chainsWritten, sets: r.setsWritten }, 'acl in sync');
-}
-
-export async function recordEndpoint(store: Store, ctx: Ctx, ep: Endpoint): Promise<void> {
-  const res = endpointResource(ep);
-  await writeResources(store, 'apply', [res]);
-  try {
-    await sync(store, ctx);
-  } catch (e) {
-    await writeResources(store, 'delete', [res]).catch(() => undefined);
-    throw e;
-  }
 }
 
 type EndpointResource = Extract<Resource, { kind: 'Endpoint' }>;
@@ -72,5 +74,5 @@ export async function forgetEndpoints(store: Store, ctx: Ctx, hostIfaces: string
     return gone.has(r.value.hostIface) || (!!stale && !!a && stale(a));
   });
   if (drop.length) await writeResources(store, 'delete', drop);
-  await sync(store, ctx);
+  await syncRules(store, ctx);
 }

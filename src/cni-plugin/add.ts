@@ -1,12 +1,15 @@
 /** ADD: config -> IPAM -> container netns -> veth -> routes -> result (ptp.go's order). */
 import { TernError } from '../lib/errors';
-import { NetnsHandle, Rtnl, applyEndpoint, planEndpoint, removeEndpoint } from '../dataplane';
-import { attachVlanPod } from '../overlay';
+import { NetnsHandle } from '../dataplane/netns';
+import { Rtnl } from '../dataplane/rtnl';
+import { hostVethName, planEndpoint } from '../dataplane/endpoint-plan';
+import { applyEndpoint, removeEndpoint } from '../dataplane/endpoint';
 import { parsePrefix } from '../lib/cidr';
+import type { TxnOp } from '../datastore/types';
 import type { AllocatedIp } from '../ipam/types';
 import type { IPPool } from '../ipam/model';
 import { openDatastore, openIpam } from './ipam';
-import { endpointFor, recordEndpoint } from './acl';
+import { endpointFor, endpointRecordOps, syncRules } from './acl';
 import { buildResult, type CniResult } from './result';
 import { allocationKey, requestedIps, type Ctx } from './context';
 
@@ -51,21 +54,32 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
     const key = allocationKey(ctx);
     const store = openDatastore(conf);
     const ipam = openIpam(conf, log, store);
+    // A routed pod's endpoint record (VLAN pods have none) is written in the
+    // allocation's own transaction: one datastore round trip, and an ADD cut
+    // short anywhere leaves both or neither. The undo goes with the release.
+    const vlanPoolOf = (ips: AllocatedIp[]) => ips.map((i) => ipam.poolRecord(i.pool)).find((p) => p?.mode === 'vlan');
+    const endpointRecord = (ips: AllocatedIp[]) => endpointRecordOps(endpointFor(ctx, hostVethName(env.containerId, env.ifname), ips.map((i) => i.address), ipam.node));
+    let undo: TxnOp[] = [];
     try {
-      const ips = await ipam.allocate({
+      const { ips, created } = await ipam.allocateNew({
         key,
         pools: conf.ipam.pools,
         requested: requestedIps(ctx),
         attrs: { namespace: env.args.get('K8S_POD_NAMESPACE'), pod: env.args.get('K8S_POD_NAME'), node: conf.nodename },
+        alongside: (ips) => (vlanPoolOf(ips) ? [] : [endpointRecord(ips).put]),
       });
-      log.debug({ ips }, 'allocated');
+      log.debug({ ips, created }, 'allocated');
       try {
-        const vlanPool = ips.map((i) => ipam.poolRecord(i.pool)).find((p) => p?.mode === 'vlan');
+        const vlanPool = vlanPoolOf(ips);
         if (vlanPool) return await attachVlan(ctx, vlanPool, ips, ns.path);
+        const record = endpointRecord(ips);
+        undo = [record.undo];
+        // An allocation this ADD found already made was written without the record.
+        if (!created && !(await store.txn([record.put])).ok) throw new TernError('CONFLICT', 'datastore transaction failed');
         const plan = planEndpoint({ network: conf.name, containerId: env.containerId, ifname: env.ifname, ips, mtu });
         const applied = await applyEndpoint(plan, ns);
         try {
-          await recordEndpoint(store, ctx, endpointFor(ctx, plan.hostIfName, ips.map((i) => i.address), ipam.node));
+          await syncRules(store, ctx);
         } catch (e) {
           await removeEndpoint(plan.hostIfName);
           throw e;
@@ -79,7 +93,7 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
           dns: conf.dns,
         });
       } catch (e) {
-        await ipam.release(key);
+        await ipam.release(key, undo);
         throw e;
       }
     } finally {
@@ -97,6 +111,8 @@ async function attachVlan(ctx: Ctx, pool: IPPool, ips: AllocatedIp[], netnsPath:
   const v = pool.vlan!;
   if (ips.length !== 1) throw new TernError('INVALID_CONFIG', `VLAN pool ${pool.cidr}: give this network one address family only (got ${ips.map((i) => i.address).join(', ')})`);
   const prefixLen = parsePrefix(pool.cidr).length;
+  // Loaded only for VLAN pods.
+  const { attachVlanPod } = await import('../overlay/vlan');
   const r = await attachVlanPod({
     pool: { vlanId: v.id, parent: v.parent, gateway: v.gateway, mtu: v.mtu },
     containerId: env.containerId,

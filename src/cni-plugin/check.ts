@@ -2,8 +2,9 @@
 import { TernError } from '../lib/errors';
 import { canonicalAddr, familyOf, parsePrefix } from '../lib/cidr';
 import { GATEWAY_V4, GATEWAY_V6, HOST_VETH_MAC, RTPROT_POD } from '../lib/constants';
-import { Rtnl, hostVethName } from '../dataplane';
-import { vlanNames } from '../overlay';
+import { Rtnl } from '../dataplane/rtnl';
+import { hostVethName } from '../dataplane/endpoint-plan';
+import { vlanNames } from '../overlay/vlan-plan';
 import type { IPPool } from '../ipam/model';
 import { openDatastore, openIpam } from './ipam';
 import { prevResultIps } from './result';

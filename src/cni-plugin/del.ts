@@ -1,8 +1,8 @@
 /** DEL: idempotent. Missing netns, interface or prevResult, or a repeat, are all success. */
-import { hostVethName, removeEndpoint } from '../dataplane';
+import { hostVethName } from '../dataplane/endpoint-plan';
+import { removeEndpoint } from '../dataplane/endpoint';
 import { openDatastore, openIpam } from './ipam';
 import { forgetEndpoints } from './acl';
-import { detachVlanPod } from '../overlay';
 import { poolOfAllocation } from './vlan';
 import { allocationKey, type Ctx } from './context';
 
@@ -18,6 +18,7 @@ export async function cmdDel(ctx: Ctx): Promise<void> {
     const vlanPool = alloc && (await poolOfAllocation(store, alloc.ips, 'vlan'));
     if (vlanPool?.vlan) {
       const v = vlanPool.vlan;
+      const { detachVlanPod } = await import('../overlay/vlan');
       const r = await detachVlanPod({ pool: { vlanId: v.id, parent: v.parent, gateway: v.gateway, mtu: v.mtu }, containerId: env.containerId, ifName: env.ifname });
       log.info({ vlan: v.id, removedVlan: r.removedVlan }, 'detached from VLAN');
     }

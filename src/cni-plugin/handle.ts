@@ -11,11 +11,6 @@ import { parseNetConf, parseStdin } from './config';
 import { parseEnv, type CniEnv } from './env';
 import type { Ctx } from './context';
 import { LATEST, SUPPORTED_VERSIONS, requireVersionFor } from './version';
-import { cmdAdd } from './add';
-import { cmdDel } from './del';
-import { cmdCheck } from './check';
-import { cmdGc } from './gc';
-import { cmdStatus } from './status';
 import { withAttachmentLock } from './attach-lock';
 
 export { cniErrorCode, type Outcome } from '../lib/errors-cni';
@@ -52,23 +47,25 @@ export async function handle(envVars: NodeJS.ProcessEnv, stdin: string, logOverr
   }
 }
 
+// Each verb's module is loaded when that verb runs: a standalone plugin process
+// runs one verb and pays Node's module loading for that verb's graph only.
 async function dispatch(ctx: Ctx): Promise<string> {
   let out = '';
   switch (ctx.env.command) {
     case 'ADD':
-      out = JSON.stringify(await cmdAdd(ctx));
+      out = JSON.stringify(await (await import('./add')).cmdAdd(ctx));
       break;
     case 'DEL':
-      await cmdDel(ctx);
+      await (await import('./del')).cmdDel(ctx);
       break;
     case 'CHECK':
-      await cmdCheck(ctx);
+      await (await import('./check')).cmdCheck(ctx);
       break;
     case 'GC':
-      await cmdGc(ctx);
+      await (await import('./gc')).cmdGc(ctx);
       break;
     case 'STATUS':
-      await cmdStatus(ctx);
+      await (await import('./status')).cmdStatus(ctx);
       break;
   }
   return out;

@@ -1,9 +1,10 @@
 /** Opens the datastore and the allocator behind the `Ipam` seam for a network config. */
 import { TernError } from '../lib/errors';
 import type { Logger } from '../lib/log';
-import { openStore } from '../datastore';
+import { openStore } from '../datastore/open-store';
 import type { Store } from '../datastore/types';
-import { BlockIpam, resolveNodeName } from '../ipam';
+import { BlockIpam } from '../ipam/block-ipam';
+import { resolveNodeName } from '../ipam/nodename';
 import type { Ipam } from '../ipam/types';
 import type { NetConf } from './config';
 

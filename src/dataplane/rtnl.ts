@@ -3,7 +3,9 @@
  * and routes. No decisions here; planners decide, this writes. Kernel errors
  * come back as TernErrors carrying the errno name.
  */
-import { createRtNetlink, FlagsNew, type RtNetlinkSocket } from 'netlink';
+// The rtnetlink part of the package only: its index loads genetlink, nl80211 and WireGuard too.
+import { createRtNetlink, type RtNetlinkSocket } from 'netlink/dist/rt/rt';
+import { FlagsNew } from 'netlink/dist/constants';
 import type { MessageType } from 'netlink/dist/rt/structs';
 import { AttrStream, type StreamData } from 'netlink/dist/structs';
 import * as ifla from 'netlink/dist/rt/ifla';

@@ -3,9 +3,10 @@ import * as fs from 'node:fs';
 import YAML from 'yaml';
 import { TernError, messageOf } from '../lib/errors';
 import { DEFAULT_CONFIG_FILE, DEFAULT_DATASTORE, parseDatastoreConfig, parseDatastoreString, type DatastoreConfig } from './config';
-import { SqliteStore } from './sqlite-store';
-import { EtcdStore } from './etcd-store';
+import { openStore } from './open-store';
 import type { Store } from './types';
+
+export { openStore };
 
 export interface ResolveSources {
   flag?: string;
@@ -45,11 +46,6 @@ export function resolveDatastore(src: ResolveSources = {}): DatastoreConfig {
     }
   }
   return DEFAULT_DATASTORE;
-}
-
-/** `create: false` opens an existing SQLite datastore only (a mistyped path is an error, not a new empty cluster). */
-export function openStore(c: DatastoreConfig, opts: { create?: boolean } = {}): Store {
-  return c.type === 'sqlite' ? new SqliteStore({ path: c.path, mustExist: opts.create === false }) : new EtcdStore(c);
 }
 
 /**

@@ -111,12 +111,16 @@ export class BlockIpam implements Ipam {
     return p;
   }
 
-  allocate(req: AllocateRequest): Promise<AllocatedIp[]> {
+  async allocate(req: AllocateRequest): Promise<AllocatedIp[]> {
+    return (await this.allocateNew(req)).ips;
+  }
+
+  allocateNew(req: AllocateRequest): Promise<{ ips: AllocatedIp[]; created: boolean }> {
     return this.serial(() => this.doAllocate(req));
   }
 
-  release(key: AllocationKey): Promise<void> {
-    return this.serial(() => this.doRelease(key));
+  release(key: AllocationKey, alongside: TxnOp[] = []): Promise<void> {
+    return this.serial(() => this.doRelease(key, alongside));
   }
 
   poolRecord(cidr: string): IPPool | undefined {
@@ -251,7 +255,7 @@ export class BlockIpam implements Ipam {
     }
   }
 
-  private async doAllocate(req: AllocateRequest): Promise<AllocatedIp[]> {
+  private async doAllocate(req: AllocateRequest): Promise<{ ips: AllocatedIp[]; created: boolean }> {
     const id = handleId(req.key);
     const hk = handleKey(id);
     const cidrs = [...new Set(req.pools.map((p) => formatPrefix(parsePrefix(p))))];
@@ -265,8 +269,9 @@ export class BlockIpam implements Ipam {
       if (!families.includes(f)) throw new TernError('INVALID_CONFIG', `requested ${a} but no IPv${f} pool is configured`);
       requested.set(f, a);
     }
+    const existing = (kv: KeyValue) => ({ ips: toAllocation(parseJson<HandleRecord>('handle', kv.value)).ips, created: false });
     const first = await this.load(cidrs, hk);
-    if (first.handle) return toAllocation(parseJson<HandleRecord>('handle', first.handle.value)).ips;
+    if (first.handle) return existing(first.handle);
     // A cached view is good enough to allocate from (the CAS catches staleness),
     // but claiming a block or reporting exhaustion must see the current state.
     let fresh = first.read;
@@ -282,7 +287,7 @@ export class BlockIpam implements Ipam {
         if (!(e instanceof StaleView)) throw e;
         fresh = true;
         const h = await this.load(cidrs, hk, true);
-        if (h.handle) return toAllocation(parseJson<HandleRecord>('handle', h.handle.value)).ips;
+        if (h.handle) return existing(h.handle);
         continue;
       }
       const rec: HandleRecord = {
@@ -295,8 +300,9 @@ export class BlockIpam implements Ipam {
         created: this.now(),
       };
       if (req.attrs) rec.attrs = req.attrs;
+      const ips = rec.ips.map((i) => ({ address: i.address, family: i.family, pool: i.pool }));
       const ops: TxnOp[] = [...planned.flatMap((p) => p.ops), { op: 'create', key: hk, value: JSON.stringify(rec) }];
-      const r = await this.store.txn(ops);
+      const r = await this.store.txn([...ops, ...(req.alongside?.(ips) ?? [])]);
       if (r.ok) {
         for (const p of planned) {
           this.blocks.set(p.key, { kv: { key: p.key, value: JSON.stringify(p.block), modRevision: r.revision, createRevision: r.revision }, block: p.block });
@@ -305,11 +311,11 @@ export class BlockIpam implements Ipam {
           if (p.borrowedFrom) this.log.warn({ address: p.ip.address, block: p.ip.block, owner: p.borrowedFrom, handle: id }, 'borrowed an address from another node\'s block');
           if (p.ops.some((o) => o.op === 'create')) this.log.info({ block: p.ip.block, pool: p.ip.pool }, 'claimed block');
         }
-        return rec.ips.map((i) => ({ address: i.address, family: i.family, pool: i.pool }));
+        return { ips, created: true };
       }
       const cur = r.current ?? new Map<string, KeyValue>();
       const h = cur.get(hk);
-      if (h) return toAllocation(parseJson<HandleRecord>('handle', h.value)).ips;
+      if (h) return existing(h);
       this.noteOverlaps(planned, ops, cur);
       this.absorb(cur, ops.map((o) => o.key));
       // Lost a claim race: others are claiming too, so learning one block per
@@ -415,7 +421,7 @@ export class BlockIpam implements Ipam {
     throw new TernError('IPAM_EXHAUSTED', `IPv${f} pools ${pools.map((p) => p.cidr).join(', ')} have no free block for node ${this.node}${this.opts.allowBorrow ? '' : ' (strict affinity)'}`);
   }
 
-  private async doRelease(key: AllocationKey): Promise<void> {
+  private async doRelease(key: AllocationKey, alongside: TxnOp[]): Promise<void> {
     const id = handleId(key);
     const hk = handleKey(id);
     let hkv = await this.store.get(hk);
@@ -436,7 +442,7 @@ export class BlockIpam implements Ipam {
       }
       for (const [k, b] of next) ops.push({ op: 'update', key: k, value: JSON.stringify(b), revision: this.blocks.get(k)!.kv.modRevision });
       ops.push({ op: 'delete', key: hk, revision: hkv.modRevision });
-      const r = await this.store.txn(ops);
+      const r = await this.store.txn([...ops, ...alongside]);
       if (r.ok) {
         for (const [k, b] of next) this.blocks.set(k, { kv: { key: k, value: JSON.stringify(b), modRevision: r.revision, createRevision: 0 }, block: b });
         return;
@@ -446,5 +452,7 @@ export class BlockIpam implements Ipam {
       hkv = cur.get(hk);
     }
     if (hkv) throw new TernError('TRY_AGAIN_LATER', `release of ${id} kept conflicting`);
+    // Nothing (or no longer anything) to release: the records that go with it still go.
+    if (alongside.length && !(await this.store.txn(alongside)).ok) throw new TernError('CONFLICT', `datastore transaction of release ${id} failed`);
   }
 }

@@ -2,6 +2,7 @@
  * The IPAM seam between the CNI plugin and the allocator that backs it
  * (BlockIpam).
  */
+import type { TxnOp } from '../datastore/types';
 import type { AllocationAttrs, IPPool } from './model';
 
 export type { AllocationAttrs };
@@ -24,6 +25,12 @@ export interface AllocateRequest {
   /** Specific addresses asked for (CNI_ARGS IP= or the `ips` capability), without prefix length. */
   requested?: string[];
   attrs?: AllocationAttrs;
+  /**
+   * Records that belong with a new allocation (CNI ADD: the pod's endpoint
+   * record), given its addresses: unguarded puts and deletes, written in the
+   * allocation's own transaction, so the two exist together or not at all.
+   */
+  alongside?: (ips: AllocatedIp[]) => TxnOp[];
 }
 
 export interface AllocatedIp {
@@ -45,8 +52,17 @@ export interface Ipam {
   readonly node: string;
   /** Idempotent: a repeated ADD of the same key returns the same addresses. */
   allocate(req: AllocateRequest): Promise<AllocatedIp[]>;
-  /** Idempotent: releasing an unknown key is a no-op. */
-  release(key: AllocationKey): Promise<void>;
+  /**
+   * allocate, saying whether this call created the allocation (and so wrote
+   * `req.alongside`'s records with it) or found it made already.
+   */
+  allocateNew(req: AllocateRequest): Promise<{ ips: AllocatedIp[]; created: boolean }>;
+  /**
+   * Idempotent: releasing an unknown key is a no-op. `alongside` (unguarded
+   * deletes and puts) is written in the release's transaction, also when
+   * there is no allocation to release.
+   */
+  release(key: AllocationKey, alongside?: TxnOp[]): Promise<void>;
   get(key: AllocationKey): Promise<Allocation | undefined>;
   list(network?: string): Promise<Allocation[]>;
   /** Whether an allocation could be made now (CNI STATUS). Throws a TernError otherwise. */

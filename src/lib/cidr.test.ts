@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { addrToBytes, bytesToAddr, canonicalAddr, formatPrefix, parsePrefix, prefixContains, prefixContainsPrefix, prefixSize } from './cidr';
+import fc from 'fast-check';
+import { Address4 } from 'ip-address';
+import { addrToBigInt, addrToBytes, bigIntToAddr, bytesToAddr, canonicalAddr, formatPrefix, isAddress, parsePrefix, prefixContains, prefixContainsPrefix, prefixSize } from './cidr';
 
 describe('cidr', () => {
   it.each([
@@ -34,5 +36,29 @@ describe('cidr', () => {
     expect(bytesToAddr(addrToBytes('10.1.2.3'))).toBe('10.1.2.3');
     expect(bytesToAddr(addrToBytes('fd00::1'))).toBe('fd00::1');
     expect(canonicalAddr('fd00:0:0::0001')).toBe('fd00::1');
+  });
+
+  it('its own IPv4 parsing agrees with ip-address on dotted quads, odd ones included', () => {
+    const octet = fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.integer({ min: 0, max: 99 }).map((n) => `0${n}`), fc.constantFrom('', 'x', '+1', ' 1'));
+    // IPv6 text (with a colon) goes to ip-address as before.
+    const text = fc.oneof(fc.array(octet, { minLength: 3, maxLength: 5 }).map((o) => o.join('.')), fc.string()).filter((s) => !s.includes(':') && !s.includes('/'));
+    fc.assert(
+      fc.property(text, (s) => {
+        const valid = Address4.isValid(s);
+        expect(isAddress(s)).toBe(valid);
+        if (valid) {
+          expect(addrToBigInt(s)).toBe(new Address4(s).bigInt());
+          expect([...addrToBytes(s)]).toEqual(new Address4(s).toArray());
+        } else {
+          expect(() => addrToBigInt(s)).toThrow(/invalid IP address/);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 0xffffffff }), (n) => {
+        expect(bigIntToAddr(BigInt(n), 4)).toBe(Address4.fromBigInt(BigInt(n)).address);
+      }),
+    );
   });
 });

@@ -51,8 +51,10 @@ spec:
     - {action: Allow, protocol: TCP, destination: {selector: app == "web", ports: [http]}}
 `;
 
-function ep(i: number, labels: Record<string, string> = { app: i % 2 ? 'web' : 'client' }, namespace = 'alpha'): Endpoint {
+// The daemon runs as node n0; endpoints are on n1 (their chains are n1's business) unless said otherwise.
+function ep(i: number, labels: Record<string, string> = { app: i % 2 ? 'web' : 'client' }, namespace = 'alpha', node = 'n1'): Endpoint {
   return {
+    node,
     name: `pod${i}`,
     namespace,
     labels,
@@ -81,7 +83,7 @@ describe('incremental ACL updates (daemon)', () => {
   /** What a full compile + apply of the stored state writes now: nothing, if the kernel already equals it. */
   const fullApplyWrites = async () => {
     const all = await storedResources(store);
-    const r = await new Applier({ netnsPath: node.path }).apply(compileRuleset(toInput(all)));
+    const r = await new Applier({ netnsPath: node.path }).apply(compileRuleset(toInput(all), { node: 'n0' }));
     return { chains: r.chainsWritten, sets: r.setsWritten, destroyed: r.setsDestroyed };
   };
 
@@ -89,7 +91,8 @@ describe('incremental ACL updates (daemon)', () => {
     node = sb.netns('node');
     store = new SqliteStore({ path: path.join(sb.tmpdir(), 'tern.db'), pollMs: 20 });
     await writeResources(store, 'apply', parsePolicyText(POLICIES, 'p.yaml'));
-    await writeResources(store, 'apply', Array.from({ length: 20 }, (_, i) => endpointResource(ep(i + 1))));
+    // pod1 (web) and pod4 (client) are this node's: their chains name the selector sets the others join and leave.
+    await writeResources(store, 'apply', Array.from({ length: 20 }, (_, i) => endpointResource(ep(i + 1, undefined, undefined, i + 1 === 1 || i + 1 === 4 ? 'n0' : 'n1'))));
     const real = netnsExec(node.path);
     const exec: Exec = (cmd, args, input) => {
       calls.push(`${cmd} ${args.join(' ')}`.trim());
@@ -99,7 +102,7 @@ describe('incremental ACL updates (daemon)', () => {
       }
       return real(cmd, args, input);
     };
-    acl = new AclReconciler({ store, log: silentLogger(), policyDir: '', netnsPath: node.path, exec });
+    acl = new AclReconciler({ store, log: silentLogger(), policyDir: '', node: 'n0', netnsPath: node.path, exec });
     await acl.start();
     expect(acl.state.lastError).toBeUndefined();
     expect(saves().length).toBeGreaterThan(0); // the first sync is a full one
@@ -138,6 +141,29 @@ describe('incremental ACL updates (daemon)', () => {
     expect(k.sets.some((l) => l.includes('10.77.0.3,') || l.endsWith(' 10.77.0.3'))).toBe(false);
     expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
     expect(kernel()).toEqual(k);
+  });
+
+  it('a pod of this node that a policy selects takes the full path, which writes its own chains; one with no policy or tenant stays incremental', async () => {
+    calls.length = 0;
+    const before = acl.state.incrementalSyncs;
+    await writeResources(store, 'apply', [endpointResource(ep(70, { app: 'web' }, 'alpha', 'n0'))]);
+    await acl.sync();
+    expect(acl.state.lastError).toBeUndefined();
+    expect(acl.state.incrementalSyncs).toBe(before);
+    expect(saves().length).toBeGreaterThan(0);
+    // Set members alone would leave the pod without its chain: admitted by the gate, then allowed by nothing selecting it.
+    expect(kernel().rules.some((l) => l.startsWith(':tern-tw-tern00000000046 '))).toBe(true);
+    expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
+
+    calls.length = 0;
+    await writeResources(store, 'apply', [endpointResource(ep(71, { app: 'none' }, 'loose', 'n0'))]);
+    await acl.sync();
+    expect(acl.state.lastError).toBeUndefined();
+    expect(acl.state.incrementalSyncs).toBe((before ?? 0) + 1);
+    expect(saves()).toEqual([]);
+    expect(writes()).toEqual(['ipset restore -exist']);
+    expect(kernel().sets).toContain('add tern-ep4 10.77.0.71,tern00000000047');
+    expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
   });
 
   it('the periodic resync after incremental updates finds nothing to write', async () => {

@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { REPO } from '../sandbox';
+import { Netns, REPO, Sandbox } from '../sandbox';
+import { defaultLock } from '../../src/acl/applier';
 
 /**
  * The node's ACL lock between processes: 6 processes each do 40
@@ -35,4 +36,26 @@ describe('ACL lock across processes', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+});
+
+/**
+ * The lock is per namespace: the appliers of two node namespaces on one host
+ * (two nodes of a test cluster, a bench beside a test run) never wait for each
+ * other, and one namespace has one lock whether its appliers enter it or name
+ * its path. It was one /run/tern/acl-self.lock for every entered namespace.
+ */
+describe('ACL lock per namespace', () => {
+  it('entered namespaces get their own lock, the same one as by path', async () => {
+    const sb = new Sandbox('acllock');
+    try {
+      const [a, b] = [sb.netns('a'), sb.netns('b')];
+      const lockOf = (ns: Netns): string => ns.must(process.execPath, ['-p', `require(${JSON.stringify(path.join(REPO, 'dist/src/acl/applier.js'))}).defaultLock()`]).trim();
+      const [la, lb] = [lockOf(a), lockOf(b)];
+      expect(la).not.toBe(lb);
+      expect(la).toBe(defaultLock(a.path));
+      expect(lb).toBe(defaultLock(b.path));
+    } finally {
+      await sb.cleanup();
+    }
+  });
 });

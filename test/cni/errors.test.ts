@@ -2,7 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Sandbox, type Netns } from '../sandbox';
-import { makeNode, runCni, ternConfig, type CniCall } from '../sandbox/cni';
+import Database from 'better-sqlite3';
+import { SqliteStore } from '../../src/datastore';
+import { hostVethName } from '../../src/dataplane/endpoint-plan';
+import { listAllocations, makeNode, runCni, ternConfig, type CniCall } from '../sandbox/cni';
 
 describe('tern CNI plugin: error codes from bad configs and environments', () => {
   const sb = new Sandbox('cnierr');
@@ -91,6 +94,24 @@ describe('tern CNI plugin: error codes from bad configs and environments', () =>
       expect((await runCni(node, { command: 'DEL', containerId: `ctr-x${i}`, netns: p.path, ifname: 'eth0', config: small })).code).toBe(0);
     }
     expect((await status()).code).toBe(0);
+  });
+
+  it('a refused endpoint record fails ADD and leaves no allocation, interface or route behind', async () => {
+    // A datastore of its own in which SQLite itself aborts every write of an endpoint record.
+    const own = { ...conf, datastore: { type: 'sqlite', path: path.join(sb.tmpdir(), 'refusing.db') } };
+    await new SqliteStore({ path: own.datastore.path }).close();
+    const db = new Database(own.datastore.path);
+    db.exec("CREATE TRIGGER refuse_endpoints BEFORE INSERT ON kv WHEN NEW.key LIKE '/tern/acl/Endpoint/%' BEGIN SELECT RAISE(ABORT, 'endpoint records refused'); END");
+    db.close();
+    const p = sb.netns('refused');
+    const r = await runCni(node, { command: 'ADD', containerId: 'ctr-refused', netns: p.path, ifname: 'eth0', config: own });
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.json.msg).toMatch(/endpoint records refused/);
+    expect(await listAllocations(own)).toEqual([]);
+    expect(p.exec('ip', ['link', 'show', 'eth0']).code).not.toBe(0);
+    expect(node.exec('ip', ['link', 'show', hostVethName('ctr-refused', 'eth0')]).code).not.toBe(0);
+    expect(node.ipJson('route', 'show', 'proto', '84')).toEqual([]);
+    expect((await runCni(node, { command: 'DEL', containerId: 'ctr-refused', netns: p.path, ifname: 'eth0', config: own })).code).toBe(0);
   });
 
   it('an unusable datastore gives STATUS code 50', async () => {

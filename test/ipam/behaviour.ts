@@ -10,11 +10,17 @@ import { checkIpam, loadIpamState, repairIpam, utilisation, reclaimEmptyBlocks }
 import { affinityKey, blockKey, claimGuards, claimKey, handleKey, poolKey, normalisePool } from '../../src/ipam/model';
 import { addrToBigInt, parsePrefix, prefixContains } from '../../src/lib/cidr';
 import type { AllocationKey } from '../../src/ipam/types';
+import type { TxnOp } from '../../src/datastore/types';
 
 const key = (c: string, ifname = 'eth0'): AllocationKey => ({ network: 'net1', containerId: c, ifname });
 const inCidr = (addr: string, cidr: string) => prefixContains(parsePrefix(cidr), addrToBigInt(addr));
 
-export function ipamBehaviour(name: string, open: () => Promise<Store>): void {
+/**
+ * `refusedPut(store, key)`: writes of `key` that this backend refuses for real
+ * (a SQLite trigger; for etcd, the key twice in one transaction), to fail the
+ * writes that ride in an allocation's transaction.
+ */
+export function ipamBehaviour(name: string, open: () => Promise<Store>, refusedPut: (s: Store, key: string) => Promise<TxnOp[]>): void {
   describe(`BlockIpam on ${name}`, () => {
     const make = async (opts: Partial<BlockIpamOptions> & { node: string }, store?: Store) => {
       const s = store ?? (await open());
@@ -226,6 +232,47 @@ export function ipamBehaviour(name: string, open: () => Promise<Store>): void {
         { kind: 'overlapping-blocks', block: '10.30.0.32/28', other: '10.30.0.0/26' },
         { kind: 'unindexed-block', block: '10.30.0.32/28', key: blockKey('10.30.0.0/16', '10.30.0.32/28') },
       ]));
+      await s.close();
+    });
+
+    it('writes records alongside a new allocation in its one transaction, and releases them with it', async () => {
+      const s = new CountingStore(await open());
+      const ipam = new BlockIpam({ store: s, node: 'n1' });
+      await ipam.allocate({ key: key('warm'), pools: ['10.15.0.0/16'] });
+      const before = s.roundTrips;
+      const r = await ipam.allocateNew({ key: key('c1'), pools: ['10.15.0.0/16'], alongside: (ips) => [{ op: 'put', key: '/test/ep/c1', value: ips[0].address }] });
+      expect(s.roundTrips - before).toBe(1);
+      expect(r.created).toBe(true);
+      expect((await s.get('/test/ep/c1'))?.value).toBe(r.ips[0].address);
+      // A repeat finds the allocation and says it wrote nothing.
+      const again = await ipam.allocateNew({ key: key('c1'), pools: ['10.15.0.0/16'], alongside: () => [{ op: 'put', key: '/test/ep/again', value: 'x' }] });
+      expect(again).toEqual({ ips: r.ips, created: false });
+      expect(await s.get('/test/ep/again')).toBeUndefined();
+      const beforeRelease = s.roundTrips;
+      await ipam.release(key('c1'), [{ op: 'delete', key: '/test/ep/c1' }]);
+      expect(s.roundTrips - beforeRelease).toBe(2); // read the handle, then one transaction
+      expect(await ipam.get(key('c1'))).toBeUndefined();
+      expect(await s.get('/test/ep/c1')).toBeUndefined();
+      // With nothing left to release, the records still go.
+      await s.txn([{ op: 'put', key: '/test/ep/c2', value: 'x' }]);
+      await ipam.release(key('c2'), [{ op: 'delete', key: '/test/ep/c2' }]);
+      expect(await s.get('/test/ep/c2')).toBeUndefined();
+      await s.close();
+    });
+
+    it('a refused record write leaves no allocation behind', async () => {
+      const { s, ipam } = await make({ node: 'n1' });
+      const pools = ['10.16.0.0/16'];
+      const first = await ipam.allocate({ key: key('c0'), pools });
+      const refused = await refusedPut(s, '/test/ep/c1');
+      await expect(ipam.allocateNew({ key: key('c1'), pools, alongside: () => refused })).rejects.toThrow();
+      expect(await ipam.get(key('c1'))).toBeUndefined();
+      expect(await s.get('/test/ep/c1')).toBeUndefined();
+      // The block was not written either: the next allocation gets the address c1 would have had.
+      const fresh = new BlockIpam({ store: s, node: 'n1' });
+      const next = await fresh.allocate({ key: key('c2'), pools });
+      expect(addrToBigInt(next[0].address)).toBe(addrToBigInt(first[0].address) + 1n);
+      expect(checkIpam(await loadIpamState(s), { now: Date.now(), graceMs: 0 }).filter((f) => f.kind !== 'empty-block')).toEqual([]);
       await s.close();
     });
   });

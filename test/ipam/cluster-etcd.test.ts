@@ -23,7 +23,11 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => sb.cleanup());
 
-ipamBehaviour('etcd', async () => new EtcdStore(one.storeOptions({ prefix: `/behaviour-${Date.now()}-${++n}` })));
+// etcd refuses a transaction that writes one key twice (InvalidArgument, "duplicate key given in txn request").
+ipamBehaviour('etcd', async () => new EtcdStore(one.storeOptions({ prefix: `/behaviour-${Date.now()}-${++n}` })), async (_s, key) => [
+  { op: 'put', key, value: 'x' },
+  { op: 'put', key, value: 'y' },
+]);
 
 const cleanFindings = async (s: EtcdStore) => checkIpam(await loadIpamState(s), { now: Date.now(), graceMs: 0 }).filter((f) => f.kind !== 'empty-block');
 

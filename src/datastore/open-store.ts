@@ -1,0 +1,14 @@
+/**
+ * Opening a datastore from its config, apart from open.ts (which finds the
+ * config, with a YAML parser a CNI process does not need). The etcd backend
+ * loads its client (etcd3, gRPC, protobufjs) only when it connects.
+ */
+import type { DatastoreConfig } from './config';
+import { EtcdStore } from './etcd-store';
+import { SqliteStore } from './sqlite-store';
+import type { Store } from './types';
+
+/** `create: false` opens an existing SQLite datastore only (a mistyped path is an error, not a new empty cluster). */
+export function openStore(c: DatastoreConfig, opts: { create?: boolean } = {}): Store {
+  return c.type === 'sqlite' ? new SqliteStore({ path: c.path, mustExist: opts.create === false }) : new EtcdStore(c);
+}
