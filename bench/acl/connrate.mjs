@@ -3,9 +3,10 @@
 // rounds alternating to even out noise. Every connection is a real kernel TCP
 // handshake: a client in the source pod's namespace connects and resets (no
 // TIME_WAIT, so ports never run out), a listener in the destination pod
-// accepts. The policy that admits the bench traffic sorts last in its tier, so
-// a new connection crosses every policy's guarded jump (the worst case, not
-// the best). Namespaces only; removed at the end.
+// accepts. The policy that admits the bench traffic sorts last in its tier
+// (with per-tier chains a SYN crossed every policy's guarded jump; with
+// per-endpoint chains only the policies that select the two pods). Namespaces
+// only; removed at the end.
 // Run: npm run build && node bench/acl/connrate.mjs
 import { execFileSync, spawn } from 'node:child_process';
 import * as acl from '../../dist/src/acl/index.js';
