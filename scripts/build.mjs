@@ -32,7 +32,7 @@ fs.writeFileSync(path.join(root, 'dist/build-info.json'), JSON.stringify({ versi
 const bins = {
   'tern-standalone': ['bin/tern-standalone.js', ''],
   'tern-ipam': ['bin/tern-ipam.js', ''],
-  ternctl: ['bin/ternctl.js', '--max-semi-space-size=1 --heap-growing-percent=25'],
+  ternctl: ['bin/ternctl.js', '--max-semi-space-size=2 --heap-growing-percent=25'],
 };
 const binDir = path.join(root, 'dist/bin');
 fs.mkdirSync(binDir, { recursive: true });
