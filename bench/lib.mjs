@@ -51,3 +51,30 @@ export function pct(xs, p) {
 }
 
 export const fmt = (ms) => `${ms.toFixed(1)} ms`;
+
+/**
+ * A node namespace and pod namespaces wired as the CNI plugin wires them (veth,
+ * proxy ARP, /32 address, 169.254.1.1 gateway, /32 host route), for benches
+ * that program the ACL themselves. Names go into `made` as they are created.
+ */
+export function wireRoutedPods(node, pods, made) {
+  const ip = (...a) => sh('ip', a);
+  const inNs = (ns, ...a) => sh('nsenter', [`--net=/run/netns/${ns}`, '--', ...a]);
+  for (const n of [node, ...pods.map((p) => p.ns)]) {
+    ip('netns', 'add', n);
+    made.push(n);
+    ip('-n', n, 'link', 'set', 'lo', 'up');
+  }
+  inNs(node, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
+  ip('-n', node, 'route', 'add', 'default', 'dev', 'lo'); // stands in for an uplink: proxy ARP needs a route to 169.254.1.1
+  for (const p of pods) {
+    ip('-n', node, 'link', 'add', p.host, 'address', 'ee:ee:ee:ee:ee:ee', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', p.ns);
+    inNs(node, 'sysctl', '-qw', `net.ipv4.conf.${p.host}.proxy_arp=1`, `net.ipv4.neigh.${p.host}.proxy_delay=0`);
+    ip('-n', node, 'link', 'set', p.host, 'up');
+    ip('-n', p.ns, 'link', 'set', 'eth0', 'up');
+    ip('-n', p.ns, 'addr', 'add', `${p.ip}/32`, 'dev', 'eth0');
+    ip('-n', p.ns, 'route', 'add', '169.254.1.1', 'dev', 'eth0', 'scope', 'link');
+    ip('-n', p.ns, 'route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0');
+    ip('-n', node, 'route', 'add', `${p.ip}/32`, 'dev', p.host, 'scope', 'link');
+  }
+}

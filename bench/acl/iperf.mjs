@@ -2,6 +2,7 @@
 // against 1,000 policies loaded (several of which select both pods), side by
 // side in one run, interleaved to even out noise. Namespaces only; removed at the end.
 // Run: npm run build && node bench/acl/iperf.mjs
+import { wireRoutedPods } from '../lib.mjs';
 import { execFileSync, spawn } from 'node:child_process';
 import * as acl from '../../dist/src/acl/index.js';
 import { endpoint, namespacesYaml, policiesYaml } from './gen.mjs';
@@ -19,23 +20,7 @@ const pods = [
 const made = [];
 let server;
 try {
-  for (const n of [node, ...pods.map((p) => p.ns)]) {
-    ip('netns', 'add', n);
-    made.push(n);
-    ip('-n', n, 'link', 'set', 'lo', 'up');
-  }
-  inNs(node, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
-  ip('-n', node, 'route', 'add', 'default', 'dev', 'lo'); // stands in for an uplink: proxy ARP needs a route to 169.254.1.1
-  for (const p of pods) {
-    ip('-n', node, 'link', 'add', p.host, 'address', 'ee:ee:ee:ee:ee:ee', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', p.ns);
-    inNs(node, 'sysctl', '-qw', `net.ipv4.conf.${p.host}.proxy_arp=1`, `net.ipv4.neigh.${p.host}.proxy_delay=0`);
-    ip('-n', node, 'link', 'set', p.host, 'up');
-    ip('-n', p.ns, 'link', 'set', 'eth0', 'up');
-    ip('-n', p.ns, 'addr', 'add', `${p.ip}/32`, 'dev', 'eth0');
-    ip('-n', p.ns, 'route', 'add', '169.254.1.1', 'dev', 'eth0', 'scope', 'link');
-    ip('-n', p.ns, 'route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0');
-    ip('-n', node, 'route', 'add', `${p.ip}/32`, 'dev', p.host, 'scope', 'link');
-  }
+  wireRoutedPods(node, pods, made);
   server = spawn('nsenter', [`--net=/run/netns/${pods[1].ns}`, '--', 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 1000));
 
