@@ -170,10 +170,13 @@ export class AclTopology {
   /** SCTP INIT from a raw socket, seen (or not) by a raw socket in the destination pod. */
   private async sctpProbe(src: Netns, dstNs: Netns, dst: string, port: number): Promise<boolean> {
     const sport = 20_000 + Math.floor(Math.random() * 40_000);
-    const recv = spawn('nsenter', [`--net=${dstNs.path}`, '--', 'python3', SCTP, 'recv', String(sport), String(port), '2.5'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const recv = spawn('nsenter', [`--net=${dstNs.path}`, '--', 'python3', SCTP, 'recv', String(sport), String(port), '1.5'], { stdio: ['pipe', 'pipe', 'inherit'] });
     const exited = new Promise<number>((resolve) => recv.on('exit', (code) => resolve(code ?? 1)));
+    recv.stdin!.on('error', () => {}); // it may have exited already, seeing the packet
     await new Promise<void>((resolve) => recv.stdout!.once('data', () => resolve()));
     await src.execAsync('python3', [SCTP, 'send', dst, String(sport), String(port)], { timeoutMs: 10_000 });
+    // The receiver's deadline starts now that the sender is done (see sctp-probe.py).
+    recv.stdin!.end('sent\n');
     return (await exited) === 0;
   }
 
