@@ -29,7 +29,7 @@ const CORES = [
   'acl/compile.ts', 'acl/errors.ts', 'acl/explain.ts', 'acl/model.ts', 'acl/parse.ts', 'acl/render.ts', 'acl/resolve.ts', 'acl/selector.ts', 'acl/simulate.ts', 'acl/state.ts',
   'bgp-speaker/codec/', 'bgp-speaker/rib/', 'bgp-speaker/fsm.ts',
   'cni-plugin/config.ts', 'cni-plugin/env.ts', 'cni-plugin/version.ts', 'cni-plugin/result.ts',
-  'dataplane/endpoint-plan.ts', 'dataplane/route-codec.ts',
+  'dataplane/endpoint-plan.ts', 'dataplane/ipset-codec.ts', 'dataplane/route-codec.ts',
   'datastore/config.ts', 'datastore/types.ts',
   'ipam/allocator.ts', 'ipam/model.ts', 'ipam/types.ts',
   'node-daemon/cni-wire.ts',

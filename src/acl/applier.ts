@@ -13,6 +13,7 @@ import { CHAIN_PREFIX } from '../lib/constants';
 import type { Logger } from '../lib/log';
 import { withNodeLock } from '../lib/lock';
 import { mustExec, netnsExec, type Exec } from '../dataplane/exec';
+import type { MemberOp } from '../dataplane/ipset-codec';
 import { endpointSetName, type CompiledRuleset, type FamilyRuleset, type IpSetSpec } from './compile';
 import { chainLines, createLine, hookSpec, HOOK_COMMENT, isTernChain } from './render';
 
@@ -232,6 +233,8 @@ export interface ApplyOptions {
   exec?: Exec;
   /** Called after each step that changed the kernel. */
   afterStep?: (step: ApplyStep) => Promise<void> | void;
+  /** Writes the incremental path's member changes; default: netlink in `netnsPath` (no process). */
+  memberWriter?: (ops: MemberOp[]) => Promise<void>;
 }
 
 export interface ApplyReport {
@@ -286,11 +289,15 @@ export class Applier {
 
   /**
    * The incremental path's member changes (incremental.ts), already in apply
-   * order (gate closed, members, gate opened): one `ipset restore`, whose
-   * lines take effect one by one in that order. The caller holds `lockFile`.
+   * order (gate closed, members, gate opened), written over netlink one by
+   * one in that order; the first failure stops the rest, as in `ipset
+   * restore`. The caller holds `lockFile`.
    */
-  async applyMembersHoldingLock(lines: string[]): Promise<void> {
-    await this.ipset(lines);
+  async applyMembersHoldingLock(ops: MemberOp[]): Promise<void> {
+    if (!ops.length) return;
+    if (this.opts.memberWriter) return this.opts.memberWriter(ops);
+    const { applyMemberOps } = await import('../dataplane/ipset-nl');
+    await applyMemberOps(ops, this.opts.netnsPath);
   }
 
   /** Apply when the caller already holds `lockFile` (it read its input under the lock too). */

@@ -16,7 +16,8 @@
  * lines one by one in order, so a joining pod is admitted last and a leaving
  * one refused first.
  */
-import { endpointSetName, setMembership, type CompiledRuleset, type SetMembership } from './compile';
+import { endpointSetName, setMembership, type CompiledRuleset, type SetMembership, type SetType } from './compile';
+import type { MemberOp } from '../dataplane/ipset-codec';
 import type { Endpoint } from './model';
 import type { Resource } from './parse';
 import { Resolver, addrOnly, policyScope, type Scope } from './resolve';
@@ -35,6 +36,8 @@ interface Remembered {
   endpoints: Map<string, Endpoint>;
   /** Per family: the gate set, and every other set with the members one endpoint contributes. */
   families: { gate: string; of: (ep: Endpoint) => string[]; sets: [string, (ep: Endpoint) => string[]][] }[];
+  /** Every set's type (the member writer encodes by type). */
+  types: Map<string, SetType>;
   res: Resolver;
   /** Endpoints per address: an address two endpoints share is left to the compiler. */
   addrs: Map<string, number>;
@@ -49,6 +52,8 @@ interface Remembered {
 export interface IncrementalPlan {
   /** `ipset restore -exist` input, in apply order; empty when nothing changed. */
   lines: string[];
+  /** The same changes, one member each, for the netlink writer. */
+  ops: MemberOp[];
   joined: number;
   left: number;
   changed: number;
@@ -89,7 +94,9 @@ export class IncrementalAcl {
    */
   remember(stored: StoredText[], resources: Resource[], rs: CompiledRuleset): void {
     const families: Remembered['families'] = [];
+    const types = new Map<string, SetType>();
     for (const fam of [rs.v4, rs.v6]) {
+      for (const s of fam.sets) types.set(s.name, s.type);
       const m: SetMembership | undefined = setMembership(fam);
       const gate = endpointSetName(fam.family);
       const gateOf = m?.get(gate);
@@ -113,7 +120,7 @@ export class IncrementalAcl {
       tenants = new Map();
       for (const e of endpoints.values()) if (res.tenantOf(e)) bump(tenants, res.tenantOf(e), 1);
     }
-    this.last = { texts, endpoints, families, res, addrs, tenants, declaredTenants: new Set(input.tenants.map((t) => t.name)), scopes: input.policies.map(policyScope), tenantIsolation: input.settings.tenantIsolation };
+    this.last = { texts, endpoints, families, types, res, addrs, tenants, declaredTenants: new Set(input.tenants.map((t) => t.name)), scopes: input.policies.map(policyScope), tenantIsolation: input.settings.tenantIsolation };
   }
 
   forget(): void {
@@ -161,7 +168,7 @@ export class IncrementalAcl {
       else if (u) joined++;
       else left++;
     }
-    if (!updates.size) return { lines: [], joined, left, changed, updates };
+    if (!updates.size) return { lines: [], ops: [], joined, left, changed, updates };
     // A local endpoint that a policy selects, or that has a tenant, has chains of its own (tern-tw-/tern-fw-<veth>
     // and a dispatch leaf): only a full compile writes them. One that has none falls out of the dispatch unmatched,
     // so only its set members change, unless its interface is shared (the leaf then lists each record).
@@ -209,7 +216,12 @@ export class IncrementalAcl {
         for (const m of f.of(e)) open.push(`add ${f.gate} ${m}`);
       }
     }
-    return { lines: [...close, ...delMembers, ...addMembers, ...open], joined, left, changed, updates };
+    const lines = [...close, ...delMembers, ...addMembers, ...open];
+    const ops = lines.map((l): MemberOp => {
+      const [op, set, member] = l.split(' ');
+      return { op: op as MemberOp['op'], set, member, type: last.types.get(set)! };
+    });
+    return { lines, ops, joined, left, changed, updates };
   }
 
   /** The plan's changes are in the kernel: the remembered state follows. */

@@ -13,6 +13,7 @@ import type { Store, Watcher } from '../datastore/types';
 import { ACL_PREFIX, Applier, IncrementalAcl, compileRuleset, kernelHasRules, planPolicyDir, storedResources, toInput, PolicyFileError, formatProblem, type ApplyReport, type IncrementalPlan, type Resource, type StoredResource } from '../acl';
 import { loadFiles, policyFiles } from '../acl/load';
 import type { Exec } from '../dataplane/exec';
+import type { MemberOp } from '../dataplane/ipset-codec';
 import { withNodeLock } from '../lib/lock';
 import { TernError } from '../lib/errors';
 
@@ -61,9 +62,9 @@ export class AclReconciler {
   /** Policy directory -> datastore; also rescans on its own, since fs.watch misses a directory created later and some editors' renames. */
   private readonly dirLoop: ReconcileLoop;
 
-  /** `netnsPath` and `exec`: the namespace to program and how tools run there (tests); default where the daemon runs. */
-  constructor(private readonly deps: { store: Store; log: Logger; policyDir: string; node?: string; onSync?: (ok: boolean, ms: number) => void; netnsPath?: string; exec?: Exec }) {
-    this.applier = new Applier({ netnsPath: deps.netnsPath, exec: deps.exec }); // no logger: it would log every 60 s resync; this loop logs what changed
+  /** `netnsPath`, `exec` and `memberWriter`: the namespace to program and how tools and member writes reach it (tests); default where the daemon runs. */
+  constructor(private readonly deps: { store: Store; log: Logger; policyDir: string; node?: string; onSync?: (ok: boolean, ms: number) => void; netnsPath?: string; exec?: Exec; memberWriter?: (ops: MemberOp[]) => Promise<void> }) {
+    this.applier = new Applier({ netnsPath: deps.netnsPath, exec: deps.exec, memberWriter: deps.memberWriter }); // no logger: it would log every 60 s resync; this loop logs what changed
     this.incr = new IncrementalAcl(deps.node);
     this.loop = new ReconcileLoop({ name: 'acl', coalesceMs: 50, run: () => this.syncOnce(), log: deps.log, onRun: deps.onSync });
     this.dirLoop = new ReconcileLoop({ name: 'policy-dir', run: () => this.readDir(), log: deps.log });
@@ -217,7 +218,7 @@ export class AclReconciler {
       const plan = this.incr.plan(items);
       if (plan) {
         try {
-          await this.applier.applyMembersHoldingLock(plan.lines);
+          await this.applier.applyMembersHoldingLock(plan.ops);
           this.incr.commit(plan);
           return { counts, incremental: plan };
         } catch (e) {

@@ -5,13 +5,16 @@ import { REPO, Sandbox, type Netns } from '../sandbox';
 import { SqliteStore } from '../../src/datastore/sqlite-store';
 import { silentLogger } from '../../src/lib/log';
 import { netnsExec, type Exec } from '../../src/dataplane/exec';
+import { applyMemberOps } from '../../src/dataplane/ipset-nl';
+import type { MemberOp } from '../../src/dataplane/ipset-codec';
 import { Applier, compileRuleset, endpointResource, parsePolicyText, storedResources, toInput, writeResources, type Endpoint } from '../../src/acl';
 import { AclReconciler } from '../../src/node-daemon/acl-sync';
 
 /**
  * The daemon's incremental path on a real node namespace (real iptables and
  * ipset): a pod joining, leaving or relabelled changes set members with one
- * `ipset restore` and runs neither iptables-save nor ipset save; the kernel it
+ * batch of netlink member writes (no process at all) and runs neither
+ * iptables-save nor ipset save; the kernel it
  * leaves is exactly what a full compile + apply makes of the same datastore.
  * Anything else (a policy, a new tenant under isolation) takes the full path.
  */
@@ -70,7 +73,9 @@ describe('incremental ACL updates (daemon)', () => {
   let store: SqliteStore;
   let acl: AclReconciler;
   const calls: string[] = [];
-  let failNextIpsetRestore = false;
+  let failNextMemberWrite = false;
+  /** The member writes of the last incremental step, in the order sent. */
+  let lastOps: MemberOp[] = [];
 
   /** Tern's chains and sets as the kernel holds them, in a canonical order. */
   const kernel = () => {
@@ -79,7 +84,8 @@ describe('incremental ACL updates (daemon)', () => {
     return { sets, rules };
   };
   const saves = () => calls.filter((c) => /-save\b/.test(c) || c === 'ipset save');
-  const writes = () => calls.filter((c) => /-restore\b/.test(c) || c.startsWith('ipset restore'));
+  const writes = () => calls.filter((c) => /-restore\b/.test(c) || c.startsWith('ipset restore') || c === 'netlink ipset');
+  const spawned = () => calls.filter((c) => c !== 'netlink ipset');
   /** What a full compile + apply of the stored state writes now: nothing, if the kernel already equals it. */
   const fullApplyWrites = async () => {
     const all = await storedResources(store);
@@ -96,13 +102,20 @@ describe('incremental ACL updates (daemon)', () => {
     const real = netnsExec(node.path);
     const exec: Exec = (cmd, args, input) => {
       calls.push(`${cmd} ${args.join(' ')}`.trim());
-      if (failNextIpsetRestore && cmd === 'ipset' && args[0] === 'restore') {
-        failNextIpsetRestore = false;
-        return Promise.resolve({ code: 1, stdout: '', stderr: 'injected failure' });
-      }
       return real(cmd, args, input);
     };
-    acl = new AclReconciler({ store, log: silentLogger(), policyDir: '', node: 'n0', netnsPath: node.path, exec });
+    const memberWriter = async (ops: MemberOp[]) => {
+      calls.push('netlink ipset');
+      lastOps = ops;
+      if (failNextMemberWrite) {
+        failNextMemberWrite = false;
+        // The first write lands, then the kernel refuses one: a half-done batch the full path must finish.
+        await applyMemberOps(ops.slice(0, 1), node.path);
+        await applyMemberOps([{ op: 'add', set: 'tern-no-such-set', type: 'hash:ip', member: '10.0.0.1' }], node.path);
+      }
+      return applyMemberOps(ops, node.path);
+    };
+    acl = new AclReconciler({ store, log: silentLogger(), policyDir: '', node: 'n0', netnsPath: node.path, exec, memberWriter });
     await acl.start();
     expect(acl.state.lastError).toBeUndefined();
     expect(saves().length).toBeGreaterThan(0); // the first sync is a full one
@@ -113,7 +126,7 @@ describe('incremental ACL updates (daemon)', () => {
     await sb.cleanup();
   });
 
-  it('a pod joining: one ipset restore, no save, the gate entry last; equal to a full apply', async () => {
+  it('a pod joining: member writes over netlink, no process, the gate entry last; equal to a full apply', async () => {
     calls.length = 0;
     const before = acl.state.incrementalSyncs ?? 0;
     await writeResources(store, 'apply', [endpointResource(ep(30))]);
@@ -121,9 +134,13 @@ describe('incremental ACL updates (daemon)', () => {
     expect(acl.state.lastError).toBeUndefined();
     expect(acl.state.incrementalSyncs).toBe(before + 1);
     expect(saves()).toEqual([]);
-    expect(writes()).toEqual(['ipset restore -exist']);
+    expect(writes()).toEqual(['netlink ipset']);
+    expect(spawned()).toEqual([]);
     const k = kernel();
     expect(k.sets).toContain('add tern-ep4 10.77.0.30,tern0000000001e');
+    // Admitted last: every other member is in place before the gate opens.
+    expect(lastOps.slice(-2).map((o) => o.set).sort()).toEqual(['tern-ep4', 'tern-ep6']);
+    expect(lastOps.slice(0, -2).some((o) => o.set.startsWith('tern-ep'))).toBe(false);
     expect(k.sets.some((l) => /^add tern-s4-\S+ 10\.77\.0\.30$/.test(l))).toBe(true);
     expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
     expect(kernel()).toEqual(k);
@@ -136,7 +153,8 @@ describe('incremental ACL updates (daemon)', () => {
     await acl.sync();
     expect(acl.state.lastError).toBeUndefined();
     expect(saves()).toEqual([]);
-    expect(writes()).toEqual(['ipset restore -exist']);
+    expect(writes()).toEqual(['netlink ipset']);
+    expect(spawned()).toEqual([]);
     const k = kernel();
     expect(k.sets.some((l) => l.includes('10.77.0.3,') || l.endsWith(' 10.77.0.3'))).toBe(false);
     expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
@@ -161,7 +179,8 @@ describe('incremental ACL updates (daemon)', () => {
     expect(acl.state.lastError).toBeUndefined();
     expect(acl.state.incrementalSyncs).toBe((before ?? 0) + 1);
     expect(saves()).toEqual([]);
-    expect(writes()).toEqual(['ipset restore -exist']);
+    expect(writes()).toEqual(['netlink ipset']);
+    expect(spawned()).toEqual([]);
     expect(kernel().sets).toContain('add tern-ep4 10.77.0.71,tern00000000047');
     expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
   });
@@ -196,17 +215,18 @@ describe('incremental ACL updates (daemon)', () => {
     await acl.sync();
     expect(acl.state.lastError).toBeUndefined();
     expect(saves()).toEqual([]);
-    expect(writes()).toEqual(['ipset restore -exist']);
+    expect(writes()).toEqual(['netlink ipset']);
+    expect(spawned()).toEqual([]);
     expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
   });
 
   it('a failed incremental step falls back to the full path in the same run', async () => {
     calls.length = 0;
-    failNextIpsetRestore = true;
+    failNextMemberWrite = true;
     await writeResources(store, 'apply', [endpointResource(ep(60))]);
     await acl.sync();
     expect(acl.state.lastError).toBeUndefined();
-    expect(failNextIpsetRestore).toBe(false);
+    expect(failNextMemberWrite).toBe(false);
     expect(saves().length).toBeGreaterThan(0);
     expect(kernel().sets).toContain('add tern-ep4 10.77.0.60,tern0000000003c');
     expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
