@@ -65,6 +65,30 @@ describe('ReconcileLoop', () => {
     expect(loop.status).toMatchObject({ runs: 4, failures: 3, consecutiveFailures: 0, lastError: undefined });
   });
 
+  it('runNow calls during a run share one run that starts after them all; each sees the state as of its call', async () => {
+    let state = 0;
+    const seen: number[] = []; // the state each run read when it started
+    const loop = new ReconcileLoop({ name: 't', run: async () => {
+      seen.push(state);
+      await sleep(20);
+    } });
+    const first = loop.runNow();
+    const during: Promise<number>[] = [];
+    for (let i = 0; i < 19; i++) {
+      state++; // a write made before this caller's runNow
+      const at = state;
+      during.push(loop.runNow().then((ok) => (expect(ok).toBe(true), Math.max(...seen) >= at ? at : -at)));
+    }
+    expect(await first).toBe(true);
+    expect(await Promise.all(during)).toEqual(Array.from({ length: 19 }, (_, i) => i + 1));
+    expect(seen).toEqual([0, 19]);
+    const after = loop.runNow(); // nothing running now: a run of its own, at once
+    state++;
+    await after;
+    expect(seen).toEqual([0, 19, 19]);
+    await loop.stop();
+  });
+
   it('a run that asks to run again is run again (periodic resync); stop ends it', async () => {
     let runs = 0;
     const loop = new ReconcileLoop({ name: 't', run: async () => (runs++, { againMs: 15 }) });

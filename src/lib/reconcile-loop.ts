@@ -2,7 +2,8 @@
  * The one reconcile loop of the node daemon. A reconciler is one function:
  * read the desired state, observe the kernel, apply the difference, and say
  * when to run again. The loop gives every reconciler the same rules:
- *   - one run at a time; kicks during a run coalesce into one more run;
+ *   - one run at a time; kicks during a run coalesce into one more run, and
+ *     so do runNow() calls;
  *   - a burst of kicks within `coalesceMs` is one run;
  *   - a failed run is retried with exponential backoff (initial, doubling,
  *     capped), with no datastore change needed; a kick runs sooner;
@@ -56,6 +57,8 @@ export class ReconcileLoop {
   private timer?: NodeJS.Timeout;
   private timerAt = Infinity;
   private current?: Promise<void>;
+  /** The run that callers of runNow() arriving during `current` wait for. */
+  private pending?: Promise<boolean>;
   private again = false;
   private stopped = false;
 
@@ -68,9 +71,23 @@ export class ReconcileLoop {
     this.schedule(this.opts.coalesceMs ?? 0);
   }
 
-  /** Run now and wait for it (start-up); a failure is scheduled for retry and also returned. */
-  async runNow(): Promise<boolean> {
-    while (this.current) await this.current;
+  /**
+   * Run now and wait for a run that started after this call (so it has read
+   * every write made before it); a failure is scheduled for retry and also
+   * returned. Callers arriving while a run is in progress share the one run
+   * after it: twenty concurrent CNI DELs cost two runs, not twenty in a row.
+   */
+  runNow(): Promise<boolean> {
+    if (!this.current) return this.runNowIdle();
+    this.pending ??= (async () => {
+      while (this.current) await this.current;
+      this.pending = undefined; // callers from here on need a run that starts after them
+      return this.runNowIdle();
+    })();
+    return this.pending;
+  }
+
+  private async runNowIdle(): Promise<boolean> {
     this.clearTimer();
     await this.runOnce();
     return this.status.consecutiveFailures === 0;
