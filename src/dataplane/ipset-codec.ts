@@ -114,14 +114,19 @@ export function messageType(op: MemberOp['op']): number {
   return (NFNL_SUBSYS_IPSET << 8) | CMD[op];
 }
 
-/** What the kernel's errno means for an ipset request (its own codes start at 4096). */
+/** What the kernel's errno means for an ipset request (ipset's own codes start at 4096, ip_set.h and ip_set_hash.h). */
 export function explainIpsetErrno(errno: string): string {
   const known: Record<string, string> = {
     ENOENT: 'no such set',
-    '4097': 'protocol mismatch',
-    '4102': 'member does not match the set type',
+    '4097': 'protocol error: an attribute the set type needs is missing or malformed',
+    '4102': 'set type mismatch',
+    '4104': 'invalid CIDR',
     '4106': 'address family does not match the set',
+    '4109': 'an IPv4 address was expected',
+    '4110': 'an IPv6 address was expected',
     '4352': 'set is full',
+    '4354': 'invalid protocol',
+    '4355': 'protocol missing',
   };
   return known[errno] ? `${errno} (${known[errno]})` : errno;
 }

@@ -35,7 +35,9 @@ export async function applyMemberOps(ops: MemberOp[], netnsPath?: string): Promi
       try {
         await sock.request(messageType(ops[i].op), payloads[i], { timeout: 5_000 });
       } catch (e) {
-        const errno = /Request rejected: (\w+)/.exec(e instanceof Error ? e.message : String(e))?.[1] ?? (e instanceof Error ? e.message : String(e));
+        const msg = e instanceof Error ? e.message : String(e);
+        // The netlink package names errnos Node knows ("ENOENT"); ipset's own (4096 and up) arrive as "Unknown system error -4106".
+        const errno = /Request rejected: (?:Unknown system error -)?(\w+)/.exec(msg)?.[1] ?? msg;
         throw new TernError('IO_FAILURE', `ipset ${ops[i].op} ${ops[i].set} ${ops[i].member}: ${explainIpsetErrno(errno)}`, { cause: e, details: errno });
       }
     }
