@@ -29,11 +29,12 @@ function tool(backend: Backend, fam: 4 | 6, what: 'save' | 'restore'): string {
  * (Tern's own, then anyone's); nf_tables when both are empty, as on current distros.
  */
 export async function detectBackend(exec: Exec): Promise<Backend> {
+  // The four saves run at once: each is a process start (~10 ms here), and a CNI ADD without a daemon waits for them.
   const count = async (b: Backend) => {
     let tern = 0;
     let all = 0;
-    for (const fam of [4, 6] as const) {
-      const r = await exec(tool(b, fam, 'save'), []);
+    const saved = await Promise.all(([4, 6] as const).map((fam) => exec(tool(b, fam, 'save'), [])));
+    for (const r of saved) {
       if (r.code !== 0) continue;
       for (const l of r.stdout.split('\n')) {
         if (!l.startsWith('-A ')) continue;
@@ -43,8 +44,7 @@ export async function detectBackend(exec: Exec): Promise<Backend> {
     }
     return { tern, all };
   };
-  const nft = await count('nft');
-  const legacy = await count('legacy');
+  const [nft, legacy] = await Promise.all([count('nft'), count('legacy')]);
   if (legacy.tern !== nft.tern) return legacy.tern > nft.tern ? 'legacy' : 'nft';
   return legacy.all > nft.all ? 'legacy' : 'nft';
 }
@@ -302,8 +302,8 @@ export class Applier {
 
   /** Apply when the caller already holds `lockFile` (it read its input under the lock too). */
   async applyHoldingLock(rs: CompiledRuleset): Promise<ApplyReport> {
-    const backend = await this.resolveBackend();
-    const current = parseIpsetSave(await this.must('ipset', ['save']));
+    const [backend, ipsetSaved] = await Promise.all([this.resolveBackend(), this.must('ipset', ['save'])]);
+    const current = parseIpsetSave(ipsetSaved);
     const sets = planSets([...rs.v4.sets, ...rs.v6.sets], current);
     const report: ApplyReport = { backend, chainsWritten: 0, setsWritten: sets.setsWritten, setsDestroyed: 0, restoreText: { v4: '', v6: '' } };
     const written: { fam: 4 | 6; before: string }[] = [];
