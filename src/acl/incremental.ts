@@ -10,11 +10,11 @@
  * address or interface, and any change to a policy, tier, tenant, namespace or
  * setting.
  *
- * The member changes keep the apply order of applier.ts (`planSets`): the
- * gate entries of every changed endpoint close first, then the other sets'
- * members change, then the gate entries of the new state open. The writer
- * (dataplane/ipset-nl.ts) sends them one by one in that order, so a joining
- * pod is admitted last and a leaving one refused first.
+ * The lines keep the apply order of applier.ts (`planSets`): the gate entries
+ * of every changed endpoint close first, then the other sets' members change,
+ * then the gate entries of the new state open. `ipset restore` applies its
+ * lines one by one in order, so a joining pod is admitted last and a leaving
+ * one refused first.
  */
 import { endpointSetName, setMembership, type CompiledRuleset, type SetMembership, type SetType } from './compile';
 import type { MemberOp } from '../dataplane/ipset-codec';
@@ -50,10 +50,10 @@ interface Remembered {
 }
 
 export interface IncrementalPlan {
-  /** The member changes in apply order; empty when nothing changed. */
-  ops: MemberOp[];
-  /** The same as `ipset restore -exist` lines (logs, tests). */
+  /** `ipset restore -exist` input, in apply order; empty when nothing changed. */
   lines: string[];
+  /** The same changes, one member each, for the netlink writer. */
+  ops: MemberOp[];
   joined: number;
   left: number;
   changed: number;
@@ -202,23 +202,25 @@ export class IncrementalAcl {
         if (before === 0 || before + d === 0) return undefined;
       }
     }
-    const op = (o: MemberOp['op'], set: string, member: string): MemberOp => ({ op: o, set, member, type: last.types.get(set)! });
-    const close: MemberOp[] = [];
-    const delMembers: MemberOp[] = [];
-    const addMembers: MemberOp[] = [];
-    const open: MemberOp[] = [];
+    const close: string[] = [];
+    const delMembers: string[] = [];
+    const addMembers: string[] = [];
+    const open: string[] = [];
     for (const f of last.families) {
       for (const e of gone) {
-        for (const m of f.of(e)) close.push(op('del', f.gate, m));
-        for (const [name, of] of f.sets) for (const m of of(e)) delMembers.push(op('del', name, m));
+        for (const m of f.of(e)) close.push(`del ${f.gate} ${m}`);
+        for (const [name, of] of f.sets) for (const m of of(e)) delMembers.push(`del ${name} ${m}`);
       }
       for (const e of come) {
-        for (const [name, of] of f.sets) for (const m of of(e)) addMembers.push(op('add', name, m));
-        for (const m of f.of(e)) open.push(op('add', f.gate, m));
+        for (const [name, of] of f.sets) for (const m of of(e)) addMembers.push(`add ${name} ${m}`);
+        for (const m of f.of(e)) open.push(`add ${f.gate} ${m}`);
       }
     }
-    const ops = [...close, ...delMembers, ...addMembers, ...open];
-    const lines = ops.map((o) => `${o.op} ${o.set} ${o.member}`);
+    const lines = [...close, ...delMembers, ...addMembers, ...open];
+    const ops = lines.map((l): MemberOp => {
+      const [op, set, member] = l.split(' ');
+      return { op: op as MemberOp['op'], set, member, type: last.types.get(set)! };
+    });
     return { lines, ops, joined, left, changed, updates };
   }
 
