@@ -1,6 +1,7 @@
 // Shared bench helpers: namespaces under a unique prefix, removed on exit
 // (also on Ctrl-C), and percentile maths. Benchmarks are not tests: they print.
 import { spawnSync } from 'node:child_process';
+import { ifaceGroup } from '../dist/src/lib/iface-group.js';
 
 export function sh(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, ...opts });
@@ -69,6 +70,7 @@ export function wireRoutedPods(node, pods, made) {
   ip('-n', node, 'route', 'add', 'default', 'dev', 'lo'); // stands in for an uplink: proxy ARP needs a route to 169.254.1.1
   for (const p of pods) {
     ip('-n', node, 'link', 'add', p.host, 'address', 'ee:ee:ee:ee:ee:ee', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', p.ns);
+    ip('-n', node, 'link', 'set', p.host, 'group', String(ifaceGroup(p.host))); // as the CNI plugin sets it
     inNs(node, 'sysctl', '-qw', `net.ipv4.conf.${p.host}.proxy_arp=1`, `net.ipv4.neigh.${p.host}.proxy_delay=0`);
     ip('-n', node, 'link', 'set', p.host, 'up');
     ip('-n', p.ns, 'link', 'set', 'eth0', 'up');

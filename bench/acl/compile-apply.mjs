@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as current from '../../dist/src/acl/index.js';
+import { ifaceGroup } from '../../dist/src/lib/iface-group.js';
 import { endpoint, namespacesYaml, policiesYaml, probePoliciesYaml } from './gen.mjs';
 
 const impls = [['this', current]];
@@ -42,6 +43,7 @@ function probePods(node) {
     const ip = `10.250.0.${i}`;
     sh('ip', ['netns', 'add', ns]);
     sh('ip', ['-n', node, 'link', 'add', host, 'address', 'ee:ee:ee:ee:ee:ee', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    sh('ip', ['-n', node, 'link', 'set', host, 'group', String(ifaceGroup(host))]); // as the CNI plugin sets it
     inNs(node, 'sysctl', '-qw', `net.ipv4.conf.${host}.proxy_arp=1`, `net.ipv4.neigh.${host}.proxy_delay=0`);
     sh('ip', ['-n', node, 'link', 'set', host, 'up']);
     sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);

@@ -45,13 +45,14 @@ describe('compiler invariants', () => {
     const pod = (i: number): Resource => ({ kind: 'Endpoint', key: ep(i).key, value: { ...(ep(i).value as Endpoint), hostIface: `ternf${String(i).padStart(10, '0')}` } });
     const without = compileRuleset(toInput(base));
     const withPods = compileRuleset(toInput([...base, pod(1), pod(2), pod(3)]));
-    // What a join may touch: the dispatch (tern-to-wl, tern-from-wl and their prefix tree) and the new pods' own chains.
-    const own = (name: string) => /^tern-(to|from)-wl$|^tern-(tw|fw)d-|^tern-(tw|fw)-ternf/.test(name);
+    // What a join may touch: the dispatch (tern-to-wl, tern-from-wl, their device-group and name trees) and the new pods' own chains.
+    const dispatch = /^tern-(tw|fw)[dg]-|^tern-(tw|fw)n$/;
+    const own = (name: string) => /^tern-(to|from)-wl$|^tern-(tw|fw)-ternf/.test(name) || dispatch.test(name);
     for (const fam of ['v4', 'v6'] as const) {
       expect(withPods[fam].chains.filter((c) => !own(c.name))).toEqual(without[fam].chains.filter((c) => !own(c.name)));
       expect(withPods[fam].sets.map((s) => s.name)).toEqual(without[fam].sets.map((s) => s.name));
     }
-    const added = withPods.v4.chains.filter((c) => !without.v4.chains.some((w) => w.name === c.name) && !/^tern-(tw|fw)d-/.test(c.name)).map((c) => c.name);
+    const added = withPods.v4.chains.filter((c) => !without.v4.chains.some((w) => w.name === c.name) && !dispatch.test(c.name)).map((c) => c.name);
     expect(added.sort()).toEqual([1, 2, 3].flatMap((i) => [`tern-fw-ternf000000000${i}`]).concat([1, 2, 3].map((i) => `tern-tw-ternf000000000${i}`)));
     expect(withPods.v4.sets.flatMap((s) => s.members).length).toBeGreaterThan(without.v4.sets.flatMap((s) => s.members).length);
   });

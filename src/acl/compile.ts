@@ -11,7 +11,10 @@
  *                             then tern-from-wl (egress) and tern-to-wl (ingress)
  *   INPUT   -> tern-INPUT     pod -> node: failsafe ports, anti-spoof, egress policy
  *   tern-to-wl / tern-from-wl clear the verdict marks, dispatch on the host veth
- *                             (-o / -i) through a prefix tree (tern-twd-* / tern-fwd-*)
+ *                             (-o / -i): a binary tree on its device group's bits
+ *                             (tern-twg-* / tern-fwg-*), then by name (tern-twn / tern-fwn,
+ *                             a prefix tree tern-twd-* / tern-fwd-*) for a veth whose
+ *                             group is not the one its name gives
  *   tern-tw-<veth> / tern-fw-<veth>  one local endpoint: a jump per policy that
  *                             selects it, tier by tier, end-of-tier deny; tenant isolation
  *   tern-pi-* / tern-po-*     one policy's ingress / egress rules
@@ -23,6 +26,7 @@
  */
 import * as crypto from 'node:crypto';
 import { CHAIN_PREFIX, LINK_PREFIX } from '../lib/constants';
+import { IFACE_GROUP_BITS, ifaceGroup } from '../lib/iface-group';
 import { Proto, endpointKey, type Direction, type Endpoint, type EntityMatch, type Family, type Policy, type PolicyInput, type PortSpec, type Rule, type Tier } from './model';
 import { Resolver, addrOnly, cmp, entityNotScope, entityScope, familyOf, orderedTiers, policyScope, scopeKey, tierPolicies, type Scope } from './resolve';
 
@@ -124,6 +128,25 @@ export function endpointChain(iface: string, dir: Direction, hashed = false): st
 export function dispatchChain(prefix: string, dir: Direction): string {
   return `${CHAIN_PREFIX}${dir === 'ingress' ? 'tw' : 'fw'}d-${prefix}`;
 }
+
+/** The root of the dispatch by name, behind the one by device group. */
+export function nameDispatchChain(dir: Direction): string {
+  return `${CHAIN_PREFIX}${dir === 'ingress' ? 'tw' : 'fw'}n`;
+}
+
+/** A node of the device-group tree: every endpoint interface whose group's low `bits` bits equal `value`. */
+export function groupDispatchChain(bits: number, value: number, dir: Direction): string {
+  return `${CHAIN_PREFIX}${dir === 'ingress' ? 'tw' : 'fw'}g-${bits}-${value.toString(16)}`;
+}
+
+/** Below this many interfaces, a plain list costs no more than the group tree. */
+const GROUP_TREE_MIN = 5;
+/** nf_tables refuses a rule in a chain more than this many jumps or gotos below its base chain (NFT_JUMP_STACK_SIZE 16; seen: 15 nested gotos load, 16 fail with EMLINK). */
+export const NFT_MAX_LEVEL = 15;
+/** The dispatch's level: FORWARD -> tern-FORWARD -> tern-fw-from-ovl -> tern-to-wl. */
+const DISPATCH_LEVEL = 3;
+/** Levels a dispatch leaf leads to: the endpoint chain, a policy chain, tern-allow / tern-pass. */
+const ENDPOINT_LEVELS = 3;
 
 function commonPrefix(names: string[]): string {
   let p = names[0] ?? '';
@@ -384,8 +407,50 @@ class FamilyCompiler {
         leaves.push({ iface, rules: [...rules, `${flag} ${iface} -j DROP`] });
       }
     }
-    top.rules.push(...this.dispatch(leaves, dir));
+    if (leaves.length < GROUP_TREE_MIN) top.rules.push(...this.dispatch(leaves, dir));
+    else {
+      const byName = nameDispatchChain(dir);
+      this.chains.push({ name: byName, rules: this.dispatch(leaves, dir) });
+      // Group chains may nest this deep: a leaf's way on by name (byName, its prefix tree, then the endpoint's levels) must stay within nf_tables' limit.
+      const depth = NFT_MAX_LEVEL - DISPATCH_LEVEL - ENDPOINT_LEVELS - this.levelsBelow(byName);
+      const bits = Math.max(1, Math.ceil(Math.log2(Math.max(2, leaves.length / 2)) / depth));
+      top.rules.push(...this.groupTree(leaves.map((l) => ({ ...l, group: ifaceGroup(l.iface) })), { dir, bits, depth, byName }, 0, 0));
+    }
     return top;
+  }
+
+  /** Chain levels from `name` down through the dispatch chains it reaches (1 for a chain that reaches none). */
+  private levelsBelow(name: string): number {
+    const rules = this.chains.find((c) => c.name === name)?.rules ?? [];
+    const below = rules.map((r) => /-g (tern-(?:tw|fw)d-\S+)$/.exec(r)?.[1]).filter((t): t is string => !!t);
+    return 1 + Math.max(0, ...below.map((t) => this.levelsBelow(t)));
+  }
+
+  /**
+   * Rules that find each leaf by its interface's device group, `bits` bits per
+   * level: a rule per value sends that side to its own chain and the last
+   * side follows in line, so a level costs at most 2^bits - 1 rules (one, for
+   * one bit). Chains nest at most `depth` deep; there the leaves are listed.
+   * A leaf checks the name, and whatever reaches it without matching (a veth
+   * whose group is not its name's) goes on through the name tree, so it never
+   * skips its chain.
+   */
+  private groupTree(leaves: { iface: string; group: number; rules: string[] }[], t: { dir: Direction; bits: number; depth: number; byName: string }, bit: number, depth: number): string[] {
+    if (leaves.length <= 2 || bit >= IFACE_GROUP_BITS || depth >= t.depth) return [...leaves.flatMap((l) => l.rules), `-g ${t.byName}`];
+    const w = Math.min(t.bits, IFACE_GROUP_BITS - bit);
+    const mask = ((1 << w) - 1) << bit;
+    const sides = new Map<number, typeof leaves>();
+    for (const l of leaves) sides.set(l.group & mask, [...(sides.get(l.group & mask) ?? []), l]);
+    const keys = [...sides.keys()].sort((x, y) => x - y);
+    if (keys.length === 1) return this.groupTree(leaves, t, bit + w, depth); // bits that split nothing cost no rule
+    const out: string[] = [];
+    for (const k of keys.slice(0, -1)) {
+      const side = sides.get(k)!;
+      const name = groupDispatchChain(bit + w, side[0].group & ((1 << (bit + w)) - 1), t.dir);
+      this.chains.push({ name, rules: this.groupTree(side, t, bit + w, depth + 1) });
+      out.push(`-m devgroup ${t.dir === 'ingress' ? '--dst-group' : '--src-group'} ${hex(k)}/${hex(mask)} -g ${name}`);
+    }
+    return [...out, ...this.groupTree(sides.get(keys.at(-1)!)!, t, bit + w, depth)];
   }
 
   /** Rules that send each leaf's interface to its rules; subtrees of two or more interfaces get their own chain. */

@@ -8,12 +8,16 @@
 import type { FamilyRuleset } from './compile';
 import { addrOnly, inCidr } from './resolve';
 import { TernError } from '../lib/errors';
+import { ifaceGroup } from '../lib/iface-group';
 
 export interface SimPacket {
   src: string;
   dst: string;
   inIface?: string;
   outIface?: string;
+  /** The interfaces' device groups; by default the one each name gives, as the CNI plugin sets it. */
+  inGroup?: number;
+  outGroup?: number;
   protocol: number;
   dstPort?: number;
   icmpType?: number;
@@ -33,6 +37,8 @@ export function simulate(rs: FamilyRuleset, hook: 'FORWARD' | 'INPUT', pkt: SimP
   let mark = 0;
   let n = 0;
   const ip = (a: string) => addrOnly(a);
+  const groups = new Map<string, number>();
+  const groupOf = (dev: string) => groups.get(dev) ?? groups.set(dev, ifaceGroup(dev)).get(dev)!;
   const ifMatch = (pat: string, name?: string) => name !== undefined && (pat.endsWith('+') ? name.startsWith(pat.slice(0, -1)) : name === pat);
   const setHas = (name: string, dirs: string): boolean => {
     const s = sets.get(name);
@@ -68,6 +74,15 @@ export function simulate(rs: FamilyRuleset, hook: 'FORWARD' | 'INPUT', pkt: SimP
         case '-o':
           ok = ifMatch(tok[++i], pkt.outIface);
           break;
+        case '--src-group':
+        case '--dst-group': {
+          const [v, m] = tok[++i].split('/').map((x) => parseInt(x, 16));
+          const src = t === '--src-group';
+          const dev = src ? pkt.inIface : pkt.outIface;
+          const g = (src ? pkt.inGroup : pkt.outGroup) ?? (dev === undefined ? 0 : groupOf(dev));
+          ok = dev !== undefined && (g & m) >>> 0 === v;
+          break;
+        }
         case '-p':
           ok = (PROTO[tok[++i]] ?? Number(tok[i])) === pkt.protocol;
           break;

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { GATEWAY_V4, GATEWAY_V6, HOST_VETH_MAC, LINK_PREFIX, RTPROT_POD } from '../lib/constants';
+import { ifaceGroup } from '../lib/iface-group';
 import type { Family } from '../lib/cidr';
 
 
@@ -32,6 +33,8 @@ export interface PlannedRoute {
 export interface EndpointPlan {
   hostIfName: string;
   hostMac: string;
+  /** The host veth's device group: the ACL dispatch finds its chains by it. */
+  hostGroup: number;
   containerIfName: string;
   mtu: number;
   /** Ownership mark on the host veth: lets GC map a link back to its attachment. */
@@ -88,6 +91,7 @@ export function planEndpoint(input: EndpointInput): EndpointPlan {
   return {
     hostIfName: host,
     hostMac: HOST_VETH_MAC,
+    hostGroup: ifaceGroup(host),
     containerIfName: input.ifname,
     mtu: input.mtu,
     alias: endpointAlias(input.network, input.containerId, input.ifname),

@@ -28,6 +28,7 @@ export async function applyEndpoint(plan: EndpointPlan, containerNs: NetnsHandle
       await host.createVeth({
         name: plan.hostIfName,
         mac: plan.hostMac,
+        group: plan.hostGroup,
         mtu: plan.mtu,
         alias: plan.alias,
         peer: { name: plan.containerIfName, mtu: plan.mtu, netns: containerNs },

@@ -143,7 +143,7 @@ export class Rtnl {
   }
 
   /** Create a veth whose peer is born directly inside another namespace (no move, no rename). */
-  async createVeth(spec: { name: string; mac?: string; mtu?: number; alias?: string; peer: { name: string; mac?: string; mtu?: number; netns: NetnsHandle } }): Promise<void> {
+  async createVeth(spec: { name: string; mac?: string; mtu?: number; alias?: string; group?: number; peer: { name: string; mac?: string; mtu?: number; netns: NetnsHandle } }): Promise<void> {
     const peerAttrs: ifla.LinkAttrs = { ifname: spec.peer.name, netNsFd: spec.peer.netns.fd };
     if (spec.peer.mac) peerAttrs.address = macToBytes(spec.peer.mac);
     if (spec.peer.mtu) peerAttrs.mtu = spec.peer.mtu;
@@ -152,6 +152,7 @@ export class Rtnl {
     const attrs: ifla.LinkAttrs = { ifname: spec.name, linkinfo };
     if (spec.mac) attrs.address = macToBytes(spec.mac);
     if (spec.mtu) attrs.mtu = spec.mtu;
+    if (spec.group !== undefined) attrs.group = spec.group;
     try {
       await this.sock.newLink({}, attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL });
     } catch (e) {

@@ -9,7 +9,8 @@
  */
 import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
 import { Sandbox } from '../sandbox';
-import { compileRuleset, hookPackets, parseCounters, rulesTraversed, simulate, type Endpoint, type Resource } from '../../src/acl';
+import { compileRuleset, hookPackets, parseCounters, rulesTraversed, simulate, type Endpoint, type Resource, type SimPacket } from '../../src/acl';
+import { ifaceGroup } from '../../src/lib/iface-group';
 import { shortHash } from '../../src/acl/compile';
 import { AclTopology } from './topology';
 
@@ -19,11 +20,12 @@ let t: AclTopology;
 
 const SYN_PORT = 7000; // allowed by the fifth policy only, both ways
 const DENIED_PORT = 7200; // allowed by none: end-of-tier deny
+const OUT_ONLY_PORT = 7300; // allowed out by an egress-only policy, not in: denied at the destination's chain
 const OTHER_PODS = 40;
 
 /** Five policies select both pods, in order, after every other; the SYN meets all five in each direction. */
 function probePolicies(): string {
-  let y = '';
+  let y = `---\napiVersion: tern.io/v1\nkind: NetworkPolicy\nmetadata: {name: probe-out, namespace: probe}\nspec:\n  order: 9999\n  selector: role == "probe"\n  types: [Egress]\n  egress: [{action: Allow, protocol: TCP, destination: {ports: [${OUT_ONLY_PORT}]}}]\n`;
   for (let k = 0; k < 5; k++) {
     const port = k === 4 ? SYN_PORT : 7100 + k;
     y += `---\napiVersion: tern.io/v1\nkind: NetworkPolicy\nmetadata: {name: probe${k}, namespace: probe}\nspec:\n  order: ${10000 + k}\n  selector: role == "probe"\n  ingress: [{action: Allow, protocol: TCP, source: {selector: role == "probe"}, destination: {ports: [${port}]}}]\n  egress: [{action: Allow, protocol: TCP, destination: {ports: [${port}]}}]\n`;
@@ -54,11 +56,11 @@ function listCounters(): ReturnType<typeof parseCounters> {
 }
 
 /** One SYN from src to dst:port, nothing else through the node; the kernel's count and the simulator's. */
-async function count(port: number): Promise<{ kernel: number; simulated: number; verdict: string }> {
+async function count(port: number, groups: Partial<SimPacket> = {}): Promise<{ kernel: number; simulated: number; verdict: string }> {
   const src = t.pod('src');
   const dst = t.pod('dst');
   const rs = compileRuleset(t.lastInput);
-  const sim = simulate(rs.v4, 'FORWARD', { src: src.spec.v4, dst: dst.spec.v4, inIface: src.ep.hostIface, outIface: dst.ep.hostIface, protocol: 6, dstPort: port });
+  const sim = simulate(rs.v4, 'FORWARD', { src: src.spec.v4, dst: dst.spec.v4, inIface: src.ep.hostIface, outIface: dst.ep.hostIface, protocol: 6, dstPort: port, ...groups });
   for (let attempt = 0; ; attempt++) {
     const before = listCounters();
     // connect() sends one SYN; the socket is dropped before the first retransmit (1 s), and dst drops the SYN itself, so nothing answers.
@@ -78,7 +80,7 @@ beforeAll(async () => {
   ]);
   t.base = otherPods();
   // dst drops what reaches it on the probed ports (inside its own namespace): no answer crosses the node.
-  for (const p of [SYN_PORT, DENIED_PORT]) t.pod('dst').ns.must('iptables', ['-I', 'INPUT', '-p', 'tcp', '--dport', String(p), '-j', 'DROP']);
+  for (const p of [SYN_PORT, DENIED_PORT, OUT_ONLY_PORT]) t.pod('dst').ns.must('iptables', ['-I', 'INPUT', '-p', 'tcp', '--dport', String(p), '-j', 'DROP']);
 }, 120_000);
 
 afterAll(async () => {
@@ -95,6 +97,7 @@ describe('rules per new connection, counted by the kernel', () => {
       const ok = await count(SYN_PORT);
       expect(ok.verdict).toBe('accept');
       expect(ok.kernel).toBe(ok.simulated);
+      expect((await count(OUT_ONLY_PORT)).verdict).toBe('drop');
       const denied = await count(DENIED_PORT);
       expect(denied.verdict).toBe('drop');
       expect(denied.kernel).toBe(denied.simulated);
@@ -105,6 +108,19 @@ describe('rules per new connection, counted by the kernel', () => {
       expect(ok.kernel).toBeLessThanOrEqual(50);
     });
   }
+  it('a destination veth without its device group (an older version made it) still meets its policies: same verdicts, kernel = simulator', async () => {
+    const host = t.pod('dst').ep.hostIface;
+    t.node.ip('link', 'set', host, 'group', '0');
+    try {
+      for (const [port, verdict] of [[SYN_PORT, 'accept'], [OUT_ONLY_PORT, 'drop'], [DENIED_PORT, 'drop']] as const) {
+        const r = await count(port, { outGroup: 0 });
+        expect(r.verdict).toBe(verdict);
+        expect(r.kernel).toBe(r.simulated);
+      }
+    } finally {
+      t.node.ip('link', 'set', host, 'group', String(ifaceGroup(host)));
+    }
+  });
   it('unrelated policies do not change the count', () => {
     expect(Object.keys(seen)).toHaveLength(2);
     expect(seen[10]).toBe(seen[300]);

@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Sandbox, Netns, waitFor } from '../sandbox';
 import { Applier, compileRuleset, explainPacket, parsePolicyText, Proto, toInput, type ApplyReport, type Backend, type Endpoint, type NamedPort, type Resource, type Settings } from '../../src/acl';
 import { shortHash } from '../../src/acl/compile';
+import { ifaceGroup } from '../../src/lib/iface-group';
 import { GATEWAY_V4, GATEWAY_V6, HOST_VETH_MAC, LINK_PREFIX } from '../../src/lib/constants';
 
 export const TCP_PORTS = [22, 80, 443, 5432, 8080, 9000];
@@ -93,6 +94,7 @@ export class AclTopology {
     for (const k of ['net.ipv6.conf.default.accept_dad=0', 'net.ipv6.conf.all.accept_dad=0']) ns.must('sysctl', ['-qw', k]);
     const host = `${LINK_PREFIX}${shortHash(`${this.sb.prefix}/${s.name}`, 11)}`;
     this.node.ip('link', 'add', host, 'address', HOST_VETH_MAC, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name);
+    this.node.ip('link', 'set', host, 'group', String(ifaceGroup(host))); // as the CNI plugin sets it
     this.node.must('sysctl', ['-qw', `net.ipv4.conf.${host}.proxy_arp=1`, `net.ipv4.neigh.${host}.proxy_delay=0`]);
     this.node.ip('link', 'set', host, 'up');
     ns.ip('link', 'set', 'eth0', 'up');

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import { Sandbox, type Netns } from '../sandbox';
 import { makeNode, runCni, ternConfig } from '../sandbox/cni';
 import { hostVethName } from '../../src/dataplane/endpoint-plan';
+import { ifaceGroup } from '../../src/lib/iface-group';
 
 describe('tern CNI plugin: ADD, CHECK, DEL on the real kernel', () => {
   const sb = new Sandbox('cniad');
@@ -58,6 +59,7 @@ describe('tern CNI plugin: ADD, CHECK, DEL on the real kernel', () => {
     const hl = node.ipJson('-d', 'link', 'show', host)[0];
     expect(hl.address).toBe('ee:ee:ee:ee:ee:ee');
     expect(hl.ifalias).toBe('tern:tern-net:ctr-dual-1:eth0');
+    expect(String(hl.group)).toBe(String(ifaceGroup(host))); // the ACL dispatch finds the veth's chains by it
     expect(node.ipJson('-4', 'addr', 'show', host)[0]?.addr_info ?? []).toEqual([]);
     const hr4 = node.ipJson('route', 'show', 'proto', '84');
     expect(hr4).toContainEqual(expect.objectContaining({ dst: v4.split('/')[0], dev: host, scope: 'link' }));
