@@ -12,9 +12,8 @@
  *   INPUT   -> tern-INPUT     pod -> node: failsafe ports, anti-spoof, egress policy
  *   tern-to-wl / tern-from-wl clear the verdict marks, dispatch on the host veth
  *                             (-o / -i): a binary tree on its device group's bits
- *                             (tern-twg-* / tern-fwg-*), then by name (tern-twn / tern-fwn,
- *                             a prefix tree tern-twd-* / tern-fwd-*) for a veth whose
- *                             group is not the one its name gives
+ *                             (tern-twg-* / tern-fwg-*), then by name (tern-twn / tern-fwn)
+ *                             for a veth whose group is not the one its name gives
  *   tern-tw-<veth> / tern-fw-<veth>  one local endpoint: a jump per policy that
  *                             selects it, tier by tier, end-of-tier deny; tenant isolation
  *   tern-pi-* / tern-po-*     one policy's ingress / egress rules
@@ -115,7 +114,7 @@ export function policyChain(p: Pick<Policy, 'kind' | 'namespace' | 'name'>, dir:
 /** Policies with at most this many rules in a direction are copied into the endpoint chains instead of jumped to. */
 const INLINE_MAX = 2;
 
-/** Interface names usable in chain names and as a wildcard prefix as they are. */
+/** Interface names usable in chain names as they are. */
 const SAFE_IFACE = /^[A-Za-z0-9_.]{1,15}$/;
 
 /** An endpoint's chain: tern-tw-<veth> (ingress) / tern-fw-<veth> (egress); a hash when the name does not fit. */
@@ -124,12 +123,7 @@ export function endpointChain(iface: string, dir: Direction, hashed = false): st
   return !hashed && SAFE_IFACE.test(iface) ? `${CHAIN_PREFIX}${d}-${iface}` : `${CHAIN_PREFIX}${d}h-${shortHash(iface, 12)}`;
 }
 
-/** A node of the interface dispatch tree: every endpoint interface starting with `prefix`. */
-export function dispatchChain(prefix: string, dir: Direction): string {
-  return `${CHAIN_PREFIX}${dir === 'ingress' ? 'tw' : 'fw'}d-${prefix}`;
-}
-
-/** The root of the dispatch by name, behind the one by device group. */
+/** The dispatch by name, behind the one by device group: every leaf in one list. */
 export function nameDispatchChain(dir: Direction): string {
   return `${CHAIN_PREFIX}${dir === 'ingress' ? 'tw' : 'fw'}n`;
 }
@@ -147,12 +141,6 @@ export const NFT_MAX_LEVEL = 15;
 const DISPATCH_LEVEL = 3;
 /** Levels a dispatch leaf leads to: the endpoint chain, a policy chain, tern-allow / tern-pass. */
 const ENDPOINT_LEVELS = 3;
-
-function commonPrefix(names: string[]): string {
-  let p = names[0] ?? '';
-  for (const n of names) while (!n.startsWith(p)) p = p.slice(0, -1);
-  return p;
-}
 
 /** The name of a set of `kind` standing for `key` (names are content hashes). */
 export function setName(kind: string, fam: Family, key: string): string {
@@ -407,23 +395,16 @@ class FamilyCompiler {
         leaves.push({ iface, rules: [...rules, `${flag} ${iface} -j DROP`] });
       }
     }
-    if (leaves.length < GROUP_TREE_MIN) top.rules.push(...this.dispatch(leaves, dir));
+    if (leaves.length < GROUP_TREE_MIN) top.rules.push(...leaves.flatMap((l) => l.rules));
     else {
       const byName = nameDispatchChain(dir);
-      this.chains.push({ name: byName, rules: this.dispatch(leaves, dir) });
-      // Group chains may nest this deep: a leaf's way on by name (byName, its prefix tree, then the endpoint's levels) must stay within nf_tables' limit.
-      const depth = NFT_MAX_LEVEL - DISPATCH_LEVEL - ENDPOINT_LEVELS - this.levelsBelow(byName);
+      this.chains.push({ name: byName, rules: leaves.flatMap((l) => l.rules) });
+      // Group chains may nest this deep: below a leaf come byName and the endpoint's levels, all within nf_tables' limit.
+      const depth = NFT_MAX_LEVEL - DISPATCH_LEVEL - ENDPOINT_LEVELS - 1;
       const bits = Math.max(1, Math.ceil(Math.log2(Math.max(2, leaves.length / 2)) / depth));
       top.rules.push(...this.groupTree(leaves.map((l) => ({ ...l, group: ifaceGroup(l.iface) })), { dir, bits, depth, byName }, 0, 0));
     }
     return top;
-  }
-
-  /** Chain levels from `name` down through the dispatch chains it reaches (1 for a chain that reaches none). */
-  private levelsBelow(name: string): number {
-    const rules = this.chains.find((c) => c.name === name)?.rules ?? [];
-    const below = rules.map((r) => /-g (tern-(?:tw|fw)d-\S+)$/.exec(r)?.[1]).filter((t): t is string => !!t);
-    return 1 + Math.max(0, ...below.map((t) => this.levelsBelow(t)));
   }
 
   /**
@@ -432,8 +413,8 @@ class FamilyCompiler {
    * side follows in line, so a level costs at most 2^bits - 1 rules (one, for
    * one bit). Chains nest at most `depth` deep; there the leaves are listed.
    * A leaf checks the name, and whatever reaches it without matching (a veth
-   * whose group is not its name's) goes on through the name tree, so it never
-   * skips its chain.
+   * whose group is not its name's) goes on through the list by name, so it
+   * never skips its chain.
    */
   private groupTree(leaves: { iface: string; group: number; rules: string[] }[], t: { dir: Direction; bits: number; depth: number; byName: string }, bit: number, depth: number): string[] {
     if (leaves.length <= 2 || bit >= IFACE_GROUP_BITS || depth >= t.depth) return [...leaves.flatMap((l) => l.rules), `-g ${t.byName}`];
@@ -451,30 +432,6 @@ class FamilyCompiler {
       out.push(`-m devgroup ${t.dir === 'ingress' ? '--dst-group' : '--src-group'} ${hex(k)}/${hex(mask)} -g ${name}`);
     }
     return [...out, ...this.groupTree(sides.get(keys.at(-1)!)!, t, bit + w, depth)];
-  }
-
-  /** Rules that send each leaf's interface to its rules; subtrees of two or more interfaces get their own chain. */
-  private dispatch(leaves: { iface: string; rules: string[] }[], dir: Direction): string[] {
-    if (leaves.length <= 2) return leaves.flatMap((l) => l.rules);
-    const lcp = commonPrefix(leaves.map((l) => l.iface));
-    const groups = new Map<string, typeof leaves>();
-    for (const l of leaves) {
-      const k = l.iface.slice(lcp.length, lcp.length + 1); // '' for the interface named exactly lcp
-      groups.set(k, [...(groups.get(k) ?? []), l]);
-    }
-    const out: string[] = [];
-    for (const k of [...groups.keys()].sort(cmp)) {
-      const g = groups.get(k)!;
-      const p = commonPrefix(g.map((l) => l.iface));
-      if (k === '' || g.length === 1 || !SAFE_IFACE.test(p)) {
-        out.push(...g.flatMap((l) => l.rules));
-        continue;
-      }
-      const name = dispatchChain(p, dir);
-      this.chains.push({ name, rules: this.dispatch(g, dir) });
-      out.push(`${dir === 'ingress' ? '-o' : '-i'} ${p}+ -g ${name}`);
-    }
-    return out;
   }
 
   compile(): FamilyRuleset {

@@ -5,7 +5,8 @@
  */
 import { TernError, isTernError } from '../lib/errors';
 import { familyOf } from '../lib/cidr';
-import type { EndpointPlan } from './endpoint-plan';
+import { parseEndpointAlias, type EndpointPlan } from './endpoint-plan';
+import { ifaceGroup } from '../lib/iface-group';
 import { NetnsHandle } from './netns';
 import { Rtnl, type LinkInfo } from './rtnl';
 import { readSysctl, writeSysctl } from './sysctl';
@@ -65,6 +66,27 @@ export async function applyEndpoint(plan: EndpointPlan, containerNs: NetnsHandle
   } finally {
     host.close();
     cont.close();
+  }
+}
+
+/**
+ * Give every pod host veth of this node (a Tern endpoint alias) the device
+ * group its name gives. Veths made before the CNI plugin set it have group 0:
+ * the ACL dispatch still finds their chains, by name, at a cost that grows
+ * with the node's pods. Returns the veths changed.
+ */
+export async function alignVethGroups(): Promise<string[]> {
+  const host = Rtnl.open();
+  try {
+    const changed: string[] = [];
+    for (const l of await host.listLinks()) {
+      if (!parseEndpointAlias(l.alias) || l.group === ifaceGroup(l.name)) continue;
+      await host.setLink(l.name, { group: ifaceGroup(l.name) }).catch(() => undefined); // gone meanwhile (a DEL)
+      changed.push(l.name);
+    }
+    return changed;
+  } finally {
+    host.close();
   }
 }
 

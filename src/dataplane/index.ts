@@ -5,4 +5,4 @@ export { writeSysctl, readSysctl } from './sysctl';
 export type { SysctlSetting } from './sysctl';
 export { planEndpoint, hostVethName, endpointAlias, parseEndpointAlias } from './endpoint-plan';
 export type { EndpointPlan, EndpointInput, PlannedRoute } from './endpoint-plan';
-export { applyEndpoint, removeEndpoint } from './endpoint';
+export { alignVethGroups, applyEndpoint, removeEndpoint } from './endpoint';

@@ -25,6 +25,8 @@ export interface LinkInfo {
   up: boolean;
   kind?: string;
   alias?: string;
+  /** Device group (IFLA_GROUP). */
+  group?: number;
 }
 
 export interface AddressInfo {
@@ -125,6 +127,7 @@ export class Rtnl {
         up: Boolean(m.data.flags?.up),
         kind,
         alias: m.attrs.ifalias,
+        group: m.attrs.group,
       };
     });
   }
@@ -161,11 +164,12 @@ export class Rtnl {
     if (spec.alias) await this.setLink(spec.name, { alias: spec.alias });
   }
 
-  async setLink(name: string, change: { up?: boolean; mtu?: number; mac?: string; alias?: string }): Promise<void> {
+  async setLink(name: string, change: { up?: boolean; mtu?: number; mac?: string; alias?: string; group?: number }): Promise<void> {
     const attrs: ifla.LinkAttrs = { ifname: name };
     if (change.mtu) attrs.mtu = change.mtu;
     if (change.mac) attrs.address = macToBytes(change.mac);
     if (change.alias !== undefined) attrs.ifalias = change.alias;
+    if (change.group !== undefined) attrs.group = change.group;
     const data: rts.Link = change.up === undefined ? {} : { flags: { up: change.up || undefined }, change: { up: true } };
     try {
       await this.sock.setLink(data, attrs);

@@ -21,6 +21,7 @@ import { detectAddresses, nodeKey, registerNode, type NodeRecord } from './regis
 import { BgpMesh } from './bgp-mesh';
 import { serveControl } from '../bgp-speaker/control';
 import { AclReconciler } from './acl-sync';
+import { alignVethGroups } from '../dataplane';
 import { notReady, type DaemonStatus } from './health';
 import { loadIpamState, reclaimEmptyBlocks, utilisation } from '../ipam/gc';
 import { TernError } from '../lib/errors';
@@ -92,6 +93,9 @@ export class NodeDaemon {
       });
       await this.vxlan.start();
     }
+    // Pods attached by a version that did not set the device group: the ACL dispatch finds them by group.
+    const regrouped = await alignVethGroups();
+    if (regrouped.length) this.log.info({ veths: regrouped.length }, 'pod veths given their device group');
     this.acl = new AclReconciler({
       store: this.store,
       log: this.log.child({ component: 'acl' }),

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as path from 'node:path';
 import { DIST_BIN, Sandbox, waitFor, type Netns } from '../sandbox';
 import { runCni } from '../sandbox/cni';
+import { hostVethName } from '../../src/dataplane/endpoint-plan';
+import { ifaceGroup } from '../../src/lib/iface-group';
 import { startCluster, type ClusterNode } from '../sandbox/cluster';
 
 /**
@@ -72,7 +74,9 @@ describe('node daemon restart under traffic', () => {
     expect(lost, `lost icmp_seq ${lost.join(',')}`).toEqual([]);
   }, 120_000);
 
-  it('upgrade from the shared mark: a daemon started on proto-84 BGP routes and blackholes adopts them, no packet lost', async () => {
+  it('upgrade from the shared mark and from veths without a device group: the daemon adopts the routes and groups the veth, no packet lost', async () => {
+    const veth = hostVethName('ctr-hitl-0', 'eth0');
+    const group = () => String(nodes.n1.ns.ipJson('-d', 'link', 'show', veth)[0].group);
     const blackholes = (proto: string) => nodes.n1.ns.ipJson('route', 'show', 'type', 'blackhole', 'proto', proto).map((r: any) => r.dst).sort();
     const owned = blackholes('85');
     expect(owned.length).toBeGreaterThan(0);
@@ -84,7 +88,10 @@ describe('node daemon restart under traffic', () => {
       }
       for (const dst of owned) nodes.n1.ns.ip('route', 'replace', 'blackhole', dst, 'proto', '84');
       expect(bgpRoutes('n1')).toEqual([]);
+      nodes.n1.ns.ip('link', 'set', veth, 'group', '0'); // what a version before device groups made
+      expect(group()).toBe('default');
     });
+    expect(group()).toBe(String(ifaceGroup(veth)));
     expect(r.sent).toBeGreaterThanOrEqual(400);
     expect(lost, `lost icmp_seq ${lost.join(',')}`).toEqual([]);
     await waitFor(() => (blackholes('85').join() === owned.join() && blackholes('84').length === 0) || undefined, { what: 'blackholes re-marked' });
