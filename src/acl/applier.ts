@@ -7,6 +7,7 @@
  * the old or the new ruleset denies (see `planSets`). If the iptables write
  * fails, every set change is undone, so the previous complete ruleset stays.
  */
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CHAIN_PREFIX } from '../lib/constants';
@@ -14,6 +15,7 @@ import type { Logger } from '../lib/log';
 import { withNodeLock } from '../lib/lock';
 import { mustExec, netnsExec, type Exec } from '../dataplane/exec';
 import type { MemberOp } from '../dataplane/ipset-codec';
+import { nftGeneration } from '../dataplane/nft-gen';
 import { endpointSetName, type CompiledRuleset, type FamilyRuleset, type IpSetSpec } from './compile';
 import { chainLines, createLine, hookSpec, HOOK_COMMENT, isTernChain } from './render';
 
@@ -235,6 +237,11 @@ export interface ApplyOptions {
   afterStep?: (step: ApplyStep) => Promise<void> | void;
   /** Writes the incremental path's member changes; default: netlink in `netnsPath` (no process). */
   memberWriter?: (ops: MemberOp[]) => Promise<void>;
+  /**
+   * The nf_tables generation of `netnsPath` (nft backend only); default:
+   * NFT_MSG_GETGEN over netlink, or none when `exec` is given (tests' own tools).
+   */
+  generation?: () => Promise<number>;
 }
 
 export interface ApplyReport {
@@ -245,13 +252,35 @@ export interface ApplyReport {
   restoreText: { v4: string; v6: string };
 }
 
+/** A ruleset's rules and hooks, hashed (what an apply compares with the kernel's, sets aside). */
+const fingerprints = new WeakMap<CompiledRuleset, string>();
+function fingerprint(rs: CompiledRuleset): string {
+  let f = fingerprints.get(rs);
+  if (!f) {
+    const h = crypto.createHash('sha256');
+    for (const fam of [rs.v4, rs.v6]) h.update(JSON.stringify([fam.hooks, fam.chains]));
+    fingerprints.set(rs, (f = h.digest('hex')));
+  }
+  return f;
+}
+
 export class Applier {
   private readonly exec: Exec;
   private detected?: Backend;
+  private readonly generation?: () => Promise<number>;
+  /** The nf_tables generation at which the kernel's rules were last read and found equal to this ruleset fingerprint. */
+  private verified?: { gen: number; rules: string };
 
   constructor(private readonly opts: ApplyOptions = {}) {
     this.exec = opts.exec ?? netnsExec(opts.netnsPath);
     this.detected = opts.backend;
+    this.generation = opts.generation ?? (opts.exec ? undefined : () => nftGeneration(opts.netnsPath));
+  }
+
+  /** The generation now, on the nft backend when it can be read; undefined otherwise (then every apply reads the rules). */
+  private async currentGeneration(backend: Backend): Promise<number | undefined> {
+    if (backend !== 'nft' || !this.generation) return undefined;
+    return this.generation().catch(() => undefined);
   }
 
   /** The iptables backend (nft or legacy), once known: given, or detected by the first call that needs it. */
@@ -303,6 +332,11 @@ export class Applier {
   /** Apply when the caller already holds `lockFile` (it read its input under the lock too). */
   async applyHoldingLock(rs: CompiledRuleset): Promise<ApplyReport> {
     const [backend, ipsetSaved] = await Promise.all([this.resolveBackend(), this.must('ipset', ['save'])]);
+    const rules = fingerprint(rs);
+    const gen = await this.currentGeneration(backend);
+    // No nf_tables change since the rules were read and found equal to these: nothing to read or write (sets are still read, ipset has no generation).
+    const unchanged = gen !== undefined && this.verified?.gen === gen && this.verified.rules === rules;
+    this.verified = undefined;
     const current = parseIpsetSave(ipsetSaved);
     const sets = planSets([...rs.v4.sets, ...rs.v6.sets], current);
     const report: ApplyReport = { backend, chainsWritten: 0, setsWritten: sets.setsWritten, setsDestroyed: 0, restoreText: { v4: '', v6: '' } };
@@ -312,6 +346,7 @@ export class Applier {
       // Both families are planned and checked before anything is written.
       const plans = await Promise.all(
         [rs.v4, rs.v6].map(async (fam) => {
+          if (unchanged) return { fam: fam.family, before: '', plan: '' };
           const before = await this.save(fam.family);
           return { fam: fam.family, before, plan: planIptables(fam, parseSave(before)) };
         }),
@@ -330,6 +365,8 @@ export class Applier {
       }
       if (written.length) await this.opts.afterStep?.('rules');
       await this.ipset(sets.open, 'open');
+      // Read and equal, and nothing committed meanwhile: the next apply of the same rules may trust the generation.
+      if (!written.length && gen !== undefined && (await this.currentGeneration(backend)) === gen) this.verified = { gen, rules };
     } catch (e) {
       for (const w of written) {
         const back = rollbackText(w.before, await this.save(w.fam));

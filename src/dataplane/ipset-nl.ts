@@ -5,10 +5,10 @@
  * Only member changes go this way (the incremental ACL path); sets are
  * created, swapped and destroyed by `ipset restore`.
  */
-import { createNetlink, type NetlinkSocket } from 'netlink/dist/netlink';
+import { createNetlink } from 'netlink/dist/netlink';
 import { TernError } from '../lib/errors';
 import { encodeMemberOp, explainIpsetErrno, messageType, type MemberOp } from './ipset-codec';
-import { NetnsHandle } from './netns';
+import { createIn } from './netns';
 
 const NETLINK_NETFILTER = 12;
 
@@ -21,15 +21,7 @@ const NETLINK_NETFILTER = 12;
 export async function applyMemberOps(ops: MemberOp[], netnsPath?: string): Promise<void> {
   if (!ops.length) return;
   const payloads = ops.map(encodeMemberOp); // all checked before anything is sent
-  let sock: NetlinkSocket;
-  if (netnsPath) {
-    const ns = NetnsHandle.open(netnsPath);
-    try {
-      sock = ns.run(() => createNetlink(NETLINK_NETFILTER));
-    } finally {
-      ns.close();
-    }
-  } else sock = createNetlink(NETLINK_NETFILTER);
+  const sock = createIn(netnsPath, () => createNetlink(NETLINK_NETFILTER));
   try {
     for (let i = 0; i < ops.length; i++) {
       try {

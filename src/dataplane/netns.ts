@@ -82,6 +82,17 @@ export class NetnsHandle {
   }
 }
 
+/** `make()` run inside the namespace at `nsPath` (a socket it creates stays there), or here without one. */
+export function createIn<T>(nsPath: string | undefined, make: () => T): T {
+  if (!nsPath) return make();
+  const ns = NetnsHandle.open(nsPath);
+  try {
+    return ns.run(make);
+  } finally {
+    ns.close();
+  }
+}
+
 /** True if `nsPath` names a usable network namespace. */
 export function netnsExists(nsPath: string): boolean {
   if (!nsPath) return false;

@@ -1,0 +1,120 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { REPO, Sandbox, type Netns } from '../sandbox';
+import { netnsExec, type Exec } from '../../src/dataplane/exec';
+import { nftGeneration } from '../../src/dataplane/nft-gen';
+import { Applier, compileRuleset, parsePolicyText, toInput, type Endpoint, type Resource } from '../../src/acl';
+
+/**
+ * A resync of unchanged rules reads no iptables rules when the namespace's
+ * nf_tables generation has not moved since they were last read and found
+ * equal: the generation is bumped by every commit to any table, so it cannot
+ * miss a change. Sets are read every time (ipset has no generation).
+ */
+const sb = new Sandbox('agen');
+let node: Netns;
+let other: Netns;
+
+const POLICIES = fs.readFileSync(path.join(REPO, 'docs', 'examples', 'tenant-isolation.yaml'), 'utf8');
+function endpoints(n: number): Resource[] {
+  return Array.from({ length: n }, (_, i) => {
+    const e: Endpoint = { name: `p${i}`, namespace: i % 2 ? 'alpha' : 'beta', labels: { app: 'web' }, ips: [`10.70.0.${i + 1}`], hostIface: `tern${String(i).padStart(11, '0')}`, namedPorts: [] };
+    return { kind: 'Endpoint', key: `${e.namespace}/${e.name}`, value: e };
+  });
+}
+const ruleset = (extra = '') => compileRuleset(toInput([...parsePolicyText(POLICIES + extra, 'p.yaml'), ...endpoints(12)]));
+
+/** The applier's tool calls, by command. */
+function recording(ns: Netns): { exec: Exec; calls: string[] } {
+  const base = netnsExec(ns.path);
+  const calls: string[] = [];
+  return { calls, exec: (cmd, args, input) => (calls.push(cmd), base(cmd, args, input)) };
+}
+const saves = (calls: string[]) => calls.filter((c) => /tables-(nft|legacy)-save$/.test(c)).length;
+
+beforeAll(() => {
+  node = sb.netns('node');
+  other = sb.netns('other');
+});
+afterAll(() => sb.cleanup());
+
+describe('nf_tables generation', () => {
+  it('moves with every commit in its own namespace only, not with reads or --test', async () => {
+    const g0 = await nftGeneration(node.path);
+    expect(await nftGeneration(node.path)).toBe(g0);
+    node.must('iptables-nft-save', []);
+    node.must('iptables-nft', ['-L', '-n']);
+    node.must('iptables-nft-restore', ['--noflush', '--test'], { input: '*filter\n-A FORWARD -j ACCEPT\nCOMMIT\n' });
+    expect(await nftGeneration(node.path)).toBe(g0);
+    other.must('iptables-nft', ['-A', 'FORWARD', '-j', 'ACCEPT']);
+    expect(await nftGeneration(node.path)).toBe(g0);
+    node.must('iptables-nft', ['-A', 'FORWARD', '-j', 'ACCEPT']);
+    expect(await nftGeneration(node.path)).toBeGreaterThan(g0);
+    node.must('iptables-nft', ['-D', 'FORWARD', '-j', 'ACCEPT']);
+  });
+});
+
+describe('a resync of unchanged rules', () => {
+  let rec: ReturnType<typeof recording>;
+  let applier: Applier;
+  beforeAll(() => {
+    rec = recording(node);
+    applier = new Applier({ netnsPath: node.path, backend: 'nft', exec: rec.exec, generation: () => nftGeneration(node.path), lockFile: path.join('/tmp', `${sb.prefix}-gen.lock`) });
+  });
+  const kernelRules = () => node.must('iptables-nft-save', ['-t', 'filter']).replace(/^#.*\n/gm, '').replace(/\[\d+:\d+\]/g, '');
+
+  it('reads the rules once after a write, then only the sets, while nothing commits', async () => {
+    const rs = ruleset();
+    expect((await applier.apply(rs)).chainsWritten).toBeGreaterThan(0);
+    rec.calls.length = 0;
+    await applier.apply(rs); // first no-op: reads and compares, then trusts the generation
+    expect(saves(rec.calls)).toBe(2);
+    for (let i = 0; i < 3; i++) {
+      rec.calls.length = 0;
+      const r = await applier.apply(ruleset()); // compiled again: same rules, another object
+      expect(r.chainsWritten + r.setsWritten).toBe(0);
+      expect(saves(rec.calls)).toBe(0);
+      expect(rec.calls).toContain('ipset');
+    }
+  });
+
+  it('a rule deleted by hand moves the generation: the next resync reads and restores it', async () => {
+    const before = kernelRules();
+    const victim = before.split('\n').find((l) => l.startsWith('-A tern-FORWARD'))!;
+    node.must('iptables-nft', ['-t', 'filter', ...victim.replace(/"/g, '').split(' ').map((w) => (w === '-A' ? '-D' : w))]);
+    expect(kernelRules()).not.toBe(before);
+    rec.calls.length = 0;
+    const r = await applier.apply(ruleset());
+    expect(saves(rec.calls)).toBe(2);
+    expect(r.chainsWritten).toBeGreaterThan(0);
+    expect(kernelRules()).toBe(before);
+  });
+
+  it('a change by anyone else in the namespace (another table) also makes it read the rules', async () => {
+    await applier.apply(ruleset()); // read, equal: trusted again
+    node.must('iptables-nft', ['-t', 'mangle', '-A', 'PREROUTING', '-j', 'ACCEPT']);
+    rec.calls.length = 0;
+    await applier.apply(ruleset());
+    expect(saves(rec.calls)).toBe(2);
+    node.must('iptables-nft', ['-t', 'mangle', '-D', 'PREROUTING', '-j', 'ACCEPT']);
+  });
+
+  it('a set member removed by hand is put back with the generation unchanged', async () => {
+    await applier.apply(ruleset());
+    await applier.apply(ruleset());
+    node.must('ipset', ['del', 'tern-ep4', '10.70.0.1,tern00000000000']);
+    rec.calls.length = 0;
+    const r = await applier.apply(ruleset());
+    expect(saves(rec.calls)).toBe(0);
+    expect(r.setsWritten).toBeGreaterThan(0);
+    expect(node.must('ipset', ['test', 'tern-ep4', '10.70.0.1,tern00000000000'])).toBeDefined();
+  });
+
+  it('other rules (a new policy) are read and written whatever the generation', async () => {
+    rec.calls.length = 0;
+    const r = await applier.apply(ruleset(`---\napiVersion: tern.io/v1\nkind: GlobalNetworkPolicy\nmetadata: {name: extra}\nspec:\n  selector: all()\n  ingress: [{action: Allow, protocol: TCP, destination: {ports: [4444]}}]\n`));
+    expect(saves(rec.calls)).toBe(2);
+    expect(r.chainsWritten).toBeGreaterThan(0);
+  });
+});
