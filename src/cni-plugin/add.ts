@@ -81,7 +81,7 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
         try {
           await syncRules(store, ctx);
         } catch (e) {
-          await removeEndpoint(plan.hostIfName);
+          await (ctx.deleteLink ?? removeEndpoint)(plan.hostIfName);
           throw e;
         }
         log.info({ host: plan.hostIfName, ips: ips.map((i) => i.address) }, 'attached');

@@ -12,6 +12,8 @@ export interface Ctx {
   aclProgrammed?: () => boolean;
   /** Set by the node daemon: bring the rules in sync through its ACL loop (incremental for a pod joining or leaving); throws if that failed. */
   aclSync?: () => Promise<void>;
+  /** Set by the node daemon: delete a host veth off its event loop (LinkDeleter); false if it was gone. */
+  deleteLink?: (name: string) => Promise<boolean>;
 }
 
 export function allocationKey(ctx: Ctx): AllocationKey {

@@ -9,7 +9,7 @@ import { allocationKey, type Ctx } from './context';
 export async function cmdDel(ctx: Ctx): Promise<void> {
   const { env, conf, log } = ctx;
   const host = hostVethName(env.containerId, env.ifname);
-  const removed = await removeEndpoint(host);
+  const removed = await (ctx.deleteLink ?? removeEndpoint)(host);
   const store = openDatastore(conf);
   const ipam = openIpam(conf, log, store);
   try {

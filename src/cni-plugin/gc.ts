@@ -26,7 +26,7 @@ export async function cmdGc(ctx: Ctx): Promise<void> {
     for (const alloc of await ipam.list(conf.name)) {
       if (valid.has(`${alloc.key.containerId}\u0000${alloc.key.ifname}`)) continue;
       const host = hostVethName(alloc.key.containerId, alloc.key.ifname);
-      await removeEndpoint(host);
+      await (ctx.deleteLink ?? removeEndpoint)(host);
       removed.push(host);
     }
     const rep = await gcNetwork(store, conf.name, conf.validAttachments.map((a) => ({ network: conf.name, containerId: a.containerID, ifname: a.ifname })), Date.now());

@@ -189,6 +189,15 @@ export class Rtnl {
     }
   }
 
+  /** Delete every link of a device group in one request: the kernel unregisters them as one batch. */
+  async deleteGroup(group: number): Promise<void> {
+    try {
+      await this.sock.delLink({}, { group });
+    } catch (e) {
+      throw kernelError(`delete link group ${group}`, e);
+    }
+  }
+
   async addAddress(index: number, cidr: string, opts: { nodad?: boolean } = {}): Promise<void> {
     const [addr, len] = cidr.split('/');
     const family = familyOf(addr);

@@ -22,6 +22,7 @@ import { BgpMesh } from './bgp-mesh';
 import { serveControl } from '../bgp-speaker/control';
 import { AclReconciler } from './acl-sync';
 import { alignVethGroups } from '../dataplane';
+import { LinkDeleter } from '../dataplane/link-deleter';
 import { notReady, type DaemonStatus } from './health';
 import { loadIpamState, reclaimEmptyBlocks, utilisation } from '../ipam/gc';
 import { TernError } from '../lib/errors';
@@ -33,6 +34,8 @@ export { notReady, type DaemonStatus } from './health';
 export class NodeDaemon {
   readonly metrics = new Metrics();
   private cni?: CniServer;
+  /** Pod veths are deleted on a worker thread, in batches: a deletion blocks its thread ~20 ms in the kernel. */
+  private readonly links = new LinkDeleter();
   private http?: http.Server;
   private ready = false;
   private store?: Store;
@@ -105,11 +108,12 @@ export class NodeDaemon {
     });
     await this.acl.start();
     const acl = this.acl;
+    const links = this.links;
     const cniLog = this.log.child({ component: 'cni' });
     this.cni = new CniServer({
       socketPath: this.config.cniSocket,
       log: cniLog,
-      handle: (env, stdin) => handle(env, stdin, cniLog, { aclProgrammed: () => acl.programmed, aclSync: () => acl.syncOrThrow() }),
+      handle: (env, stdin) => handle(env, stdin, cniLog, { aclProgrammed: () => acl.programmed, aclSync: () => acl.syncOrThrow(), deleteLink: (name) => links.delete(name) }),
       observe: (command, ms, outcome) => this.metrics.cni(command, ms / 1000, outcome),
       malformed: (why) => this.metrics.malformed(why),
     });
@@ -227,6 +231,7 @@ export class NodeDaemon {
     clearInterval(this.reclaimTimer);
     await this.reclaiming;
     await this.cni?.stop();
+    await this.links.close();
     await this.blocks?.stop();
     await this.acl?.stop();
     await this.vxlan?.stop();
