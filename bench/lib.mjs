@@ -11,7 +11,7 @@ export function sh(cmd, args, opts = {}) {
 
 export class Namespaces {
   constructor(tag) {
-    this.prefix = `bn${tag}${Math.random().toString(16).slice(2, 6)}`;
+    this.prefix = `${process.env.TERN_TEST_PREFIX ?? 'bn'}${tag}${Math.random().toString(16).slice(2, 6)}`; // TERN_TEST_PREFIX: as the tests name theirs
     this.names = [];
     const cleanup = () => this.cleanup();
     process.on('exit', cleanup);

@@ -30,7 +30,7 @@ const CORES = [
   'bgp-speaker/codec/', 'bgp-speaker/rib/', 'bgp-speaker/fsm.ts',
   'cni-plugin/config.ts', 'cni-plugin/env.ts', 'cni-plugin/version.ts', 'cni-plugin/result.ts',
   'dataplane/endpoint-plan.ts', 'dataplane/ipset-codec.ts', 'dataplane/route-codec.ts',
-  'datastore/config.ts', 'datastore/types.ts',
+  'datastore/config.ts', 'datastore/mirror.ts', 'datastore/types.ts',
   'ipam/allocator.ts', 'ipam/model.ts', 'ipam/types.ts',
   'node-daemon/cni-wire.ts',
   'overlay/addr.ts', 'overlay/diff.ts', 'overlay/doctor-report.ts', 'overlay/plan.ts', 'overlay/select.ts', 'overlay/types.ts', 'overlay/vlan-plan.ts', 'overlay/vtep-mac.ts',

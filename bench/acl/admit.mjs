@@ -1,14 +1,16 @@
 // Admitting and removing a pod through the daemon's ACL loop (the incremental
-// path: set members only), member writes over netlink against the previous
-// way, one `ipset restore -exist` process per change. Both run side by side
-// in one run: two node namespaces, each with its own SQLite datastore seeded
-// with the same policies and pods, pods admitted alternately.
+// path: set members only), member writes over netlink against one
+// `ipset restore -exist` process per change, and, with REF set, against an
+// older Tern build's loop (REF=<checkout with dist/ built>; e.g. one that
+// lists every ACL record on every sync). All run side by side in one run:
+// one node namespace each, each with its own SQLite datastore seeded with
+// the same policies and pods, pods admitted alternately.
 // Usage (root, after npm run build):
-//   SIZES=100x1000,1000x5000 PODS_PER_NODE=100 ROUNDS=20 node bench/acl/admit.mjs
+//   SIZES=100x1000,1000x5000 PODS_PER_NODE=100 ROUNDS=20 [REF=/path/to/old/checkout] node bench/acl/admit.mjs
 // Timed: one `AclReconciler.sync()` after the endpoint record is written
-// (datastore list, plan, lock, member writes), as a CNI ADD/DEL through the
-// daemon waits for it. Pods admitted: another node's (sets only) and one of
-// this node's that no policy selects.
+// (catching up with the datastore, plan, lock, member writes), as a CNI
+// ADD/DEL through the daemon waits for it. Pods admitted: another node's
+// (sets only) and one of this node's that no policy selects.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -25,6 +27,12 @@ const sizes = (process.env.SIZES ?? '100x1000,1000x5000').split(',').map((s) => 
 const perNode = Number(process.env.PODS_PER_NODE ?? 100);
 const ROUNDS = Number(process.env.ROUNDS ?? 20);
 const ns = new Namespaces('adm');
+const REF = process.env.REF;
+const ref = REF && {
+  AclReconciler: (await import(path.join(path.resolve(REF), 'dist/src/node-daemon/acl-sync.js'))).AclReconciler,
+  SqliteStore: (await import(path.join(path.resolve(REF), 'dist/src/datastore/sqlite-store.js'))).SqliteStore,
+};
+const WRITERS = ['netlink', 'ipset process', ...(ref ? ['netlink, REF'] : [])];
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tern-admit-'));
 process.on('exit', () => fs.rmSync(work, { recursive: true, force: true }));
 
@@ -39,12 +47,13 @@ for (const [P, E] of sizes) {
   const nodes = Math.ceil(E / perNode);
   const seed = [...acl.parsePolicyText(namespacesYaml() + policiesYaml(P), 'bench.yaml'), ...Array.from({ length: E }, (_, i) => endpoint(i, nodes))];
   const impls = {};
-  for (const name of ['netlink', 'ipset process']) {
-    const node = ns.add(`${name === 'netlink' ? 'nl' : 'px'}${P}x${E}`);
+  for (const name of WRITERS) {
+    const node = ns.add(`${{ netlink: 'nl', 'ipset process': 'px' }[name] ?? 'rf'}${P}x${E}`);
     const netnsPath = `/run/netns/${node}`;
-    const store = new SqliteStore({ path: path.join(work, `${node}.db`), pollMs: 1000 });
+    const Impl = name === 'netlink, REF' ? ref : { AclReconciler, SqliteStore };
+    const store = new Impl.SqliteStore({ path: path.join(work, `${node}.db`), pollMs: 1000 });
     await acl.writeResources(store, 'apply', seed);
-    const r = new AclReconciler({ store, log: silentLogger(), policyDir: '', node: 'n0', netnsPath, memberWriter: name === 'netlink' ? undefined : viaProcess(netnsPath) });
+    const r = new Impl.AclReconciler({ store, log: silentLogger(), policyDir: '', node: 'n0', netnsPath, memberWriter: name === 'netlink' ? undefined : viaProcess(netnsPath) });
     const t0 = performance.now();
     await r.start();
     if (r.state.lastError) throw new Error(`${name}: ${r.state.lastError}`);
@@ -73,11 +82,13 @@ for (const [P, E] of sizes) {
   }
 }
 const f = (x) => (typeof x === 'number' ? `${x.toFixed(1)} ms` : String(x));
-console.log(`\nACL admit/remove through the daemon loop, ${ROUNDS} pods per size, nodes of ${perNode} pods, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(2)}\n`);
+console.log(`\nACL admit/remove through the daemon loop, ${ROUNDS} pods per size, nodes of ${perNode} pods, ${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}${REF ? `, REF ${REF}` : ''}\n`);
 console.log('| policies × pods | member writer | incremental syncs | admit p50 | admit p90 | remove p50 | remove p90 | first (full) apply |');
 console.log('|---|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(`| ${r.size} | ${r.writer} | ${r.incremental} | ${f(r.admitP50)} | ${f(r.admitP90)} | ${f(r.removeP50)} | ${f(r.removeP90)} | ${f(r.firstApplyMs)} |`);
 for (const size of new Set(rows.map((r) => r.size))) {
-  const [a, b] = ['netlink', 'ipset process'].map((w) => rows.find((r) => r.size === size && r.writer === w));
-  console.log(`| ${size} | ratio netlink / process | | ${(a.admitP50 / b.admitP50).toFixed(2)}× | ${(a.admitP90 / b.admitP90).toFixed(2)}× | ${(a.removeP50 / b.removeP50).toFixed(2)}× | ${(a.removeP90 / b.removeP90).toFixed(2)}× | |`);
+  for (const other of WRITERS.slice(1)) {
+    const [a, b] = ['netlink', other].map((w) => rows.find((r) => r.size === size && r.writer === w));
+    console.log(`| ${size} | ratio netlink / ${other} | | ${(a.admitP50 / b.admitP50).toFixed(2)}× | ${(a.admitP90 / b.admitP90).toFixed(2)}× | ${(a.removeP50 / b.removeP50).toFixed(2)}× | ${(a.removeP90 / b.removeP90).toFixed(2)}× | |`);
+  }
 }

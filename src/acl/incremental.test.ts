@@ -136,4 +136,30 @@ describe('incremental path (pure)', () => {
     anyNode.remember(stored(base), base, rs);
     expect(anyNode.plan(stored([...base, ep(64, { app: 'web' })]))).toBeUndefined();
   });
+
+  it('planChanges, given only the records that changed, plans what plan does from the whole list', () => {
+    const { incr } = start();
+    const next = [...base.filter((r) => r.key !== 'alpha/pod4'), ep(2, { app: 'web' }), ep(20)];
+    const key = (r: Resource) => stored([r])[0];
+    const changes = new Map<string, string | undefined>([
+      [key(ep(2, { app: 'web' })).key, key(ep(2, { app: 'web' })).value],
+      [key(ep(20)).key, key(ep(20)).value],
+      [key(ep(4)).key, undefined],
+      [key(ep(5)).key, key(ep(5)).value], // reported, but equal to what is remembered
+      [key(ep(99)).key, undefined], // created and deleted again in between
+    ]);
+    const p = incr.planChanges(changes)!;
+    expect(p.lines).toEqual(incr.plan(stored(next))!.lines);
+    expect({ joined: p.joined, left: p.left, changed: p.changed }).toEqual({ joined: 1, left: 1, changed: 1 });
+    expect(incr.planChanges(new Map())!.lines).toEqual([]);
+  });
+
+  it('planChanges: a policy or namespace among the changes, gone or changed, needs the full compile', () => {
+    const { incr } = start();
+    const policy = stored(POLICIES.filter((r) => r.kind === 'Policy'))[0];
+    expect(incr.planChanges(new Map([[policy.key, undefined]]))).toBeUndefined();
+    expect(incr.planChanges(new Map([[policy.key, policy.value.replace('"http"', '"https"')]]))).toBeUndefined();
+    expect(incr.planChanges(new Map([[policy.key, policy.value]]))!.lines).toEqual([]); // unchanged
+    expect(new IncrementalAcl('n0').planChanges(new Map())).toBeUndefined();
+  });
 });

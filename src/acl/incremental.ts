@@ -136,24 +136,36 @@ export class IncrementalAcl {
   plan(stored: StoredText[]): IncrementalPlan | undefined {
     const last = this.last;
     if (!last) return undefined;
+    const changes = new Map<string, string | undefined>();
+    for (const { key, value } of stored) if (last.texts.get(key) !== value) changes.set(key, value);
+    if (stored.length - changes.size < last.texts.size) {
+      const seen = new Set(stored.map((s) => s.key));
+      for (const key of last.texts.keys()) if (!seen.has(key)) changes.set(key, undefined);
+    }
+    return this.planChanges(changes);
+  }
+
+  /**
+   * As `plan`, given only the records that may have changed since the
+   * remembered state (key -> text now, undefined: gone), e.g. from watch
+   * events; one equal to what is remembered counts as unchanged.
+   */
+  planChanges(changes: Map<string, string | undefined>): IncrementalPlan | undefined {
+    const last = this.last;
+    if (!last) return undefined;
     const updates: IncrementalPlan['updates'] = new Map();
-    let present = 0;
-    for (const { key, value } of stored) {
+    for (const [key, value] of changes) {
       const was = last.texts.get(key);
-      if (was !== undefined) present++;
       if (was === value) continue;
+      if (value === undefined) {
+        if (!last.endpoints.has(key)) return undefined; // a policy, tier, tenant, namespace or setting went
+        updates.set(key, undefined);
+        continue;
+      }
       if (!key.startsWith(ENDPOINT_KEY)) return undefined;
       const r = JSON.parse(value) as Resource;
       if (r.kind !== 'Endpoint') return undefined;
       updates.set(key, { value, ep: r.value });
-    }
-    if (present < last.texts.size) {
-      const seen = new Set(stored.map((s) => s.key));
-      for (const key of last.texts.keys()) {
-        if (seen.has(key)) continue;
-        if (!last.endpoints.has(key)) return undefined; // a policy, tier, tenant, namespace or setting went
-        updates.set(key, undefined);
-      }
     }
     const gone: Endpoint[] = [];
     const come: Endpoint[] = [];

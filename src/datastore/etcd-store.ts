@@ -202,16 +202,69 @@ export class EtcdStore extends TxnStore {
     } catch (e) {
       throw toStoreError(e, 'watch');
     }
+    let last = fromRevision; // every event up to here was delivered
+    let broken = false;
+    let wake: (() => void) | undefined;
+    const delivered = (rev: number) => {
+      last = Math.max(last, rev);
+      wake?.();
+    };
     w.on('put', (kv) => {
       const v = this.toKv(kv);
       onEvent({ type: 'put', key: v.key, value: v.value, revision: v.modRevision });
+      delivered(v.modRevision);
     });
-    w.on('delete', (kv) => onEvent({ type: 'delete', key: kv.key.toString('utf8').slice(this.prefix.length), revision: Number(kv.mod_revision) }));
-    w.on('error', (e) => onError?.(e));
+    w.on('delete', (kv) => {
+      onEvent({ type: 'delete', key: kv.key.toString('utf8').slice(this.prefix.length), revision: Number(kv.mod_revision) });
+      delivered(Number(kv.mod_revision));
+    });
+    // 'error' is a cancelled watch (compacted, or rejected), 'end' a closed one: neither resumes.
+    w.on('error', (e) => {
+      broken = true;
+      onError?.(e);
+    });
+    w.on('end', () => (broken = true));
+    const key = this.k(prefix);
+    const range = { key, range_end: etcdPrefixEnd(key) };
     const watcher: Watcher = {
       close: async () => {
         this.watchers.delete(watcher);
         await w.cancel().catch(() => undefined);
+      },
+      // etcd3 cannot ask for a progress notification, so compare instead: if no key under the prefix changed after
+      // `last` and as many keys exist as at `last`, the prefix at the current revision is what the delivered events say.
+      progress: async (timeoutMs) => {
+        const deadline = Date.now() + timeoutMs;
+        for (;;) {
+          if (broken) throw new TernError('TRY_AGAIN_LATER', 'etcd watch ended');
+          const at = last;
+          if (at < 1) throw new TernError('TRY_AGAIN_LATER', 'etcd watch has no revision to compare');
+          let res: RPC.ITxnResponse;
+          try {
+            res = await this.client.kv.txn(
+              {
+                compare: [{ ...range, target: 'Mod', result: 'Less', mod_revision: String(at + 1) }],
+                success: [{ request_range: { ...range, count_only: true } }, { request_range: { ...range, count_only: true, revision: String(at) } }],
+                failure: [],
+              },
+              this.call(),
+            );
+          } catch (e) {
+            throw toStoreError(e, 'watch progress');
+          }
+          const counts = res.responses.map((r) => Number(r.response_range.count));
+          // An event delivered meanwhile may be half of a pair the counts cannot see: compare again.
+          if (res.succeeded && counts[0] === counts[1] && last === at) return Number(res.header.revision);
+          if (Date.now() >= deadline) throw new TernError('TRY_AGAIN_LATER', `etcd watch of ${prefix} behind after ${timeoutMs} ms`);
+          await new Promise<void>((r) => {
+            const t = setTimeout(r, 5);
+            wake = () => {
+              clearTimeout(t);
+              r();
+            };
+          });
+          wake = undefined;
+        }
       },
     };
     this.watchers.add(watcher);

@@ -56,6 +56,8 @@ interface WatchEntry {
   last: number;
   onEvent: (e: WatchEvent) => void;
   onError?: (e: Error) => void;
+  /** Compaction removed events it had not been given: it no longer describes the prefix. */
+  lost?: boolean;
 }
 
 /** One event to one watcher (a transaction's events share its revision, so callers filter on the revision they started from). */
@@ -240,6 +242,15 @@ export class SqliteStore extends TxnStore {
         this.watchers.delete(w);
         if (this.watchers.size === 0) this.stopPolling();
       },
+      // Synchronous: every event committed by the revision read first is delivered by the poll that follows.
+      progress: () =>
+        this.guard(() => {
+          if (!this.watchers.has(w)) throw new TernError('INTERNAL', 'watch closed');
+          const { rev } = this.st.rev.get()!;
+          if (!this.poll()) throw new TernError('TRY_AGAIN_LATER', 'watch poll failed');
+          if (w.lost) throw new TernError('CONFLICT', 'watch lost events to compaction');
+          return rev;
+        }),
     };
   }
 
@@ -255,24 +266,34 @@ export class SqliteStore extends TxnStore {
     this.timer = undefined;
   }
 
-  private poll(): void {
-    if (this.closed || !this.watchers.size) return;
+  /** Deliver what was committed since the last poll; false if it could not be read. */
+  private poll(): boolean {
+    if (this.closed || !this.watchers.size) return true;
     let rows: EventRow[];
+    let compacted: number;
     try {
       const v = this.db.pragma('data_version', { simple: true }) as number;
-      if (v === this.dataVersion && !this.ownWrite) return;
+      if (v === this.dataVersion && !this.ownWrite) return true;
       this.dataVersion = v;
       this.ownWrite = false;
       rows = this.st.eventsSince.all(this.cursor);
+      compacted = this.st.rev.get()!.compacted;
     } catch (e) {
       for (const w of this.watchers) w.onError?.(e as Error);
-      return;
+      return false;
+    }
+    // The poller fell further behind than the event log reaches: watchers that had not seen those events miss them.
+    for (const w of this.watchers) {
+      if (w.lost || w.last >= compacted || this.cursor >= compacted) continue;
+      w.lost = true;
+      w.onError?.(new TernError('CONFLICT', `watch of ${w.prefix} missed events compacted up to revision ${compacted}`));
     }
     const from = new Map([...this.watchers].map((w) => [w, w.last]));
     for (const e of rows) {
       this.cursor = Math.max(this.cursor, e.rev);
       for (const [w, last] of from) if (e.rev > last && e.key >= w.prefix && e.key < w.end && this.watchers.has(w)) deliver(w, e);
     }
+    return true;
   }
 
   async close(): Promise<void> {

@@ -63,6 +63,14 @@ export interface WatchEvent {
 
 export interface Watcher {
   close(): Promise<void>;
+  /**
+   * Catch up: deliver what is pending and resolve with a revision R at least
+   * the store's revision at the call, such that the events delivered so far
+   * describe the prefix as it stands at R. Rejects if it cannot say within
+   * `timeoutMs` or events were lost (compaction, a broken stream); the caller
+   * then reads the prefix in full. Optional: without it, callers always read.
+   */
+  progress?(timeoutMs: number): Promise<number>;
 }
 
 export interface Store {

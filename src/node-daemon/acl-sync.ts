@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 import type { Logger } from '../lib/log';
 import { messageOf } from '../lib/errors';
 import { ReconcileLoop, type LoopStatus } from '../lib/reconcile-loop';
-import type { Store, Watcher } from '../datastore/types';
+import type { Store, WatchEvent, Watcher } from '../datastore/types';
+import { PrefixMirror } from '../datastore/mirror';
 import { ACL_PREFIX, Applier, IncrementalAcl, compileRuleset, kernelHasRules, planPolicyDir, storedResources, toInput, PolicyFileError, formatProblem, type ApplyReport, type IncrementalPlan, type Resource, type StoredResource } from '../acl';
 import { loadFiles, policyFiles } from '../acl/load';
 import type { Exec } from '../dataplane/exec';
@@ -40,6 +41,8 @@ export interface AclStatus {
  */
 export const RESYNC_MS = 60_000;
 const DIR_RESCAN_MS = 2_000;
+/** How long a sync waits for the watch to catch up with the datastore before it lists everything instead. */
+export const CATCH_UP_MS = 100;
 /** A directory change is read once nothing in it has changed for this long (an editor or `cp` mid-write). */
 export const DIR_SETTLE_MS = 300;
 
@@ -57,6 +60,12 @@ export class AclReconciler {
   /** The last full compile, kept so a pod joining or leaving needs only its set members. */
   private readonly incr: IncrementalAcl;
   private lastFullAt = -Infinity;
+  /** The ACL records as the watch reports them, so an incremental sync reads only what changed instead of listing all. */
+  private readonly mirror = new PrefixMirror();
+  /** The watch reported an error: the next full sync starts a new one. */
+  private watchFailed = false;
+  /** A sync is catching up: the events it is handed are its own to apply, not a reason for another run. */
+  private absorbing = false;
   /** Datastore -> kernel; a burst of writes (a file of many documents, many pods at once) coalesces into one apply. */
   readonly loop: ReconcileLoop;
   /** Policy directory -> datastore; also rescans on its own, since fs.watch misses a directory created later and some editors' renames. */
@@ -76,8 +85,21 @@ export class AclReconciler {
     if (this.deps.policyDir) await this.dirLoop.runNow();
     const revision = await this.deps.store.revision(); // watch from here: whatever lands during the first sync triggers another
     await this.loop.runNow();
-    this.watcher = await this.deps.store.watch(ACL_PREFIX, revision, () => this.loop.kick(), (e) => this.deps.log.warn({ err: e }, 'ACL watch failed'));
+    this.watcher = await this.watchAcl(revision);
     if (this.deps.policyDir) this.watchDir();
+  }
+
+  private watchAcl(from: number): Promise<Watcher> {
+    const onEvent = (e: WatchEvent) => {
+      this.mirror.apply(e);
+      if (!this.absorbing) this.loop.kick();
+    };
+    return this.deps.store.watch(ACL_PREFIX, from, onEvent, (e) => {
+      this.mirror.invalidate();
+      this.watchFailed = true;
+      this.deps.log.warn({ err: e }, 'ACL watch failed');
+      this.loop.kick();
+    });
   }
 
   private watchDir(): void {
@@ -211,28 +233,65 @@ export class AclReconciler {
   }
 
   private async syncHoldingLock(): Promise<{ counts: { endpoints: number; policies: number }; report?: ApplyReport; incremental?: IncrementalPlan }> {
-    const { items } = await this.deps.store.list(ACL_PREFIX); // parsed only for a full compile: the incremental path compares texts
-    const counts = { endpoints: items.filter((kv) => kv.key.startsWith(`${ACL_PREFIX}Endpoint/`)).length, policies: items.filter((kv) => kv.key.startsWith(`${ACL_PREFIX}Policy/`)).length };
-    if (!items.length && !this.programmed) return { counts }; // aclInUse: anything stored
-    if (Date.now() - this.lastFullAt < RESYNC_MS) {
-      const plan = this.incr.plan(items);
-      if (plan) {
-        try {
-          await this.applier.applyMembersHoldingLock(plan.ops);
-          this.incr.commit(plan);
-          return { counts, incremental: plan };
-        } catch (e) {
-          this.deps.log.warn({ err: e }, 'incremental ACL update failed; full sync');
+    if (Date.now() - this.lastFullAt < RESYNC_MS && this.incr.ready) {
+      const changes = await this.catchUp();
+      if (changes) {
+        const plan = this.incr.planChanges(changes);
+        if (plan) {
+          try {
+            await this.applier.applyMembersHoldingLock(plan.ops);
+            this.incr.commit(plan);
+            return { counts: countKinds(this.mirror.items.keys()), incremental: plan };
+          } catch (e) {
+            this.deps.log.warn({ err: e }, 'incremental ACL update failed; full sync');
+          }
         }
       }
     }
     this.incr.forget(); // until the full apply has succeeded, the kernel is not what was remembered
+    this.mirror.beginSeed();
+    const { items, revision } = await this.deps.store.list(ACL_PREFIX);
+    this.mirror.seed(items, revision);
+    if (this.watchFailed) await this.rewatch(revision);
+    const counts = countKinds(items.map((kv) => kv.key));
+    if (!items.length && !this.programmed) return { counts }; // aclInUse: anything stored
     const all = items.map((kv) => JSON.parse(kv.value) as StoredResource);
     const rs = compileRuleset(toInput(all), { node: this.deps.node });
     const report = await this.applier.applyHoldingLock(rs);
     this.incr.remember(items, all, rs);
     this.lastFullAt = Date.now();
     return { counts, report };
+  }
+
+  /**
+   * The records changed since the kernel last took them in, once the mirror
+   * has seen every write finished before this call; undefined if that cannot
+   * be said (no watch yet, a failed one, one that lags): list everything.
+   */
+  private async catchUp(): Promise<Map<string, string | undefined> | undefined> {
+    if (!this.watcher?.progress || !this.mirror.ready) return undefined;
+    this.absorbing = true;
+    try {
+      await this.watcher.progress(CATCH_UP_MS);
+    } catch (e) {
+      this.deps.log.debug({ err: e }, 'ACL watch not caught up; listing');
+      return undefined;
+    } finally {
+      this.absorbing = false;
+    }
+    return this.mirror.ready ? this.mirror.takeChanges() : undefined;
+  }
+
+  /** A new watch from the revision the mirror was just seeded at (the old one reported an error). */
+  private async rewatch(revision: number): Promise<void> {
+    const old = this.watcher;
+    this.watcher = undefined;
+    await old?.close();
+    if (this.stopped) return;
+    const w = await this.watchAcl(revision); // throws: still failed, tried again at the next full sync
+    this.watchFailed = false;
+    if (this.stopped) await w.close();
+    else this.watcher = w;
   }
 
   async stop(): Promise<void> {
@@ -242,4 +301,13 @@ export class AclReconciler {
     await this.dirLoop.stop();
     await this.loop.stop();
   }
+}
+
+function countKinds(keys: Iterable<string>): { endpoints: number; policies: number } {
+  const c = { endpoints: 0, policies: 0 };
+  for (const k of keys) {
+    if (k.startsWith(`${ACL_PREFIX}Endpoint/`)) c.endpoints++;
+    else if (k.startsWith(`${ACL_PREFIX}Policy/`)) c.policies++;
+  }
+  return c;
 }

@@ -9,6 +9,43 @@ import { applyMemberOps } from '../../src/dataplane/ipset-nl';
 import type { MemberOp } from '../../src/dataplane/ipset-codec';
 import { Applier, compileRuleset, endpointResource, parsePolicyText, storedResources, toInput, writeResources, type Endpoint } from '../../src/acl';
 import { AclReconciler } from '../../src/node-daemon/acl-sync';
+import { CountingStore } from '../../src/datastore/counting-store';
+import type { WatchEvent, Watcher } from '../../src/datastore/types';
+
+/**
+ * The daemon's store, watched from the test: it counts full lists, and can
+ * make the watch lag (events held back, progress never catching up) or fail.
+ */
+class SpyStore extends CountingStore {
+  lists = 0;
+  watches = 0;
+  lagging = false;
+  private held: (() => void)[] = [];
+  fail?: (e: Error) => void;
+  override list(prefix: string) {
+    this.lists++;
+    return super.list(prefix);
+  }
+  override async watch(prefix: string, from: number, onEvent: (e: WatchEvent) => void, onError?: (e: Error) => void): Promise<Watcher> {
+    this.watches++;
+    const deliver = (e: WatchEvent) => (this.lagging ? this.held.push(() => onEvent(e)) : onEvent(e));
+    const w = await super.watch(prefix, from, deliver, onError);
+    this.fail = onError;
+    return {
+      close: () => w.close(),
+      progress: async (t) => {
+        const r = await w.progress!(t);
+        if (this.lagging) throw new Error(`watch behind after ${t} ms`);
+        return r;
+      },
+    };
+  }
+  /** Deliver what the lag held back, late. */
+  catchUp(): void {
+    this.lagging = false;
+    for (const f of this.held.splice(0)) f();
+  }
+}
 
 /**
  * The daemon's incremental path on a real node namespace (real iptables and
@@ -71,6 +108,9 @@ describe('incremental ACL updates (daemon)', () => {
   const sb = new Sandbox('incr');
   let node: Netns;
   let store: SqliteStore;
+  /** Another connection to the same file, as a CNI process writes through. */
+  let other: SqliteStore;
+  let spy: SpyStore;
   let acl: AclReconciler;
   const calls: string[] = [];
   let failNextMemberWrite = false;
@@ -95,7 +135,10 @@ describe('incremental ACL updates (daemon)', () => {
 
   beforeAll(async () => {
     node = sb.netns('node');
-    store = new SqliteStore({ path: path.join(sb.tmpdir(), 'tern.db'), pollMs: 20 });
+    const db = path.join(sb.tmpdir(), 'tern.db');
+    store = new SqliteStore({ path: db, pollMs: 20 });
+    other = new SqliteStore({ path: db });
+    spy = new SpyStore(store);
     await writeResources(store, 'apply', parsePolicyText(POLICIES, 'p.yaml'));
     // pod1 (web) and pod4 (client) are this node's: their chains name the selector sets the others join and leave.
     await writeResources(store, 'apply', Array.from({ length: 20 }, (_, i) => endpointResource(ep(i + 1, undefined, undefined, i + 1 === 1 || i + 1 === 4 ? 'n0' : 'n1'))));
@@ -115,13 +158,14 @@ describe('incremental ACL updates (daemon)', () => {
       }
       return applyMemberOps(ops, node.path);
     };
-    acl = new AclReconciler({ store, log: silentLogger(), policyDir: '', node: 'n0', netnsPath: node.path, exec, memberWriter });
+    acl = new AclReconciler({ store: spy, log: silentLogger(), policyDir: '', node: 'n0', netnsPath: node.path, exec, memberWriter });
     await acl.start();
     expect(acl.state.lastError).toBeUndefined();
     expect(saves().length).toBeGreaterThan(0); // the first sync is a full one
   }, 60_000);
   afterAll(async () => {
     await acl?.stop();
+    await other?.close();
     await store?.close();
     await sb.cleanup();
   });
@@ -229,6 +273,71 @@ describe('incremental ACL updates (daemon)', () => {
     expect(failNextMemberWrite).toBe(false);
     expect(saves().length).toBeGreaterThan(0);
     expect(kernel().sets).toContain('add tern-ep4 10.77.0.60,tern0000000003c');
+    expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
+  });
+
+  it('a sync right after another connection\'s write reflects it, from the watch alone: no full list', async () => {
+    for (let i = 80; i < 84; i++) {
+      calls.length = 0;
+      const lists = spy.lists;
+      const before = acl.state.incrementalSyncs ?? 0;
+      await writeResources(other, 'apply', [endpointResource(ep(i))]); // the daemon's poller has not run yet
+      if (i % 2) await writeResources(other, 'delete', [endpointResource(ep(i - 1))]);
+      await acl.sync();
+      expect(acl.state.lastError).toBeUndefined();
+      expect(acl.state.incrementalSyncs).toBe(before + 1);
+      expect(spy.lists).toBe(lists);
+      expect(saves()).toEqual([]);
+      const k = kernel();
+      expect(k.sets).toContain(`add tern-ep4 10.77.0.${i},tern${i.toString(16).padStart(11, '0')}`);
+      if (i % 2) expect(k.sets.some((l) => l.includes(`10.77.0.${i - 1},`))).toBe(false);
+    }
+    expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
+  });
+
+  it('a watch that lags: the sync lists everything instead, and the kernel is right; late events change nothing', async () => {
+    spy.lagging = true;
+    calls.length = 0;
+    const lists = spy.lists;
+    await writeResources(other, 'apply', [endpointResource(ep(90))]);
+    await writeResources(other, 'delete', [endpointResource(ep(80))]);
+    await acl.sync();
+    expect(acl.state.lastError).toBeUndefined();
+    expect(spy.lists).toBe(lists + 1);
+    expect(saves().length).toBeGreaterThan(0); // the full path
+    let k = kernel();
+    expect(k.sets).toContain('add tern-ep4 10.77.0.90,tern0000000005a');
+    expect(k.sets.some((l) => l.includes('10.77.0.80,'))).toBe(false);
+    expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
+    // The held-back events arrive after the list that already has them.
+    spy.catchUp();
+    calls.length = 0;
+    await writeResources(other, 'apply', [endpointResource(ep(91))]);
+    await acl.sync();
+    expect(spy.lists).toBe(lists + 1);
+    expect(saves()).toEqual([]);
+    k = kernel();
+    expect(k.sets).toContain('add tern-ep4 10.77.0.91,tern0000000005b');
+    expect(k.sets).toContain('add tern-ep4 10.77.0.90,tern0000000005a');
+    expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
+  });
+
+  it('a watch that fails: the next sync lists everything and watches again; then incremental', async () => {
+    const lists = spy.lists;
+    const watches = spy.watches;
+    await writeResources(other, 'apply', [endpointResource(ep(92))]);
+    spy.fail!(new Error('stream broken'));
+    await acl.sync();
+    expect(acl.state.lastError).toBeUndefined();
+    expect(spy.lists).toBe(lists + 1);
+    expect(spy.watches).toBe(watches + 1);
+    expect(kernel().sets).toContain('add tern-ep4 10.77.0.92,tern0000000005c');
+    calls.length = 0;
+    await writeResources(other, 'delete', [endpointResource(ep(92))]);
+    await acl.sync();
+    expect(spy.lists).toBe(lists + 1);
+    expect(saves()).toEqual([]);
+    expect(kernel().sets.some((l) => l.includes('10.77.0.92,'))).toBe(false);
     expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
   });
 });

@@ -44,6 +44,30 @@ describe('SqliteStore specifics', () => {
     await s.close();
   });
 
+  it('watch progress polls at once, and rejects once compaction took events the watcher had not been given', async () => {
+    const file = path.join(sb.tmpdir(), 'p.db');
+    const s = new SqliteStore({ path: file, pollMs: 600_000, eventRetention: 10 }); // the timer never polls in this test
+    const other = new SqliteStore({ path: file, eventRetention: 10 });
+    const events: string[] = [];
+    const errors: Error[] = [];
+    const w = await s.watch('/k', await s.revision(), (e) => events.push(e.value!), (e) => errors.push(e));
+    await other.create('/k', '0');
+    expect(await w.progress!(0)).toBe(await other.revision());
+    expect(events).toEqual(['0']);
+    // The poller falls 1,000 revisions behind; compaction keeps the last 10.
+    for (let i = 1; i <= 1000; i++) await other.txn([{ op: 'put', key: '/k', value: String(i) }]);
+    await expect(w.progress!(0)).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect(errors.length).toBe(1);
+    await expect(w.progress!(0)).rejects.toMatchObject({ code: 'CONFLICT' }); // for good: watch again
+    await w.close();
+    const again = await s.watch('/k', await s.revision(), () => undefined);
+    await other.create('/k2', 'x');
+    expect(await again.progress!(0)).toBe(await other.revision());
+    await again.close();
+    await other.close();
+    await s.close();
+  });
+
   it('one poller serves every watcher: each gets its prefix from its own start, a transaction whole, and other connections\' writes', async () => {
     const file = path.join(sb.tmpdir(), 'w.db');
     const s = new SqliteStore({ path: file, pollMs: 20 });
