@@ -11,7 +11,7 @@ import { messageOf } from '../lib/errors';
 import { ReconcileLoop, type LoopStatus } from '../lib/reconcile-loop';
 import type { Store, WatchEvent, Watcher } from '../datastore/types';
 import { PrefixMirror } from '../datastore/mirror';
-import { ACL_PREFIX, Applier, IncrementalAcl, compileRuleset, kernelHasRules, planPolicyDir, storedResources, toInput, PolicyFileError, formatProblem, type ApplyReport, type IncrementalPlan, type Resource, type StoredResource } from '../acl';
+import { ACL_PREFIX, Applier, IncrementalAcl, compileRuleset, kernelHasRules, planPolicyDir, storedResources, toInput, PolicyFileError, formatProblem, type ApplyReport, type CompiledRuleset, type IncrementalPlan, type Resource, type StoredResource } from '../acl';
 import { loadFiles, policyFiles } from '../acl/load';
 import type { Exec } from '../dataplane/exec';
 import type { MemberOp } from '../dataplane/ipset-codec';
@@ -27,6 +27,8 @@ export interface AclStatus {
   syncs: number;
   /** Of `syncs`, how many changed the kernel incrementally (pods joining or leaving: set members only, no compile, no save). */
   incrementalSyncs?: number;
+  /** Full compiles run: a full sync of the records the last one saw reuses it. */
+  compiles?: number;
   endpoints: number;
   policies: number;
   policyDir: { path: string; present: boolean; resources: number; lastError?: string };
@@ -60,6 +62,8 @@ export class AclReconciler {
   /** The last full compile, kept so a pod joining or leaving needs only its set members. */
   private readonly incr: IncrementalAcl;
   private lastFullAt = -Infinity;
+  /** The last full compile and the records it was made from (in the datastore's key order). */
+  private compiled?: { items: { key: string; value: string }[]; all: StoredResource[]; rs: CompiledRuleset };
   /** The ACL records as the watch reports them, so an incremental sync reads only what changed instead of listing all. */
   private readonly mirror = new PrefixMirror();
   /** The watch reported an error: the next full sync starts a new one. */
@@ -77,7 +81,7 @@ export class AclReconciler {
     this.incr = new IncrementalAcl(deps.node);
     this.loop = new ReconcileLoop({ name: 'acl', coalesceMs: 50, run: () => this.syncOnce(), log: deps.log, onRun: deps.onSync });
     this.dirLoop = new ReconcileLoop({ name: 'policy-dir', run: () => this.readDir(), log: deps.log });
-    this.state = { active: false, syncs: 0, incrementalSyncs: 0, endpoints: 0, policies: 0, policyDir: { path: deps.policyDir, present: false, resources: 0 }, loop: this.loop.status };
+    this.state = { active: false, syncs: 0, incrementalSyncs: 0, compiles: 0, endpoints: 0, policies: 0, policyDir: { path: deps.policyDir, present: false, resources: 0 }, loop: this.loop.status };
   }
 
   async start(): Promise<void> {
@@ -255,8 +259,12 @@ export class AclReconciler {
     if (this.watchFailed) await this.rewatch(revision);
     const counts = countKinds(items.map((kv) => kv.key));
     if (!items.length && !this.programmed) return { counts }; // aclInUse: anything stored
-    const all = items.map((kv) => JSON.parse(kv.value) as StoredResource);
-    const rs = compileRuleset(toInput(all), { node: this.deps.node });
+    // The periodic resync usually finds the records the last compile saw: the compile (a pure function of them) is reused.
+    const same = this.compiled && this.compiled.items.length === items.length && this.compiled.items.every((kv, i) => kv.key === items[i].key && kv.value === items[i].value);
+    const all = same ? this.compiled!.all : items.map((kv) => JSON.parse(kv.value) as StoredResource);
+    const rs = same ? this.compiled!.rs : compileRuleset(toInput(all), { node: this.deps.node });
+    if (!same) this.state.compiles = (this.state.compiles ?? 0) + 1;
+    this.compiled = { items, all, rs };
     const report = await this.applier.applyHoldingLock(rs);
     this.incr.remember(items, all, rs);
     this.lastFullAt = Date.now();

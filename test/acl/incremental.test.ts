@@ -238,6 +238,20 @@ describe('incremental ACL updates (daemon)', () => {
     expect(kernel()).toEqual(k);
   });
 
+  it('a resync with nothing stored changed reuses the last compile; a rule deleted by hand is still put back', async () => {
+    const k = kernel();
+    const compiles = acl.state.compiles;
+    await acl.resync();
+    expect(acl.state.compiles).toBe(compiles);
+    const victim = node.must('iptables-save', ['-t', 'filter']).split('\n').find((l) => l.startsWith('-A tern-FORWARD'))!;
+    node.must('iptables', ['-t', 'filter', ...victim.replace(/"/g, '').split(' ').map((w) => (w === '-A' ? '-D' : w))]);
+    expect(kernel()).not.toEqual(k);
+    await acl.resync();
+    expect(acl.state.lastError).toBeUndefined();
+    expect(acl.state.compiles).toBe(compiles);
+    expect(kernel()).toEqual(k);
+  });
+
   it('a pod of a new tenant under tenant isolation (a new rule) takes the full path', async () => {
     calls.length = 0;
     const before = acl.state.incrementalSyncs;
@@ -252,8 +266,10 @@ describe('incremental ACL updates (daemon)', () => {
   it('a policy change takes the full path; the next pod joining is incremental again', async () => {
     calls.length = 0;
     await writeResources(store, 'apply', parsePolicyText('apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: db, namespace: alpha}\nspec:\n  podSelector: {matchLabels: {app: db}}\n  ingress: [{ports: [{port: 5432}]}]\n', 'db.yaml'));
+    const compiles = acl.state.compiles ?? 0;
     await acl.sync();
     expect(saves().length).toBeGreaterThan(0);
+    expect(acl.state.compiles).toBe(compiles + 1);
     calls.length = 0;
     await writeResources(store, 'apply', [endpointResource(ep(50, { app: 'db' }))]);
     await acl.sync();
