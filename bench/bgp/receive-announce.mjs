@@ -19,7 +19,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 // Run as installed: its shebang carries the launcher's V8 flags, which `node ternctl` would drop.
 const TERNCTL = path.join(ROOT, 'dist', 'bin', 'ternctl');
 const N = Number(process.argv[2] ?? 100_000);
-const P = `hbb${process.pid.toString(36)}`;
+const P = `${process.env.TERN_TEST_PREFIX ?? 'hbb'}${process.pid.toString(36)}`;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${P}-`));
 const children = [];
 

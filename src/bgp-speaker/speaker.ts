@@ -89,8 +89,12 @@ const FIB_RETRY_MS = 5000;
 /** How often the underlay is asked whether learned next hops moved (BIRD's recursive next hops follow its IGP table). */
 const NEXT_HOP_RECHECK_MS = 2000;
 const EARLY_FLUSH_ROUTES = 8192;
-/** Most routes handed to the kernel sink per call. */
-const FIB_STEP = 8192;
+/**
+ * Most routes handed to the kernel sink per call. A batch's changes, prefix texts and wire
+ * routes live across the writer's pipelined sends and end up in the old generation:
+ * 2048 gave a peak RSS 4-5 MiB under 8192's at 100k routes, 512 no less (BENCHMARKS.md).
+ */
+const FIB_STEP = 2048;
 const NO_HOPS: readonly string[] = Object.freeze([]);
 const LOCAL_ADDRS_TTL_MS = 2000;
 
@@ -110,11 +114,13 @@ export class Speaker {
   private readonly eorReceived = new Map<string, Set<number>>();
   private readonly staleTimers = new Map<string, NodeJS.Timeout>();
   /**
-   * Kernel work waiting: prefix -> next hops (empty: remove). Only the next hops are
-   * kept (shared lists from the RIB), not a change object per route: a full table
-   * waits here while the kernel catches up.
+   * Kernel work besides the RIB's own queue (Rib.takeFib), which holds what the
+   * decision process changed: retries, removals after a refusal, routes whose
+   * next hop moved. prefix -> next hops (empty: remove); taken before the RIB's.
    */
   private fibQueue = new Map<string, readonly string[]>();
+  /** Stopping with graceful restart: queued removals are not applied. */
+  private keepRoutes = false;
   private fibRunning?: Promise<void>;
   private converged = false;
   private convergeTimer?: NodeJS.Timeout;
@@ -287,7 +293,7 @@ export class Speaker {
     this.bfd?.close();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     // Let already computed kernel work finish; with graceful restart nothing is removed.
-    if (graceful) this.fibQueue = new Map([...this.fibQueue].filter(([, hops]) => hops.length > 0));
+    this.keepRoutes = graceful;
     await this.drainFib();
   }
 
@@ -358,7 +364,7 @@ export class Speaker {
   stats(): SpeakerStats {
     let routes = 0;
     for (const _ of this.rib.destinations()) routes++;
-    return { routes, fibApplied: this.fibApplied, fibPending: this.fibQueue.size, fibErrors: this.fibErrors, fibFailed: this.fibFailed.size };
+    return { routes, fibApplied: this.fibApplied, fibPending: this.fibQueue.size + this.rib.fibPending(), fibErrors: this.fibErrors, fibFailed: this.fibFailed.size };
   }
 
   // ---- session events ----
@@ -502,7 +508,7 @@ export class Speaker {
 
   private flushNow(): void {
     this.unflushed = 0;
-    const { fib, out } = this.rib.flush();
+    const { out } = this.rib.flush();
     for (const [id, o] of out) {
       const s = this.sessions.get(id);
       if (s) this.sendOut(s, o);
@@ -511,13 +517,8 @@ export class Speaker {
       for (const s of this.eorPending) s.sendEndOfRib();
       this.eorPending.clear();
     }
-    if (this.deps.fib && fib.length) {
-      for (const c of fib) {
-        this.fibQueue.set(c.prefix, c.nextHops);
-        this.refusedRemovals.delete(c.prefix);
-      }
-      void this.drainFib();
-    }
+    if (!this.deps.fib) this.rib.dropFib();
+    else if (this.rib.fibPending()) void this.drainFib();
   }
 
   private sendOut(s: Session, o: PeerOut): void {
@@ -550,14 +551,14 @@ export class Speaker {
     if (this.fibFailed.get(f.prefix) !== why) this.deps.log.error({ prefix: f.prefix, errno: f.errno }, 'kernel refused a route: kept out of the kernel, retried');
     this.fibFailed.set(f.prefix, why);
     this.fibErrors++;
-    if (!this.fibQueue.has(f.prefix)) {
+    if (!this.fibQueue.has(f.prefix) && !this.rib.isFibPending(f.prefix)) {
       this.refusedRemovals.add(f.prefix);
       this.fibQueue.set(f.prefix, NO_HOPS);
     }
     this.fibRetryTimer ??= setTimeout(() => {
       this.fibRetryTimer = undefined;
       for (const prefix of this.fibFailed.keys()) {
-        if (this.fibQueue.has(prefix)) continue;
+        if (this.fibQueue.has(prefix) || this.rib.isFibPending(prefix)) continue;
         const d = this.rib.destination(prefix);
         const hops = d ? this.rib.installedHops(prefix) : [];
         if (!hops.length) this.fibFailed.delete(prefix);
@@ -574,7 +575,7 @@ export class Speaker {
       if (moved.size) {
         let n = 0;
         for (const d of this.rib.destinations()) {
-          if (this.fibQueue.has(d.prefix)) continue;
+          if (this.fibQueue.has(d.prefix) || this.rib.isFibPending(d.prefix)) continue;
           const hops = this.rib.installedHops(d.prefix);
           if (!hops.some((h) => moved.has(h))) continue;
           this.fibQueue.set(d.prefix, hops);
@@ -595,9 +596,10 @@ export class Speaker {
     if (!sink) return Promise.resolve();
     if (this.fibRunning) return this.fibRunning;
     const run = async () => {
-      while (this.fibQueue.size) {
-        // At most FIB_STEP routes per batch, taken in queue order: the change objects exist only for the batch in flight.
-        const batch: FibChange[] = [];
+      while (this.fibQueue.size || this.rib.fibPending()) {
+        // At most FIB_STEP routes per batch, the speaker's own work first (it is older than
+        // any RIB change for the same prefix): the change objects exist only for the batch in flight.
+        let batch: FibChange[] = [];
         const refused = new Set<FibChange>();
         for (const [prefix, nextHops] of this.fibQueue) {
           const c = { family: prefix.includes(':') ? IPV6_UNICAST : IPV4_UNICAST, prefix, nextHops };
@@ -606,6 +608,9 @@ export class Speaker {
           this.fibQueue.delete(prefix);
           if (batch.length >= FIB_STEP) break;
         }
+        if (batch.length < FIB_STEP) batch.push(...this.rib.takeFib(FIB_STEP - batch.length));
+        if (this.keepRoutes) batch = batch.filter((c) => c.nextHops.length > 0);
+        if (!batch.length) continue;
         try {
           const failed = (await sink.apply(batch)) ?? [];
           this.fibApplied += batch.length - failed.length;

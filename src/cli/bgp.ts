@@ -8,15 +8,14 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { TernError } from '../lib/errors';
 import { createLogger } from '../lib/log';
-import { Speaker, loadConfig, serveControl, controlRequest, type ControlRequest, type PeerView, type RouteView } from '../bgp-speaker';
-import { KernelFib } from '../bgp-speaker/fib';
-import { bgpSocketOptions } from '../dataplane';
+import { controlRequest, type ControlRequest, type PeerView, type RouteView } from '../bgp-speaker';
 import { parsePrefix } from '../lib/cidr';
-import { emit, example, fileError, mustExist, nodeConfig, table, withStore } from './output';
+import { emit, example, fileError, nodeConfig, table, withStore } from './output';
 import { KINDS, deleteObject, getObjects, itemsTable, kindOf, readObjects, report, writeObjects } from './resources';
 import { BGP_KINDS, bgpResourceOf } from './manifests';
+import { registerServe } from './bgp-serve';
 
-export const DEFAULT_SOCKET = '/run/tern/bgp.sock';
+export { DEFAULT_SOCKET } from './bgp-serve';
 
 /** Prefixes, one per line (# comments); a bad one is invalid input naming file and line. */
 function readPrefixFile(file: string): string[] {
@@ -112,40 +111,7 @@ export function formatPaths(routes: RouteView[]): string {
 export function register(program: Command): void {
   const bgp = program.command('bgp').description('BGP speaker: run standalone, change what it announces, show peers and routes');
 
-  example(bgp.command('serve'), 'ternctl bgp serve --config /etc/tern/bgp.yaml --socket /run/tern/bgp.sock')
-    .description('run a standalone BGP speaker (like gobgpd or bird)')
-    .requiredOption('--config <file>', 'YAML or JSON speaker configuration')
-    .option('--socket <path>', 'control socket', DEFAULT_SOCKET)
-    .option('--log-level <level>', 'log level', 'info')
-    .option('--restarting', 'set the graceful-restart Restart State bit (we are coming back from a restart); End-of-RIB waits for `ternctl bgp ready`')
-    .option('--ready-timeout <seconds>', 'with --restarting: send End-of-RIB after this long even without `ternctl bgp ready`', '30')
-    .action(async (o: { config: string; socket: string; logLevel: string; restarting?: boolean; readyTimeout: string }) => {
-      mustExist(o.config);
-      const cfg = loadConfig(o.config);
-      const log = createLogger({ level: o.logLevel, sync: false, name: 'tern-bgp' });
-      let fib: KernelFib | undefined;
-      if (cfg.installIntoKernel) {
-        fib = new KernelFib(log.child({ component: 'fib' }));
-        const marked = await fib.start();
-        log.info({ marked }, 'kernel routes owned by Tern at start');
-      }
-      const speaker = new Speaker(cfg, { log: log.child({ component: 'bgp' }), fib, restarting: o.restarting, holdEndOfRib: Number(o.readyTimeout), sockopts: bgpSocketOptions() });
-      await speaker.start();
-      fs.mkdirSync(path.dirname(o.socket), { recursive: true });
-      const control = await serveControl(speaker, o.socket);
-      log.info({ socket: o.socket, peers: cfg.peers.length }, 'speaker running');
-      await new Promise<void>((resolve) => {
-        const stop = () => resolve();
-        process.once('SIGTERM', stop);
-        process.once('SIGINT', stop);
-      });
-      control.close();
-      await speaker.stop();
-      fib?.close();
-      fs.rmSync(o.socket, { force: true });
-      log.info('speaker stopped');
-      log.flush();
-    });
+  registerServe(bgp);
 
   example(bgp.command('announce'), 'ternctl bgp announce --file prefixes.txt', 'echo 10.1.0.0/24 | ternctl bgp announce --file -')
     .description('originate the prefixes in FILE (one per line, - for stdin)')

@@ -3,7 +3,7 @@
  * module (cli/<area>.ts exporting `register(program)`), so this file only
  * composes them and maps errors to exit codes and printed errors once.
  */
-import { Command, CommanderError, Option } from 'commander';
+import type { Command } from 'commander';
 import { register as registerNode, registerStatus } from './node';
 import { register as registerEndpoint } from './endpoint';
 import { register as registerBgp } from './bgp';
@@ -11,7 +11,8 @@ import { register as registerDoctor } from './doctor';
 import { register as registerPolicy } from './policy';
 import { register as registerIpam } from './ipam';
 import { register as registerResources } from './resources';
-import { EXIT, FORMATS, emit, example, examplesOf, exitCodeFor, printError } from './output';
+import { FORMATS, emit, example, examplesOf } from './output';
+import { exitWith, newProgram, runProgram } from './run-program';
 import { formatVersion, versionInfo } from './version';
 import { bashCompletion, optionValues } from './completion';
 
@@ -55,13 +56,10 @@ function registerMeta(program: Command): void {
 }
 
 export function buildProgram(): Command {
-  const program = new Command('ternctl')
+  const program = newProgram()
     .description('Operate Tern: routed L3 container networking (CNI, IPAM, BGP, ACL)')
-    .option('--datastore <path|urls>', 'datastore: a SQLite path, or comma-separated etcd URLs (env TERN_DATASTORE, then /etc/tern/tern.yaml)')
-    .addOption(new Option('-o, --output <format>', 'output format').choices(FORMATS).default('table'))
     .version(formatVersion(versionInfo()).trimEnd(), '--version', 'print the version (as "ternctl version" does)')
-    .showHelpAfterError('(ternctl --help lists the commands, ternctl COMMAND --help shows one)')
-    .exitOverride();
+    .showHelpAfterError('(ternctl --help lists the commands, ternctl COMMAND --help shows one)');
   optionValues.set('--output', [...FORMATS]);
   for (const r of registrations) r(program);
   registerMeta(program);
@@ -73,38 +71,11 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** -o json asked for anywhere on the command line (errors are then JSON on stdout too). */
-function wantsJson(argv: string[]): boolean {
-  return argv.some((a, i) => ((a === '-o' || a === '--output') && argv[i + 1] === 'json') || a === '-ojson' || a === '--output=json');
-}
-
 export async function main(argv: string[]): Promise<number> {
-  const json = wantsJson(argv);
-  const program = buildProgram();
-  if (json) {
-    // Usage errors too: once, as JSON on stdout, instead of commander's text.
-    const quiet = (c: Command) => {
-      c.configureOutput({ outputError: () => undefined });
-      c.showHelpAfterError(false);
-      c.commands.forEach(quiet);
-    };
-    quiet(program);
-  }
-  try {
-    await program.parseAsync(argv);
-    return EXIT.ok;
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      if (e.exitCode === 0) return EXIT.ok;
-      if (json) process.stdout.write(JSON.stringify({ error: { code: 'USAGE', message: e.message.replace(/^error: /, '') } }) + '\n');
-      return EXIT.usage;
-    }
-    printError(e, json);
-    return exitCodeFor(e);
-  }
+  return runProgram(buildProgram(), argv);
 }
 
 /** Entry for dist/bin/ternctl. */
 export function run(): void {
-  void main(process.argv).then((code) => process.exit(code || Number(process.exitCode ?? 0)));
+  exitWith(main(process.argv));
 }

@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import {
   decodeMessage, encodeMessage, frameLength, isBgpProtocolError, interpretUpdate, buildAnnouncements, buildWithdrawals, mergeAs4Path,
-  negotiate, buildOpen, endOfRib, endOfRibFamily, IPV4_UNICAST, IPV6_UNICAST, AS_TRANS, type UpdateMessage, type CodecOptions, type RouteAttrs,
+  negotiate, buildOpen, endOfRib, endOfRibFamily, v4PrefixKey, v4KeyText, v4KeyLength, canonicalPrefix, IPV4_UNICAST, IPV6_UNICAST, AS_TRANS, type UpdateMessage, type CodecOptions, type RouteAttrs,
 } from './index';
 
 const AS2: CodecOptions = { as4: false };
@@ -261,6 +261,38 @@ describe('decoder fuzzing', () => {
         } catch (e) {
           if (!isBgpProtocolError(e)) throw e;
         }
+      }),
+    );
+  });
+});
+
+describe('IPv4 prefix keys', () => {
+  const table: [string, number | undefined, string?][] = [
+    ['0.0.0.0/0', 1],
+    ['10.0.0.0/8', 2 ** 8 + 10],
+    ['10.1.2.64/26', 2 ** 26 + ((10 << 18) | (1 << 10) | (2 << 2) | 1)],
+    ['10.1.2.3/24', 2 ** 24 + ((10 << 16) | (1 << 8) | 2), '10.1.2.0/24'], // host bits ignored
+    ['255.255.255.254/31', 2 ** 31 + 2 ** 31 - 1],
+    ['255.255.255.255/32', 2 ** 33 - 1],
+    ['10.0.0.0/33', undefined],
+    ['10.0.0/8', undefined],
+    ['10.0.0.256/8', undefined],
+    ['2001:db8::/32', undefined],
+    ['10.0.0.0', undefined],
+  ];
+  for (const [text, key, back] of table) {
+    it(`${text} -> ${key}`, () => {
+      expect(v4PrefixKey(text)).toBe(key);
+      if (key !== undefined) expect(v4KeyText(key)).toBe(back ?? text);
+    });
+  }
+  it('round-trips any prefix through its key, canonically, and keeps the length', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.integer({ min: 0, max: 32 }), (a, len) => {
+        const text = `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}/${len}`;
+        const key = v4PrefixKey(text)!;
+        expect(v4KeyLength(key)).toBe(len);
+        expect(v4KeyText(key)).toBe(canonicalPrefix(text));
       }),
     );
   });

@@ -101,36 +101,48 @@ export interface ParsedPrefix {
   bytes: Buffer; // full 4 or 16 bytes
 }
 
-/** Fast path for "a.b.c.d/len" (the RIB's hot path); undefined when the text is not that shape. */
-function parseV4PrefixFast(p: string): ParsedPrefix | undefined {
-  const out = Buffer.allocUnsafe(4);
+/**
+ * "a.b.c.d/len" scanned without allocating: address * 64 + length (host bits
+ * kept), or -1 when the text is not that shape. The RIB's hot path.
+ */
+function scanV4Prefix(p: string): number {
+  let addr = 0;
   let octet = 0;
   let digits = 0;
-  let idx = 0;
+  let dots = 0;
   let i = 0;
   for (; i < p.length; i++) {
     const ch = p.charCodeAt(i);
     if (ch >= 48 && ch <= 57) {
       octet = octet * 10 + (ch - 48);
-      if (++digits > 3 || octet > 255) return undefined;
-    } else if ((ch === 46 && idx < 3) || (ch === 47 && idx === 3)) {
-      if (digits === 0) return undefined;
-      out[idx++] = octet;
+      if (++digits > 3 || octet > 255) return -1;
+    } else if ((ch === 46 && dots < 3) || (ch === 47 && dots === 3)) {
+      if (digits === 0) return -1;
+      addr = addr * 256 + octet;
       octet = 0;
       digits = 0;
       if (ch === 47) break;
-    } else return undefined;
+      dots++;
+    } else return -1;
   }
-  if (idx !== 4 || i === p.length) return undefined;
+  if (dots !== 3 || i === p.length) return -1;
   let len = 0;
   let ld = 0;
   for (i++; i < p.length; i++) {
     const ch = p.charCodeAt(i);
-    if (ch < 48 || ch > 57 || ++ld > 2) return undefined;
+    if (ch < 48 || ch > 57 || ++ld > 2) return -1;
     len = len * 10 + (ch - 48);
   }
-  if (ld === 0 || len > 32) return undefined;
-  return { v6: false, len, bytes: out };
+  if (ld === 0 || len > 32) return -1;
+  return addr * 64 + len;
+}
+
+function parseV4PrefixFast(p: string): ParsedPrefix | undefined {
+  const r = scanV4Prefix(p);
+  if (r < 0) return undefined;
+  const bytes = Buffer.allocUnsafe(4);
+  bytes.writeUInt32BE(Math.floor(r / 64));
+  return { v6: false, len: r % 64, bytes };
 }
 
 export function parsePrefix(p: string): ParsedPrefix {
@@ -179,6 +191,7 @@ export interface Nlri {
 }
 
 const scratch = Buffer.alloc(20);
+const keyOctets = Buffer.alloc(4);
 
 function putDecimal(b: Buffer, o: number, x: number): number {
   if (x >= 100) b[o++] = 48 + ((x / 100) | 0);
@@ -200,6 +213,40 @@ function v4PrefixText(b: Buffer, off: number, n: number, len: number): string {
   }
   o = putDecimal(scratch, o, len);
   return scratch.toString('latin1', 0, o);
+}
+
+/**
+ * An IPv4 prefix as one number: 2^len plus the prefix's network bits, which is
+ * one key per (network, length) and below 2^31 up to /30, so a Map holds it
+ * without allocating (a prefix string is 32 octets). Host bits are ignored.
+ * Undefined when the text is not "a.b.c.d/len".
+ */
+export function v4PrefixKey(p: string): number | undefined {
+  const r = scanV4Prefix(p);
+  if (r < 0) return undefined;
+  const len = r % 64;
+  return 2 ** len + Math.floor(Math.floor(r / 64) / 2 ** (32 - len));
+}
+
+/** The length and network address (as an unsigned 32-bit number) of a v4PrefixKey. */
+export function v4KeyLength(key: number): number {
+  return key >= 2 ** 32 ? 32 : 31 - Math.clz32(key);
+}
+
+export function v4KeyAddress(key: number): number {
+  const len = v4KeyLength(key);
+  return (key - 2 ** len) * 2 ** (32 - len);
+}
+
+/** "a.b.c.d/len" of a v4PrefixKey. */
+export function v4KeyText(key: number): string {
+  const len = v4KeyLength(key);
+  const a = v4KeyAddress(key);
+  keyOctets[0] = a >>> 24;
+  keyOctets[1] = (a >>> 16) & 255;
+  keyOctets[2] = (a >>> 8) & 255;
+  keyOctets[3] = a & 255;
+  return v4PrefixText(keyOctets, 0, 4, len);
 }
 
 /** The bits of a prefix's last octet that belong to the prefix. */

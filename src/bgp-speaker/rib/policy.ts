@@ -1,5 +1,5 @@
 /** Prefix rules for import and export (RFC 8212 default for eBGP). */
-import { parsePrefix, maskBytes } from '../codec';
+import { parsePrefix, maskBytes, v4KeyLength } from '../codec';
 import type { PrefixRule } from './types';
 
 interface Compiled {
@@ -7,6 +7,8 @@ interface Compiled {
   len: number;
   maxLength: number;
   bytes: Buffer;
+  /** IPv4 rules: the rule's prefix as a v4PrefixKey. */
+  key: number;
 }
 
 /** A compiled prefix list: does a route fall inside one of the rules? */
@@ -16,8 +18,20 @@ export class PrefixFilter {
     this.rules = rules.map((r) => {
       const p = parsePrefix(r.prefix);
       maskBytes(p.bytes, p.len);
-      return { v6: p.v6, len: p.len, maxLength: r.maxLength ?? (p.v6 ? 128 : 32), bytes: p.bytes };
+      const key = p.v6 ? 0 : 2 ** p.len + Math.floor(p.bytes.readUInt32BE(0) / 2 ** (32 - p.len));
+      return { v6: p.v6, len: p.len, maxLength: r.maxLength ?? (p.v6 ? 128 : 32), bytes: p.bytes, key };
     });
+  }
+
+  /** `matches` for a RIB key: an IPv4 prefix as a v4PrefixKey (no parsing, no allocation), anything else as text. */
+  matchesKey(key: number | string): boolean {
+    if (typeof key === 'string') return this.matches(key);
+    const len = v4KeyLength(key);
+    for (const r of this.rules) {
+      // The key's ancestor at the rule's length is the rule's key when the prefix lies inside it.
+      if (!r.v6 && len >= r.len && len <= r.maxLength && Math.floor(key / 2 ** (len - r.len)) === r.key) return true;
+    }
+    return false;
   }
   matches(prefix: string): boolean {
     let p;

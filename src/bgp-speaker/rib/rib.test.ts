@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { Rib, comparePaths, selectBest, PrefixFilter, parsePrefixRule, LOCAL_PEER_ID, type Path, type RibPeer } from './index';
-import { IPV4_UNICAST, IPV6_UNICAST, type RouteAttrs, type FamilyChanges } from '../codec';
+import fc from 'fast-check';
+import { IPV4_UNICAST, IPV6_UNICAST, v4PrefixKey, type RouteAttrs, type FamilyChanges } from '../codec';
 
 const LOCAL = { asn: 65000, routerId: '10.0.0.1' };
 const attrs = (o: Partial<RouteAttrs> = {}): RouteAttrs => ({ origin: 0, asPath: [{ type: 2, asns: [65001] }], nextHop: '192.0.2.1', ...o });
@@ -83,12 +84,14 @@ function topo(opts: { rr?: boolean; maxPaths?: number; ebgp?: Partial<RibPeer> }
     rib.addPeer(p);
     rib.peerUp(p.id, { routerId: `1.0.0.${i + 1}`, families: [IPV4_UNICAST, IPV6_UNICAST] });
   });
-  rib.flush();
+  flushAll(rib);
   return rib;
 }
 const v4 = (prefixes: string[], a: Partial<RouteAttrs> = {}, withdraw: string[] = []): FamilyChanges[] => [
   { family: IPV4_UNICAST, announce: prefixes.map((prefix) => ({ prefix })), withdraw: withdraw.map((prefix) => ({ prefix })), attrs: attrs(a) },
 ];
+/** One flush, and the kernel changes it queued (the speaker takes those a batch at a time). */
+const flushAll = (rib: Rib) => ({ out: rib.flush().out, fib: rib.takeFib() });
 const sentTo = (out: ReturnType<Rib['flush']>['out'], id: string) => out.get(id)?.announce.flatMap((g) => g.prefixes.map((p) => ({ p, a: g.attrs }))) ?? [];
 
 describe('RIB', () => {
@@ -96,7 +99,7 @@ describe('RIB', () => {
     const rib = topo();
     const r = rib.applyUpdate('192.0.2.1', v4(['10.1.0.0/26', '10.1.0.64/26', '192.168.0.0/24'], { nextHop: '192.0.2.1' }));
     expect(r).toMatchObject({ accepted: 2, filtered: 1 });
-    const { fib, out } = rib.flush();
+    const { fib, out } = flushAll(rib);
     expect(fib).toEqual([
       { family: IPV4_UNICAST, prefix: '10.1.0.0/26', nextHops: ['192.0.2.1'] },
       { family: IPV4_UNICAST, prefix: '10.1.0.64/26', nextHops: ['192.0.2.1'] },
@@ -109,7 +112,7 @@ describe('RIB', () => {
     expect(out.get('192.0.2.1')).toBeUndefined(); // never back to the sender
     // iBGP-learned does not go to other iBGP peers (split horizon) without reflection.
     rib.applyUpdate('198.51.100.1', v4(['10.9.0.0/24'], { localPref: 100, asPath: [] }));
-    const o2 = rib.flush().out;
+    const o2 = flushAll(rib).out;
     expect(o2.get('198.51.100.2')).toBeUndefined();
     expect(o2.get('192.0.2.1')).toBeUndefined(); // 10.9/24 is outside the eBGP export list
   });
@@ -118,7 +121,7 @@ describe('RIB', () => {
     const rib = topo({ ebgp: { importPrefixes: undefined, exportPrefixes: undefined } });
     expect(rib.applyUpdate('192.0.2.1', v4(['10.1.0.0/26'])).filtered).toBe(1);
     rib.originate('172.16.0.0/24');
-    const { out } = rib.flush();
+    const { out } = flushAll(rib);
     expect(out.get('192.0.2.1')).toBeUndefined();
     expect(sentTo(out, '198.51.100.1').map((x) => x.p)).toEqual(['172.16.0.0/24']);
   });
@@ -127,12 +130,12 @@ describe('RIB', () => {
     const rib = topo();
     rib.originate('172.16.1.0/24', { communities: [1] });
     rib.originate('172.99.0.0/24'); // outside the export list
-    let { out, fib } = rib.flush();
+    let { out, fib } = flushAll(rib);
     expect(fib).toEqual([]); // originated routes are not installed into the kernel
     expect(sentTo(out, '192.0.2.1')).toEqual([{ p: '172.16.1.0/24', a: { origin: 0, asPath: [{ type: 2, asns: [65000] }], nextHop: '192.0.2.100', communities: [1] } }]);
     expect(sentTo(out, '198.51.100.1')[0].a).toMatchObject({ asPath: [], nextHop: '198.51.100.100', localPref: 100 });
     rib.withdrawOriginated('172.16.1.0/24');
-    ({ out } = rib.flush());
+    ({ out } = flushAll(rib));
     expect(out.get('192.0.2.1')).toEqual({ announce: [], withdraw: [{ family: IPV4_UNICAST, prefixes: ['172.16.1.0/24'] }] });
   });
 
@@ -140,20 +143,20 @@ describe('RIB', () => {
     const rib = topo();
     expect(rib.applyUpdate('192.0.2.1', v4(['10.1.0.0/24'], { asPath: [{ type: 2, asns: [65001, 65000] }] })).filtered).toBe(1);
     rib.applyUpdate('192.0.2.1', v4(['10.2.0.0/24'], { localPref: 999 }));
-    rib.flush();
+    flushAll(rib);
     expect(rib.destination('10.2.0.0/24')!.best!.attrs.localPref).toBeUndefined();
   });
 
   it('route reflection: client routes go to everyone with ORIGINATOR_ID and CLUSTER_LIST; non-client routes only to clients', () => {
     const rib = topo({ rr: true });
     rib.applyUpdate('198.51.100.11', v4(['10.5.0.0/24'], { asPath: [], localPref: 100, nextHop: '198.51.100.11' }));
-    let { out } = rib.flush();
+    let { out } = flushAll(rib);
     for (const id of ['198.51.100.1', '198.51.100.2', '198.51.100.12']) {
       expect(sentTo(out, id)[0]?.a, id).toMatchObject({ originatorId: '1.0.0.4', clusterList: ['10.0.0.1'], nextHop: '198.51.100.11' });
     }
     expect(out.get('198.51.100.11')).toBeUndefined();
     rib.applyUpdate('198.51.100.1', v4(['10.6.0.0/24'], { asPath: [], localPref: 100, nextHop: '198.51.100.1' }));
-    ({ out } = rib.flush());
+    ({ out } = flushAll(rib));
     expect([...out.keys()].sort()).toEqual(['198.51.100.11', '198.51.100.12']);
   });
 
@@ -168,11 +171,11 @@ describe('RIB', () => {
     const rib = topo({ maxPaths: 4 });
     rib.applyUpdate('198.51.100.1', v4(['10.8.0.0/24'], { asPath: [{ type: 2, asns: [65010] }], nextHop: '198.51.100.1' }));
     rib.applyUpdate('198.51.100.2', v4(['10.8.0.0/24'], { asPath: [{ type: 2, asns: [65010] }], nextHop: '198.51.100.2' }));
-    expect(rib.flush().fib).toEqual([{ family: IPV4_UNICAST, prefix: '10.8.0.0/24', nextHops: ['198.51.100.1', '198.51.100.2'] }]);
+    expect(flushAll(rib).fib).toEqual([{ family: IPV4_UNICAST, prefix: '10.8.0.0/24', nextHops: ['198.51.100.1', '198.51.100.2'] }]);
     rib.applyUpdate('198.51.100.1', v4([], {}, ['10.8.0.0/24']));
-    expect(rib.flush().fib).toEqual([{ family: IPV4_UNICAST, prefix: '10.8.0.0/24', nextHops: ['198.51.100.2'] }]);
+    expect(flushAll(rib).fib).toEqual([{ family: IPV4_UNICAST, prefix: '10.8.0.0/24', nextHops: ['198.51.100.2'] }]);
     rib.applyUpdate('198.51.100.2', v4([], {}, ['10.8.0.0/24']));
-    expect(rib.flush().fib).toEqual([{ family: IPV4_UNICAST, prefix: '10.8.0.0/24', nextHops: [] }]);
+    expect(flushAll(rib).fib).toEqual([{ family: IPV4_UNICAST, prefix: '10.8.0.0/24', nextHops: [] }]);
     expect(rib.destination('10.8.0.0/24')).toBeUndefined();
   });
 
@@ -185,14 +188,14 @@ describe('RIB', () => {
   it('graceful restart helper: routes stay stale, End-of-RIB sweeps what was not refreshed', () => {
     const rib = topo();
     rib.applyUpdate('192.0.2.1', v4(['10.1.0.0/24', '10.2.0.0/24']));
-    rib.flush();
+    flushAll(rib);
     rib.peerDown('192.0.2.1', { keepStale: [IPV4_UNICAST] });
-    expect(rib.flush().fib).toEqual([]); // still installed
+    expect(flushAll(rib).fib).toEqual([]); // still installed
     expect(rib.destination('10.1.0.0/24')!.best!.stale).toBe(true);
     rib.peerUp('192.0.2.1', { routerId: '1.0.0.1', families: [IPV4_UNICAST] });
     rib.applyUpdate('192.0.2.1', v4(['10.1.0.0/24']));
     expect(rib.sweepStale('192.0.2.1', IPV4_UNICAST)).toBe(1);
-    const { fib } = rib.flush();
+    const { fib } = flushAll(rib);
     expect(fib).toEqual([{ family: IPV4_UNICAST, prefix: '10.2.0.0/24', nextHops: [] }]);
     expect(rib.destination('10.1.0.0/24')!.best!.stale).toBeUndefined();
   });
@@ -200,10 +203,10 @@ describe('RIB', () => {
   it('session down without graceful restart removes routes and stops sending', () => {
     const rib = topo();
     rib.applyUpdate('192.0.2.1', v4(['10.1.0.0/24']));
-    rib.flush();
+    flushAll(rib);
     rib.peerDown('198.51.100.1');
     rib.peerDown('192.0.2.1');
-    const { fib, out } = rib.flush();
+    const { fib, out } = flushAll(rib);
     expect(fib).toEqual([{ family: IPV4_UNICAST, prefix: '10.1.0.0/24', nextHops: [] }]);
     expect(out.has('198.51.100.1')).toBe(false);
     expect(sentTo(out, '198.51.100.2')).toEqual([]);
@@ -214,11 +217,11 @@ describe('RIB', () => {
     const rib = topo();
     rib.originate('172.16.0.0/24');
     rib.applyUpdate('192.0.2.1', v4(['10.1.0.0/24']));
-    rib.flush();
+    flushAll(rib);
     rib.peerDown('198.51.100.1');
-    rib.flush();
+    flushAll(rib);
     rib.peerUp('198.51.100.1', { routerId: '1.0.0.2', families: [IPV4_UNICAST] });
-    const { out } = rib.flush();
+    const { out } = flushAll(rib);
     expect(sentTo(out, '198.51.100.1').map((x) => x.p).sort()).toEqual(['10.1.0.0/24', '172.16.0.0/24']);
     expect(rib.stats('198.51.100.1').sent).toBe(2);
     expect(rib.stats('192.0.2.1')).toMatchObject({ received: 1, accepted: 1 });
@@ -235,9 +238,9 @@ describe('RIB', () => {
       const rib = topo();
       for (const i of order) {
         rib.applyUpdate(...updates[i]);
-        if (!squash) rib.flush();
+        if (!squash) flushAll(rib);
       }
-      rib.flush();
+      flushAll(rib);
       return [...rib.destinations()].map((d) => `${d.prefix}:${d.best!.peerId}:${d.reason}`).sort();
     };
     const base = run([0, 1, 2, 3], false);
@@ -255,7 +258,7 @@ describe('AS prepend on export to eBGP (RFC 4271 §5.1.2)', () => {
     rib.peerUp('in', { routerId: '1.1.1.1', families: [IPV4_UNICAST] });
     rib.peerUp('out', { routerId: '2.2.2.2', families: [IPV4_UNICAST] });
     rib.applyUpdate('in', [{ family: IPV4_UNICAST, announce: [{ prefix: '10.1.0.0/24' }], withdraw: [], attrs: { origin: 0, asPath: [{ type: 2, asns }], nextHop: '192.0.2.1' } }]);
-    return rib.flush().out.get('out')!.announce[0].attrs.asPath;
+    return flushAll(rib).out.get('out')!.announce[0].attrs.asPath;
   };
   it('joins a sequence with room', () => {
     expect(prepended([65001, 7])).toEqual([{ type: 2, asns: [65000, 65001, 7] }]);
@@ -265,5 +268,54 @@ describe('AS prepend on export to eBGP (RFC 4271 §5.1.2)', () => {
     const p = prepended(full);
     expect(p.map((s) => s.asns.length)).toEqual([1, 255]);
     expect(p[0].asns).toEqual([65000]);
+  });
+});
+
+describe('prefix filter on RIB keys', () => {
+  const rules = ['10.0.0.0/9', '10.128.0.0/16 le 24', '192.168.1.128/25', '0.0.0.0/0 le 0', '2001:db8::/32'].map(parsePrefixRule);
+  it('matchesKey agrees with matches for any IPv4 prefix', () => {
+    const f = new PrefixFilter(rules);
+    fc.assert(
+      fc.property(fc.constantFrom(10, 192, 0, 11), fc.integer({ min: 0, max: 2 ** 24 - 1 }), fc.integer({ min: 0, max: 32 }), (hi, lo, len) => {
+        const a = hi * 2 ** 24 + lo;
+        const text = `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}/${len}`;
+        const masked = len ? Math.floor(a / 2 ** (32 - len)) * 2 ** (32 - len) : 0;
+        const canonical = `${masked >>> 24}.${(masked >>> 16) & 255}.${(masked >>> 8) & 255}.${masked & 255}/${len}`;
+        expect(f.matchesKey(v4PrefixKey(text)!)).toBe(f.matches(canonical));
+      }),
+    );
+    expect(f.matchesKey('2001:db8:1::/48')).toBe(true);
+  });
+});
+
+describe('RIB kernel queue', () => {
+  it('coalesces changes to one prefix, hands them out in batches, oldest first', () => {
+    const rib = topo({ maxPaths: 4 });
+    rib.applyUpdate('198.51.100.1', v4(['10.8.0.0/24', '10.8.1.0/24', '10.8.2.0/24'], { asPath: [{ type: 2, asns: [65010] }], nextHop: '198.51.100.1' }));
+    rib.flush();
+    rib.applyUpdate('198.51.100.2', v4(['10.8.0.0/24'], { asPath: [{ type: 2, asns: [65010] }], nextHop: '198.51.100.2' }));
+    rib.flush();
+    expect(rib.fibPending()).toBe(3);
+    expect(rib.isFibPending('10.8.0.0/24')).toBe(true);
+    expect(rib.takeFib(2)).toEqual([
+      { family: IPV4_UNICAST, prefix: '10.8.0.0/24', nextHops: ['198.51.100.1', '198.51.100.2'] },
+      { family: IPV4_UNICAST, prefix: '10.8.1.0/24', nextHops: ['198.51.100.1'] },
+    ]);
+    expect(rib.takeFib()).toEqual([{ family: IPV4_UNICAST, prefix: '10.8.2.0/24', nextHops: ['198.51.100.1'] }]);
+    expect(rib.fibPending()).toBe(0);
+  });
+
+  it('a prefix that goes and comes back before the kernel is told: removal, then the new route', () => {
+    const rib = topo();
+    rib.applyUpdate('192.0.2.1', v4(['10.1.0.0/24'], { nextHop: '192.0.2.1' }));
+    flushAll(rib);
+    rib.applyUpdate('192.0.2.1', v4([], {}, ['10.1.0.0/24']));
+    rib.flush();
+    rib.applyUpdate('192.0.2.1', v4(['10.1.0.0/24'], { nextHop: '192.0.2.2' }));
+    rib.flush();
+    expect(rib.takeFib()).toEqual([
+      { family: IPV4_UNICAST, prefix: '10.1.0.0/24', nextHops: [] },
+      { family: IPV4_UNICAST, prefix: '10.1.0.0/24', nextHops: ['192.0.2.2'] },
+    ]);
   });
 });

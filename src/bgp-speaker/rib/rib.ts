@@ -1,10 +1,10 @@
 /**
  * Adj-RIB-In per peer, the Loc-RIB, and Adj-RIB-Out per peer, pure and
  * synchronous. Inputs are peer events and decoded route changes; `flush()`
- * returns what the kernel and each peer must be told, computed once per
- * changed prefix.
+ * returns what each peer must be told, computed once per changed prefix; the
+ * kernel's changes wait in the entries themselves until `takeFib()` takes them.
  */
-import { IPV4_UNICAST, IPV6_UNICAST, type FamilyChanges, type RouteAttrs } from '../codec';
+import { IPV4_UNICAST, IPV6_UNICAST, v4KeyText, v4PrefixKey, type FamilyChanges, type RouteAttrs } from '../codec';
 import { selectBest, type Selection } from './decision';
 import { exportAttrs } from './export';
 import { PrefixFilter } from './policy';
@@ -24,8 +24,8 @@ interface PeerState {
    * paths are in the Loc-RIB entries, where the decision process needs them anyway.
    */
   accepted: number;
-  /** Adj-RIB-Out: prefix -> attributes last sent. */
-  adjOut: Map<string, RouteAttrs>;
+  /** Adj-RIB-Out: prefix (as a RIB key) -> attributes last sent. */
+  adjOut: Map<DestKey, RouteAttrs>;
   exportCache: WeakMap<RouteAttrs, RouteAttrs | null>;
   needsFullTable: boolean;
   filtered: number;
@@ -46,7 +46,6 @@ export interface PeerOut {
 }
 
 export interface FlushResult {
-  fib: FibChange[];
   out: Map<string, PeerOut>;
 }
 
@@ -63,25 +62,41 @@ const NO_HOPS: readonly string[] = Object.freeze([]);
 const familyOf = (prefix: string) => (prefix.includes(':') ? IPV6_UNICAST : IPV4_UNICAST);
 
 /**
+ * How the Loc-RIB keys a prefix: an IPv4 prefix as a number (v4PrefixKey: no
+ * 32-octet string per route, and Map keys that need no allocation), anything
+ * else as its text. A Dest's `prefix` text is made from the key when asked for.
+ */
+type DestKey = number | string;
+const keyOf = (prefix: string): DestKey => v4PrefixKey(prefix) ?? prefix;
+
+/** Dest.state bits: waiting for the decision process; waiting for the kernel (in the RIB's kernel queue). */
+const DIRTY = 1;
+const FIB_PENDING = 2;
+
+/**
  * One Loc-RIB entry. There is one per prefix, so it is kept small: every field
  * set in the constructor (one fixed shape), a decision stored only when there
  * was more than one path to decide between, and `paths` never changed in
  * place, so that the usual single path is an array shared by all routes of its UPDATE.
  */
 class Dest implements Destination {
-  /** Next hops last handed to the kernel, joined. */
+  /** Next hops the kernel should have, joined ('' for none). */
   installed = '';
-  /** Waiting for the decision process. */
-  dirty = false;
+  /** DIRTY | FIB_PENDING. */
+  state = 0;
   private sel?: Selection = undefined;
 
   constructor(
-    readonly prefix: string,
+    readonly key: DestKey,
     public paths: readonly Path[],
   ) {}
 
+  get prefix(): string {
+    return typeof this.key === 'number' ? v4KeyText(this.key) : this.key;
+  }
+
   get family(): number {
-    return familyOf(this.prefix);
+    return typeof this.key === 'number' ? IPV4_UNICAST : familyOf(this.key);
   }
 
   get best(): Path | undefined {
@@ -104,8 +119,16 @@ class Dest implements Destination {
 
 export class Rib {
   private readonly peers = new Map<string, PeerState>();
-  private readonly dests = new Map<string, Dest>();
+  private readonly dests = new Map<DestKey, Dest>();
   private dirty: Dest[] = [];
+  /**
+   * Entries whose kernel state changed, oldest first, from `fibHead` on. The
+   * queue holds the entries, not changes: `takeFib()` reads their state when it
+   * takes them, so repeated changes to one prefix coalesce. An entry whose last
+   * path went stays here (out of the Map) until its removal is taken.
+   */
+  private fibQueue: Dest[] = [];
+  private fibHead = 0;
   /** The one-element path array of each path, shared by every prefix that has only that path. */
   private readonly solo = new WeakMap<Path, readonly Path[]>();
   /** The one-element next-hop list of each attribute set, shared by its kernel changes. */
@@ -248,14 +271,15 @@ export class Rib {
         return x;
       };
       for (const n of f.announce) {
-        const allowed = !reject && (p.importFilter ? p.importFilter.matches(n.prefix) : !ebgp); // RFC 8212 for eBGP
+        const key = keyOf(n.prefix);
+        const allowed = !reject && (p.importFilter ? p.importFilter.matchesKey(key) : !ebgp); // RFC 8212 for eBGP
         if (!allowed) {
           r.filtered++;
           p.filtered++;
           if (this.withdrawFrom(p, n)) r.withdrawn++;
           continue;
         }
-        if (this.setPath(n.prefix, pathFor(n.pathId ?? 0))) p.accepted++;
+        if (this.setPath(key, pathFor(n.pathId ?? 0))) p.accepted++;
         r.accepted++;
       }
     }
@@ -275,11 +299,11 @@ export class Rib {
     if (!shared) this.localAttrs.set(key, (shared = { origin: 0, asPath: [], nextHop: '', ...attrs }));
     let path = this.localPaths.get(shared);
     if (!path) this.localPaths.set(shared, (path = { peerId: LOCAL_PEER_ID, pathId: 0, attrs: shared, ebgp: false, routerId: this.local.routerId, peerAddress: '0.0.0.0' }));
-    this.setPath(prefix, path);
+    this.setPath(keyOf(prefix), path);
   }
 
   withdrawOriginated(prefix: string): boolean {
-    const d = this.dests.get(prefix);
+    const d = this.dests.get(keyOf(prefix));
     const i = d ? indexOfPath(d.paths, LOCAL_PEER_ID, 0) : -1;
     if (i < 0) return false;
     this.drop(d!, i);
@@ -290,26 +314,26 @@ export class Rib {
     return [...this.dests.values()].filter((d) => d.paths.some((p) => p.peerId === LOCAL_PEER_ID)).map((d) => d.prefix);
   }
 
-  /** Run the decision process for every changed prefix; return kernel and per-peer work. */
+  /** Run the decision process for every changed prefix; return per-peer work (kernel work waits for takeFib). */
   flush(): FlushResult {
-    const fib: FibChange[] = [];
     const out = new Map<string, PeerOut>();
     const upPeers = [...this.peers.values()].filter((p) => p.up);
     const groups = new Map<PeerState, Map<RouteAttrs, { family: number; attrs: RouteAttrs; prefixes: string[] }>>();
     const withdraws = new Map<PeerState, Map<number, string[]>>();
-    const emit = (p: PeerState, prefix: string, attrs: RouteAttrs | undefined) => {
-      const old = p.adjOut.get(prefix);
+    const emit = (p: PeerState, d: Dest, attrs: RouteAttrs | undefined) => {
+      const old = p.adjOut.get(d.key);
       if (old === attrs) return;
-      const family = familyOf(prefix);
+      const family = d.family;
+      const prefix = d.prefix;
       if (attrs) {
-        p.adjOut.set(prefix, attrs);
+        p.adjOut.set(d.key, attrs);
         let g = groups.get(p);
         if (!g) groups.set(p, (g = new Map()));
         let e = g.get(attrs);
         if (!e) g.set(attrs, (e = { family, attrs, prefixes: [] }));
         e.prefixes.push(prefix);
       } else if (old) {
-        p.adjOut.delete(prefix);
+        p.adjOut.delete(d.key);
         let w = withdraws.get(p);
         if (!w) withdraws.set(p, (w = new Map()));
         let l = w.get(family);
@@ -322,8 +346,7 @@ export class Rib {
     const dirty = this.dirty;
     this.dirty = [];
     for (const d of dirty) {
-      d.dirty = false;
-      const prefix = d.prefix;
+      d.state &= ~DIRTY;
       d.decide(this.local.maxPaths ?? 1);
       // Locally originated routes are not installed. The single next hop is the common case: compared without building arrays.
       const best = d.best;
@@ -334,14 +357,17 @@ export class Rib {
       const installed = local ? '' : single ? best.attrs.nextHop : hops!.join(',');
       if (installed !== d.installed) {
         d.installed = installed;
-        fib.push({ family: d.family, prefix, nextHops: hops ?? (local ? NO_HOPS : this.nextHopList(best.attrs)) });
+        if (!(d.state & FIB_PENDING)) {
+          d.state |= FIB_PENDING;
+          this.fibQueue.push(d);
+        }
       }
-      for (const p of incremental) emit(p, prefix, this.exportFor(p, d));
-      if (d.paths.length === 0) this.dests.delete(prefix);
+      for (const p of incremental) emit(p, d, this.exportFor(p, d));
+      if (d.paths.length === 0) this.dests.delete(d.key);
     }
     for (const p of full) {
       p.needsFullTable = false;
-      for (const d of this.dests.values()) emit(p, d.prefix, this.exportFor(p, d));
+      for (const d of this.dests.values()) emit(p, d, this.exportFor(p, d));
     }
     for (const p of upPeers) {
       const g = groups.get(p);
@@ -352,23 +378,63 @@ export class Rib {
         withdraw: w ? [...w].map(([family, prefixes]) => ({ family, prefixes })) : [],
       });
     }
-    return { fib, out };
+    return { out };
+  }
+
+  /**
+   * Up to `max` kernel changes, oldest first, each with the next hops the
+   * Loc-RIB wants now (empty: remove); taken changes leave the queue.
+   */
+  takeFib(max = Infinity): FibChange[] {
+    const out: FibChange[] = [];
+    const q = this.fibQueue;
+    while (this.fibHead < q.length && out.length < max) {
+      const d = q[this.fibHead++];
+      d.state &= ~FIB_PENDING;
+      out.push({ family: d.family, prefix: d.prefix, nextHops: this.hopsOf(d) });
+    }
+    if (this.fibHead === q.length) {
+      this.fibQueue = [];
+      this.fibHead = 0;
+    } else if (this.fibHead > 4096 && this.fibHead * 2 > q.length) {
+      this.fibQueue = q.slice(this.fibHead);
+      this.fibHead = 0;
+    }
+    return out;
+  }
+
+  /** Forget the kernel changes waiting (a speaker without a kernel). */
+  dropFib(): void {
+    for (let i = this.fibHead; i < this.fibQueue.length; i++) this.fibQueue[i].state &= ~FIB_PENDING;
+    this.fibQueue = [];
+    this.fibHead = 0;
+  }
+
+  /** Kernel changes waiting for takeFib. */
+  fibPending(): number {
+    return this.fibQueue.length - this.fibHead;
+  }
+
+  /** Whether a kernel change for the prefix waits for takeFib. */
+  isFibPending(prefix: string): boolean {
+    const d = this.dests.get(keyOf(prefix));
+    return !!d && (d.state & FIB_PENDING) !== 0;
   }
 
   /** Routes that could not be sent to a peer after all (too long for it): forget them, so a later change is sent. */
   unsent(id: string, prefixes: readonly string[]): void {
     const p = this.peers.get(id);
-    if (p) for (const prefix of prefixes) p.adjOut.delete(prefix);
+    if (p) for (const prefix of prefixes) p.adjOut.delete(keyOf(prefix));
   }
 
   /** The next hops the Loc-RIB wants in the kernel for a prefix (empty: none). */
   installedHops(prefix: string): string[] {
-    const d = this.dests.get(prefix);
+    const d = this.dests.get(keyOf(prefix));
     return d && d.installed ? d.installed.split(',') : [];
   }
 
   destination(prefix: string): Destination | undefined {
-    return this.dests.get(prefix);
+    return this.dests.get(keyOf(prefix));
   }
 
   destinations(): IterableIterator<Destination> {
@@ -380,10 +446,10 @@ export class Rib {
     return { received: p.accepted + p.filtered, accepted: p.accepted, filtered: p.filtered, sent: p.adjOut.size };
   }
 
-  private exportFor(p: PeerState, d: Destination): RouteAttrs | undefined {
+  private exportFor(p: PeerState, d: Dest): RouteAttrs | undefined {
     const best = d.best;
     if (!best || !p.families.has(d.family)) return undefined;
-    if (p.exportFilter && !p.exportFilter.matches(d.prefix)) return undefined;
+    if (p.exportFilter && !p.exportFilter.matchesKey(d.key)) return undefined;
     // Past the prefix filter, the result depends only on the attribute set (one per UPDATE and family),
     // so routes that arrived together leave together and share one object.
     let cached = p.exportCache.get(best.attrs);
@@ -402,7 +468,7 @@ export class Rib {
   }
 
   private withdrawFrom(p: PeerState, n: { prefix: string; pathId?: number }): boolean {
-    const d = this.dests.get(n.prefix);
+    const d = this.dests.get(keyOf(n.prefix));
     return !!d && this.removeFrom(p, d, n.pathId ?? 0);
   }
 
@@ -415,11 +481,11 @@ export class Rib {
   }
 
   /** Add `path` to its prefix, or put it in place of the path it replaces (same peer and path id); true when added. */
-  private setPath(prefix: string, path: Path): boolean {
-    const d = this.dests.get(prefix);
+  private setPath(key: DestKey, path: Path): boolean {
+    const d = this.dests.get(key);
     if (d) return this.put(d, path);
-    const nd = new Dest(prefix, this.soloOf(path));
-    this.dests.set(prefix, nd);
+    const nd = new Dest(key, this.soloOf(path));
+    this.dests.set(key, nd);
     this.markDirty(nd);
     return true;
   }
@@ -439,9 +505,16 @@ export class Rib {
   }
 
   private markDirty(d: Dest): void {
-    if (d.dirty) return;
-    d.dirty = true;
+    if (d.state & DIRTY) return;
+    d.state |= DIRTY;
     this.dirty.push(d);
+  }
+
+  /** The next hops in `d.installed` as a list; the single next hop of the best path is its shared list. */
+  private hopsOf(d: Dest): readonly string[] {
+    if (!d.installed) return NO_HOPS;
+    const best = d.best;
+    return best && best.attrs.nextHop === d.installed ? this.nextHopList(best.attrs) : d.installed.split(',');
   }
 
   private soloOf(path: Path): readonly Path[] {
