@@ -1,4 +1,5 @@
 /** ADD: config -> IPAM -> container netns -> veth -> routes -> result (ptp.go's order). */
+import * as fs from 'node:fs';
 import { TernError } from '../lib/errors';
 import { NetnsHandle } from '../dataplane/netns';
 import { Rtnl } from '../dataplane/rtnl';
@@ -13,8 +14,26 @@ import { endpointFor, endpointRecordOps, syncRules } from './acl';
 import { buildResult, type CniResult } from './result';
 import { allocationKey, requestedIps, type Ctx } from './context';
 
-/** MTU of the device behind the node's default route (the uplink), else 1500. */
-export async function detectUplinkMtu(): Promise<number> {
+/**
+ * How long a detected uplink MTU is reused. Finding it dumps the node's main
+ * routing table, which on a node that learns a fabric's routes over BGP holds
+ * thousands: 33-82 ms per ADD with 10,000 routes. The daemon serves many ADDs
+ * from one process, so it looks again at most this often (Calico's CNI reads
+ * an MTU its node agent detected at start).
+ */
+export const UPLINK_MTU_TTL_MS = 10_000;
+let uplinkMtu: { mtu: number; at: number; netns: number } | undefined;
+
+/** MTU of the device behind the node's default route (the uplink), else 1500; looked up again after UPLINK_MTU_TTL_MS. */
+export async function detectUplinkMtu(now = Date.now()): Promise<number> {
+  const netns = fs.statSync('/proc/self/ns/net').ino; // one entry per node namespace, should a process serve several
+  if (uplinkMtu && uplinkMtu.netns === netns && now - uplinkMtu.at < UPLINK_MTU_TTL_MS && now >= uplinkMtu.at) return uplinkMtu.mtu;
+  const mtu = await readUplinkMtu();
+  uplinkMtu = { mtu, at: now, netns };
+  return mtu;
+}
+
+async function readUplinkMtu(): Promise<number> {
   const rt = Rtnl.open();
   try {
     for (const family of [4, 6] as const) {
