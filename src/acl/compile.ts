@@ -185,8 +185,13 @@ class FamilyCompiler {
     private readonly node?: string,
   ) {}
 
+  /** Per endpoint: its addresses of this family (every set an endpoint joins asks again). */
+  private readonly ips = new WeakMap<{ ips: string[] }, string[]>();
+
   private ipsOf(ep: { ips: string[] }): string[] {
-    return ep.ips.map(addrOnly).filter((ip) => familyOf(ip) === this.fam);
+    let a = this.ips.get(ep);
+    if (!a) this.ips.set(ep, (a = ep.ips.map(addrOnly).filter((ip) => familyOf(ip) === this.fam)));
+    return a;
   }
 
   /** `of`: the members one endpoint contributes (null: none ever); `members` is what all of them add up to. */
@@ -370,9 +375,18 @@ class FamilyCompiler {
   private direction(dir: Direction, local: Endpoint[]): ChainSpec {
     const ing = dir === 'ingress';
     const top: ChainSpec = { name: ing ? CHAIN.toWl : CHAIN.fromWl, rules: [`-j MARK --set-xmark 0x0/${hex(MARK_ACCEPT | MARK_PASS)}`] };
+    // Only local endpoints have chains: a policy is matched against them alone, not against every endpoint of the cluster.
     const byTier = orderedTiers(this.input).map((tier) => {
       const selects = new Map<Endpoint, Policy[]>();
-      for (const p of tierPolicies(this.input, tier.name, dir)) for (const ep of this.res.selected(policyScope(p))) selects.set(ep, [...(selects.get(ep) ?? []), p]);
+      for (const p of tierPolicies(this.input, tier.name, dir)) {
+        const scope = policyScope(p);
+        for (const ep of local) {
+          if (!this.res.scopeSelects(scope, ep)) continue;
+          const l = selects.get(ep);
+          if (l) l.push(p);
+          else selects.set(ep, [p]);
+        }
+      }
       return { tier, selects };
     });
     const byIface = new Map<string, Endpoint[]>();
