@@ -54,6 +54,8 @@ export async function detectBackend(exec: Exec): Promise<Backend> {
 interface KernelTable {
   /** Tern chain -> rule hashes in order ('?' for a rule without our comment). */
   chains: Map<string, string[]>;
+  /** Tern chain -> rule bodies, when the table is one of our own rulesets (`knownTable`): compared instead of the hashes, which need not be computed. */
+  bodies?: Map<string, string[]>;
   /** Hook chain -> its rules that jump to Tern (as saved), and whether the first rule is ours. */
   hooks: Map<string, { specs: string[]; firstIsOurs: boolean }>;
 }
@@ -95,9 +97,13 @@ export function planIptables(desired: FamilyRuleset, current: KernelTable): stri
   const tail: string[] = [];
   const want = new Set(desired.chains.map((c) => c.name));
   for (const c of desired.chains) {
+    if (current.bodies) {
+      const have = current.bodies.get(c.name);
+      if (have && (have === c.rules || (have.length === c.rules.length && have.every((b, i) => b === c.rules[i])))) continue; // same bodies, same hashes
+    }
     const lines = chainLines(c);
     const have = current.chains.get(c.name);
-    if (have && have.length === lines.length && have.every((h, i) => h === lines[i].hash)) continue;
+    if (!current.bodies && have && have.length === lines.length && have.every((h, i) => h === lines[i].hash)) continue;
     decl.push(`:${c.name} - [0:0]`); // declares, or flushes an existing chain under --noflush
     rules.push(...lines.map((l) => l.line));
   }
@@ -116,6 +122,18 @@ export function planIptables(desired: FamilyRuleset, current: KernelTable): stri
   }
   if (decl.length === 0 && rules.length === 0) return '';
   return ['*filter', ...decl, ...rules, ...tail, 'COMMIT', ''].join('\n');
+}
+
+/** The table as it stands once `rs` has been applied (hooks exact, no other Tern chain): what a save would parse to. */
+export function knownTable(rs: FamilyRuleset): KernelTable {
+  return {
+    chains: new Map(rs.chains.map((c) => [c.name, []])), // the names; the bodies stand in for the hashes
+    bodies: new Map(rs.chains.map((c) => [c.name, c.rules])), hooks: new Map(rs.hooks.map((h) => [h.chain, { specs: [hookSpec(h)], firstIsOurs: true }])) };
+}
+
+/** `iptables-save` text of the table once `rs` has been applied (Tern's part), for a rollback. */
+function savedForm(rs: FamilyRuleset): string {
+  return ['*filter', ...rs.chains.map((c) => `:${c.name} - [0:0]`), ...rs.hooks.map((h) => `-A ${h.chain} ${hookSpec(h)}`), ...rs.chains.flatMap((c) => chainLines(c).map((l) => l.line)), 'COMMIT', ''].join('\n');
 }
 
 function normalise(spec: string): string {
@@ -268,8 +286,12 @@ export class Applier {
   private readonly exec: Exec;
   private detected?: Backend;
   private readonly generation?: () => Promise<number>;
-  /** The nf_tables generation at which the kernel's rules were last read and found equal to this ruleset fingerprint. */
-  private verified?: { gen: number; rules: string };
+  /**
+   * The nf_tables generation at which the kernel's rules were known to equal
+   * `rs` (fingerprint `rules`): read and found equal, or written by this
+   * applier with no other commit in between.
+   */
+  private verified?: { gen: number; rules: string; rs: CompiledRuleset };
 
   constructor(private readonly opts: ApplyOptions = {}) {
     this.exec = opts.exec ?? netnsExec(opts.netnsPath);
@@ -334,21 +356,27 @@ export class Applier {
     const [backend, ipsetSaved] = await Promise.all([this.resolveBackend(), this.must('ipset', ['save'])]);
     const rules = fingerprint(rs);
     const gen = await this.currentGeneration(backend);
-    // No nf_tables change since the rules were read and found equal to these: nothing to read or write (sets are still read, ipset has no generation).
-    const unchanged = gen !== undefined && this.verified?.gen === gen && this.verified.rules === rules;
+    // No nf_tables commit since the rules were known: the kernel holds `known`, nothing to read. The same rules: nothing to write
+    // either (sets are still read, ipset has no generation); other rules: the difference from `known`.
+    const known = gen !== undefined && this.verified?.gen === gen ? this.verified.rs : undefined;
+    const unchanged = known !== undefined && this.verified!.rules === rules;
     this.verified = undefined;
     const current = parseIpsetSave(ipsetSaved);
     const sets = planSets([...rs.v4.sets, ...rs.v6.sets], current);
     const report: ApplyReport = { backend, chainsWritten: 0, setsWritten: sets.setsWritten, setsDestroyed: 0, restoreText: { v4: '', v6: '' } };
-    const written: { fam: 4 | 6; before: string }[] = [];
+    const written: { fam: 4 | 6; before: () => Promise<string> }[] = [];
     let setsTouched = false;
     try {
       // Both families are planned and checked before anything is written.
       const plans = await Promise.all(
         [rs.v4, rs.v6].map(async (fam) => {
-          if (unchanged) return { fam: fam.family, before: '', plan: '' };
-          const before = await this.save(fam.family);
-          return { fam: fam.family, before, plan: planIptables(fam, parseSave(before)) };
+          if (unchanged) return { fam: fam.family, before: async () => '', plan: '' };
+          if (known) {
+            const was = fam.family === 4 ? known.v4 : known.v6;
+            return { fam: fam.family, before: async () => savedForm(was), plan: planIptables(fam, knownTable(was)) };
+          }
+          const saved = await this.save(fam.family);
+          return { fam: fam.family, before: async () => saved, plan: planIptables(fam, parseSave(saved)) };
         }),
       );
       report.restoreText = { v4: plans[0].plan, v6: plans[1].plan };
@@ -365,11 +393,16 @@ export class Applier {
       }
       if (written.length) await this.opts.afterStep?.('rules');
       await this.ipset(sets.open, 'open');
-      // Read and equal, and nothing committed meanwhile: the next apply of the same rules may trust the generation.
-      if (!written.length && gen !== undefined && (await this.currentGeneration(backend)) === gen) this.verified = { gen, rules };
+      // The generation moved by exactly our own commits (one per restore; none when nothing was written): nobody else
+      // committed since it was read before the save, so the kernel now holds `rs`, and the next apply may trust that.
+      // Any other move (another writer, a commit racing ours) leaves it unknown: the next apply reads the rules.
+      if (gen !== undefined) {
+        const after = await this.currentGeneration(backend);
+        if (after !== undefined && ((after - gen) >>> 0) === written.length) this.verified = { gen: after, rules, rs };
+      }
     } catch (e) {
       for (const w of written) {
-        const back = rollbackText(w.before, await this.save(w.fam));
+        const back = rollbackText(await w.before(), await this.save(w.fam));
         if (back) await this.exec(tool(backend, w.fam, 'restore'), ['--noflush', '--wait'], back);
       }
       if (setsTouched && sets.undo.length) await this.exec('ipset', ['restore', '-exist'], sets.undo.join('\n') + '\n');

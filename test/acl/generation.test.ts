@@ -7,10 +7,11 @@ import { nftGeneration } from '../../src/dataplane/nft-gen';
 import { Applier, compileRuleset, parsePolicyText, toInput, type Endpoint, type Resource } from '../../src/acl';
 
 /**
- * A resync of unchanged rules reads no iptables rules when the namespace's
- * nf_tables generation has not moved since they were last read and found
- * equal: the generation is bumped by every commit to any table, so it cannot
- * miss a change. Sets are read every time (ipset has no generation).
+ * An apply reads no iptables rules when the namespace's nf_tables generation
+ * has not moved since they were last read and found equal, or since the
+ * applier's own write moved it by exactly its own commits: the generation is
+ * bumped by every commit to any table, so it cannot miss a change. Sets are
+ * read every time (ipset has no generation).
  */
 const sb = new Sandbox('agen');
 let node: Netns;
@@ -53,6 +54,17 @@ describe('nf_tables generation', () => {
     expect(await nftGeneration(node.path)).toBeGreaterThan(g0);
     node.must('iptables-nft', ['-D', 'FORWARD', '-j', 'ACCEPT']);
   });
+
+  it('moves by exactly one per iptables-nft-restore, whatever the batch holds', async () => {
+    const g0 = await nftGeneration(node.path);
+    node.must('iptables-nft-restore', ['--noflush'], { input: '*filter\n:gen-a - [0:0]\n:gen-b - [0:0]\n-A gen-a -j RETURN\n-A gen-b -j gen-a\n-I FORWARD 1 -j gen-b\nCOMMIT\n' });
+    expect(await nftGeneration(node.path)).toBe(g0 + 1);
+    node.must('ip6tables-nft-restore', ['--noflush'], { input: '*filter\n:gen-a - [0:0]\n-A gen-a -j RETURN\nCOMMIT\n' });
+    expect(await nftGeneration(node.path)).toBe(g0 + 2);
+    node.must('iptables-nft-restore', ['--noflush'], { input: '*filter\n-D FORWARD -j gen-b\n:gen-a - [0:0]\n:gen-b - [0:0]\n-X gen-a\n-X gen-b\nCOMMIT\n' });
+    node.must('ip6tables-nft-restore', ['--noflush'], { input: '*filter\n:gen-a - [0:0]\n-X gen-a\nCOMMIT\n' });
+    expect(await nftGeneration(node.path)).toBe(g0 + 4);
+  });
 });
 
 describe('a resync of unchanged rules', () => {
@@ -64,12 +76,9 @@ describe('a resync of unchanged rules', () => {
   });
   const kernelRules = () => node.must('iptables-nft-save', ['-t', 'filter']).replace(/^#.*\n/gm, '').replace(/\[\d+:\d+\]/g, '');
 
-  it('reads the rules once after a write, then only the sets, while nothing commits', async () => {
+  it('reads no rules after its own write, only the sets, while nothing else commits', async () => {
     const rs = ruleset();
     expect((await applier.apply(rs)).chainsWritten).toBeGreaterThan(0);
-    rec.calls.length = 0;
-    await applier.apply(rs); // first no-op: reads and compares, then trusts the generation
-    expect(saves(rec.calls)).toBe(2);
     for (let i = 0; i < 3; i++) {
       rec.calls.length = 0;
       const r = await applier.apply(ruleset()); // compiled again: same rules, another object
@@ -111,10 +120,86 @@ describe('a resync of unchanged rules', () => {
     expect(node.must('ipset', ['test', 'tern-ep4', '10.70.0.1,tern00000000000'])).toBeDefined();
   });
 
-  it('other rules (a new policy) are read and written whatever the generation', async () => {
+  it('other rules (a new policy) at a known generation are written as the difference from the known rules, with no read', async () => {
+    await applier.apply(ruleset());
     rec.calls.length = 0;
-    const r = await applier.apply(ruleset(`---\napiVersion: tern.io/v1\nkind: GlobalNetworkPolicy\nmetadata: {name: extra}\nspec:\n  selector: all()\n  ingress: [{action: Allow, protocol: TCP, destination: {ports: [4444]}}]\n`));
-    expect(saves(rec.calls)).toBe(2);
+    const r = await applier.apply(ruleset(extra(4444)));
+    expect(saves(rec.calls)).toBe(0);
     expect(r.chainsWritten).toBeGreaterThan(0);
+    expect(await freshWrites(ruleset(extra(4444)))).toBe(0);
+  });
+});
+
+/** A policy that selects every pod, with its own peer selector (so a new set each time `k` changes). */
+const extra = (k: number) => `---\napiVersion: tern.io/v1\nkind: GlobalNetworkPolicy\nmetadata: {name: extra}\nspec:\n  selector: all()\n  ingress: [{action: Allow, protocol: TCP, source: {selector: peer == "p${k}"}, destination: {ports: [${k}]}}, {action: Deny, protocol: UDP}, {action: Allow}]\n`;
+
+/** Chains an applier that knows nothing (it reads the rules) would write: 0 when the kernel holds exactly `rs`. */
+async function freshWrites(rs: ReturnType<typeof ruleset>): Promise<number> {
+  const fresh = new Applier({ netnsPath: node.path, backend: 'nft', exec: netnsExec(node.path), lockFile: path.join('/tmp', `${sb.prefix}-gen.lock`) });
+  const r = await fresh.apply(rs);
+  return r.chainsWritten;
+}
+
+describe('after its own write', () => {
+  let rec: ReturnType<typeof recording>;
+  let applier: Applier;
+  /** Runs between the generation read and the rules write of the apply in progress (the new sets are created first). */
+  let onCreate: (() => void) | undefined;
+  beforeAll(() => {
+    rec = recording(node);
+    applier = new Applier({
+      netnsPath: node.path,
+      backend: 'nft',
+      exec: rec.exec,
+      generation: () => nftGeneration(node.path),
+      lockFile: path.join('/tmp', `${sb.prefix}-gen.lock`),
+      afterStep: (step) => {
+        if (step === 'create') onCreate?.();
+      },
+    });
+  });
+
+  it('policy edits in a row read no rules: the generation moved by its own commits only', async () => {
+    await applier.apply(ruleset(extra(5000)));
+    for (let k = 5001; k < 5005; k++) {
+      rec.calls.length = 0;
+      const r = await applier.apply(ruleset(extra(k)));
+      expect(r.chainsWritten).toBeGreaterThan(0);
+      expect(saves(rec.calls)).toBe(0);
+      expect(await freshWrites(ruleset(extra(k)))).toBe(0); // a read-only check: commits nothing, trust is kept
+    }
+  });
+
+  it('a rule deleted or inserted by someone else between two edits is seen and put right by the next one', async () => {
+    await applier.apply(ruleset(extra(5100)));
+    const victim = node.must('iptables-nft-save', ['-t', 'filter']).split('\n').find((l) => l.startsWith('-A tern-FORWARD'))!;
+    node.must('iptables-nft', ['-t', 'filter', ...victim.replace(/"/g, '').split(' ').map((w) => (w === '-A' ? '-D' : w))]);
+    rec.calls.length = 0;
+    await applier.apply(ruleset(extra(5101)));
+    expect(saves(rec.calls)).toBe(2);
+    expect(await freshWrites(ruleset(extra(5101)))).toBe(0);
+    node.must('iptables-nft', ['-I', 'tern-INPUT', '1', '-j', 'ACCEPT']);
+    rec.calls.length = 0;
+    await applier.apply(ruleset(extra(5102)));
+    expect(saves(rec.calls)).toBe(2);
+    expect(await freshWrites(ruleset(extra(5102)))).toBe(0);
+  });
+
+  it('a foreign rule committed while an edit is being applied is not trusted away: the next resync reads and removes it', async () => {
+    await applier.apply(ruleset(extra(5200)));
+    // tern-INPUT is not rewritten by the edit: only a read can find this rule.
+    onCreate = () => node.must('iptables-nft', ['-I', 'tern-INPUT', '1', '-j', 'ACCEPT']);
+    try {
+      await applier.apply(ruleset(extra(5201)));
+    } finally {
+      onCreate = undefined;
+    }
+    expect(node.must('iptables-nft', ['-S', 'tern-INPUT'])).toContain('-A tern-INPUT -j ACCEPT');
+    rec.calls.length = 0;
+    const r = await applier.apply(ruleset(extra(5201))); // the periodic resync: same rules
+    expect(saves(rec.calls)).toBe(2);
+    expect(r.chainsWritten).toBe(1);
+    expect(node.must('iptables-nft', ['-S', 'tern-INPUT'])).not.toContain('-A tern-INPUT -j ACCEPT');
+    expect(await freshWrites(ruleset(extra(5201)))).toBe(0);
   });
 });
