@@ -382,7 +382,10 @@ export class Applier {
       report.restoreText = { v4: plans[0].plan, v6: plans[1].plan };
       setsTouched = true;
       await this.ipset(sets.create, 'create'); // before the check: the new rules name these sets
-      for (const p of plans) if (p.plan) await this.must(tool(backend, p.fam, 'restore'), ['--noflush', '--wait', '--test'], p.plan);
+      // The check keeps a write that would be refused from changing anything first. With one restore to run and no set
+      // change between the check and it, the restore is its own check: refused, it commits nothing either.
+      const restores = plans.filter((p) => p.plan).length;
+      if (restores > 1 || sets.close.length || sets.members.length) for (const p of plans) if (p.plan) await this.must(tool(backend, p.fam, 'restore'), ['--noflush', '--wait', '--test'], p.plan);
       await this.ipset(sets.close, 'close');
       await this.ipset(sets.members, 'members');
       for (const p of plans) {

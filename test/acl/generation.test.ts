@@ -26,11 +26,11 @@ function endpoints(n: number): Resource[] {
 }
 const ruleset = (extra = '') => compileRuleset(toInput([...parsePolicyText(POLICIES + extra, 'p.yaml'), ...endpoints(12)]));
 
-/** The applier's tool calls, by command. */
+/** The applier's tool calls, by command (` --test` added for a check). */
 function recording(ns: Netns): { exec: Exec; calls: string[] } {
   const base = netnsExec(ns.path);
   const calls: string[] = [];
-  return { calls, exec: (cmd, args, input) => (calls.push(cmd), base(cmd, args, input)) };
+  return { calls, exec: (cmd, args, input) => (calls.push(args.includes('--test') ? `${cmd} --test` : cmd), base(cmd, args, input)) };
 }
 const saves = (calls: string[]) => calls.filter((c) => /tables-(nft|legacy)-save$/.test(c)).length;
 
@@ -166,6 +166,7 @@ describe('after its own write', () => {
       const r = await applier.apply(ruleset(extra(k)));
       expect(r.chainsWritten).toBeGreaterThan(0);
       expect(saves(rec.calls)).toBe(0);
+      expect(rec.calls.filter((c) => c.endsWith('--test'))).toEqual([]); // one restore, no set change before it: it is its own check
       expect(await freshWrites(ruleset(extra(k)))).toBe(0); // a read-only check: commits nothing, trust is kept
     }
   });
@@ -201,5 +202,29 @@ describe('after its own write', () => {
     expect(r.chainsWritten).toBe(1);
     expect(node.must('iptables-nft', ['-S', 'tern-INPUT'])).not.toContain('-A tern-INPUT -j ACCEPT');
     expect(await freshWrites(ruleset(extra(5201)))).toBe(0);
+  });
+
+  it('a write the kernel refuses (unchecked: one restore, no set change) changes nothing, and the next apply reads the rules', async () => {
+    const withExtra = ruleset(extra(5300));
+    await applier.apply(withExtra);
+    const plain = new Set(ruleset().v4.chains.map((c) => c.name));
+    const policyChain = withExtra.v4.chains.map((c) => c.name).find((n) => n.startsWith('tern-pi-') && !plain.has(n))!;
+    expect(policyChain).toBeDefined();
+    // A chain of someone else's jumps to the policy chain: deleting it is refused (EBUSY).
+    node.must('iptables-nft', ['-N', 'foreign-ref']);
+    node.must('iptables-nft', ['-A', 'foreign-ref', '-j', policyChain]);
+    const before = node.must('iptables-nft-save', ['-t', 'filter']).replace(/^#.*\n/gm, '');
+    const setsBefore = node.must('ipset', ['save']);
+    rec.calls.length = 0;
+    await expect(applier.apply(ruleset())).rejects.toThrow();
+    expect(rec.calls.filter((c) => c.endsWith('--test'))).toEqual([]);
+    expect(node.must('iptables-nft-save', ['-t', 'filter']).replace(/^#.*\n/gm, '')).toBe(before);
+    expect(node.must('ipset', ['save'])).toBe(setsBefore);
+    node.must('iptables-nft', ['-F', 'foreign-ref']);
+    node.must('iptables-nft', ['-X', 'foreign-ref']);
+    rec.calls.length = 0;
+    await applier.apply(ruleset());
+    expect(saves(rec.calls)).toBe(2);
+    expect(await freshWrites(ruleset())).toBe(0);
   });
 });
