@@ -16,6 +16,7 @@ import { loadFiles, policyFiles } from '../acl/load';
 import type { Exec } from '../dataplane/exec';
 import type { MemberOp } from '../dataplane/ipset-codec';
 import { withNodeLock } from '../lib/lock';
+import { cmp } from '../acl/resolve';
 import { TernError } from '../lib/errors';
 
 export interface AclStatus {
@@ -62,8 +63,8 @@ export class AclReconciler {
   /** The last full compile, kept so a pod joining or leaving needs only its set members. */
   private readonly incr: IncrementalAcl;
   private lastFullAt = -Infinity;
-  /** The last full compile and the records it was made from (in the datastore's key order). */
-  private compiled?: { items: { key: string; value: string }[]; all: StoredResource[]; rs: CompiledRuleset };
+  /** The last full compile and the records it was made from: datastore key -> text and parsed resource. */
+  private compiled?: { records: Map<string, { value: string; resource: StoredResource }>; rs: CompiledRuleset };
   /** The ACL records as the watch reports them, so an incremental sync reads only what changed instead of listing all. */
   private readonly mirror = new PrefixMirror();
   /** The watch reported an error: the next full sync starts a new one. */
@@ -237,8 +238,11 @@ export class AclReconciler {
   }
 
   private async syncHoldingLock(): Promise<{ counts: { endpoints: number; policies: number }; report?: ApplyReport; incremental?: IncrementalPlan }> {
+    /** The watch has caught up: the mirror holds what a list would return now. */
+    let caughtUp = false;
     if (Date.now() - this.lastFullAt < RESYNC_MS && this.incr.ready) {
       const changes = await this.catchUp();
+      caughtUp = !!changes;
       if (changes) {
         const plan = this.incr.planChanges(changes);
         if (plan) {
@@ -247,24 +251,40 @@ export class AclReconciler {
             this.incr.commit(plan);
             return { counts: countKinds(this.mirror.items.keys()), incremental: plan };
           } catch (e) {
+            caughtUp = false;
             this.deps.log.warn({ err: e }, 'incremental ACL update failed; full sync');
           }
         }
       }
     }
     this.incr.forget(); // until the full apply has succeeded, the kernel is not what was remembered
-    this.mirror.beginSeed();
-    const { items, revision } = await this.deps.store.list(ACL_PREFIX);
-    this.mirror.seed(items, revision);
-    if (this.watchFailed) await this.rewatch(revision);
+    let items: { key: string; value: string }[];
+    if (caughtUp && this.mirror.ready && this.compiled) {
+      // A policy edit and the like, between periodic resyncs: the records from memory, in the datastore's key order, no list.
+      items = [...this.mirror.items].map(([key, value]) => ({ key, value })).sort((a, b) => cmp(a.key, b.key));
+    } else {
+      this.mirror.beginSeed();
+      const listed = await this.deps.store.list(ACL_PREFIX);
+      items = listed.items;
+      this.mirror.seed(items, listed.revision);
+      if (this.watchFailed) await this.rewatch(listed.revision);
+    }
     const counts = countKinds(items.map((kv) => kv.key));
     if (!items.length && !this.programmed) return { counts }; // aclInUse: anything stored
-    // The periodic resync usually finds the records the last compile saw: the compile (a pure function of them) is reused.
-    const same = this.compiled && this.compiled.items.length === items.length && this.compiled.items.every((kv, i) => kv.key === items[i].key && kv.value === items[i].value);
-    const all = same ? this.compiled!.all : items.map((kv) => JSON.parse(kv.value) as StoredResource);
-    const rs = same ? this.compiled!.rs : compileRuleset(toInput(all), { node: this.deps.node });
-    if (!same) this.state.compiles = (this.state.compiles ?? 0) + 1;
-    this.compiled = { items, all, rs };
+    // Only records whose text changed are parsed. The periodic resync usually finds none: the compile (a pure
+    // function of the records) is reused.
+    const prev = this.compiled?.records;
+    if (!prev || prev.size !== items.length || !items.every(({ key, value }) => prev.get(key)?.value === value)) {
+      const records = new Map<string, { value: string; resource: StoredResource }>();
+      for (const { key, value } of items) {
+        const p = prev?.get(key);
+        records.set(key, p?.value === value ? p : { value, resource: JSON.parse(value) as StoredResource });
+      }
+      this.compiled = { records, rs: compileRuleset(toInput([...records.values()].map((r) => r.resource)), { node: this.deps.node }) };
+      this.state.compiles = (this.state.compiles ?? 0) + 1;
+    }
+    const { records, rs } = this.compiled!;
+    const all = [...records.values()].map((r) => r.resource);
     const report = await this.applier.applyHoldingLock(rs);
     this.incr.remember(items, all, rs);
     this.lastFullAt = Date.now();

@@ -311,6 +311,25 @@ describe('incremental ACL updates (daemon)', () => {
     expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
   });
 
+  it('a policy edit between resyncs is compiled from the watched records: no list; the kernel equals a full apply', async () => {
+    await acl.resync(); // lists: incremental syncs from here on may use the watch
+    for (const port of [5433, 5434, 5435]) {
+      const lists = spy.lists;
+      const compiles = acl.state.compiles ?? 0;
+      // From another connection: the sync must catch up with the watch first, or it would compile the old policy.
+      await writeResources(other, 'apply', parsePolicyText(`apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web-extra, namespace: alpha}\nspec:\n  podSelector: {matchLabels: {app: web}}\n  ingress: [{ports: [{port: ${port}}]}]\n`, 'web.yaml'));
+      await acl.sync();
+      expect(acl.state.lastError).toBeUndefined();
+      expect(acl.state.compiles).toBe(compiles + 1);
+      expect(spy.lists).toBe(lists);
+      expect(kernel().rules.some((l) => l.startsWith('-A tern-tw-tern00000000001 ') && l.includes(`--dports ${port} `))).toBe(true); // pod1's chain
+      expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
+    }
+    const lists = spy.lists;
+    await acl.resync(); // the periodic one lists, whatever the watch says
+    expect(spy.lists).toBe(lists + 1);
+  });
+
   it('a watch that lags: the sync lists everything instead, and the kernel is right; late events change nothing', async () => {
     spy.lagging = true;
     calls.length = 0;
