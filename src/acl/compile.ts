@@ -171,22 +171,75 @@ function protoArg(n: number): string {
   return PROTO_NAME[n] ?? String(n);
 }
 
+/**
+ * What one compile hands the next, for one family, while the endpoints,
+ * namespaces, tenants and settings are the same objects (CompileMemo).
+ */
+interface FamilyMemo {
+  /** Set name -> the set and its membership function, as compiled. */
+  sets: Map<string, { spec: IpSetSpec; of: ((ep: Endpoint) => string[]) | null }>;
+  /** Per policy object and direction: its chain and the sets its rules name (a policy chain depends on the policy alone). */
+  policies: WeakMap<Policy, Partial<Record<Direction, { chain: ChainSpec; sets: string[] }>>>;
+  /** Per policy object: the local endpoints it selects, in local order. */
+  selectsLocal: WeakMap<Policy, Endpoint[]>;
+  /** Per endpoint: its addresses of this family. */
+  ips: WeakMap<{ ips: string[] }, string[]>;
+}
+
+/**
+ * Reuse between compiles (the daemon keeps one across its syncs): while the
+ * endpoints, namespaces, tenants and settings of the input are the same
+ * objects as the last compile's, a set is filled once, a policy's chain is
+ * built once per policy object, and a policy is matched against the local
+ * endpoints once. So a policy edit rebuilds the edited policy's chains and
+ * sets and the endpoint chains, and reuses the rest; the output is the same
+ * as without the memo (compile.test.ts checks random edits). Anything else
+ * changed (an endpoint, a namespace, a tenant, a setting) starts afresh.
+ * The input objects must not be changed in place once compiled: the daemon
+ * parses each record once and replaces it when its text changes.
+ */
+export class CompileMemo {
+  private world?: { endpoints: Endpoint[]; namespaces: PolicyInput['namespaces']; tenants: PolicyInput['tenants']; settings: string; node?: string; res: Resolver; fams: Map<Family, FamilyMemo> };
+  /** Compiles that found the same world as the one before (reused what they could). */
+  reused = 0;
+
+  /** The resolver and family memos for `input`: the last ones if its world is the same objects, new ones otherwise. */
+  take(input: PolicyInput, node: string | undefined): { res: Resolver; fams: Map<Family, FamilyMemo> } {
+    const w = this.world;
+    const same = <T>(a: T[], b: T[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+    const settings = JSON.stringify(input.settings);
+    if (w && w.node === node && w.settings === settings && same(w.endpoints, input.endpoints) && same(w.namespaces, input.namespaces) && same(w.tenants, input.tenants)) {
+      this.reused++;
+      return w;
+    }
+    const fresh = () => ({ sets: new Map(), policies: new WeakMap(), selectsLocal: new WeakMap(), ips: new WeakMap() });
+    this.world = { endpoints: [...input.endpoints], namespaces: [...input.namespaces], tenants: [...input.tenants], settings, node, res: new Resolver(input), fams: new Map([[4, fresh()], [6, fresh()]]) };
+    return this.world;
+  }
+}
+
 class FamilyCompiler {
   private readonly sets = new Map<string, IpSetSpec>();
   private readonly chains: ChainSpec[] = [];
   private readonly membership: SetMembership = new Map();
   private readonly emitted = new Set<string>();
   private readonly policies = new Map<string, ChainSpec>();
+  /** The names of the sets added while a policy chain is being built (to replay them when the chain is reused). */
+  private recording?: string[];
 
   constructor(
     private readonly fam: Family,
     private readonly input: PolicyInput,
     private readonly res: Resolver,
     private readonly node?: string,
-  ) {}
+    private readonly memo?: FamilyMemo,
+  ) {
+    this.ips = memo?.ips ?? new WeakMap();
+  }
 
   /** Per endpoint: its addresses of this family (every set an endpoint joins asks again). */
-  private readonly ips = new WeakMap<{ ips: string[] }, string[]>();
+  private readonly ips: WeakMap<{ ips: string[] }, string[]>;
+
 
   private ipsOf(ep: { ips: string[] }): string[] {
     let a = this.ips.get(ep);
@@ -197,9 +250,13 @@ class FamilyCompiler {
   /** `of`: the members one endpoint contributes (null: none ever); `members` is what all of them add up to. */
   private addSet(kind: string, key: string, type: SetType, about: string, members: () => string[], of: ((ep: Endpoint) => string[]) | null): string {
     const name = setName(kind, this.fam, key);
+    this.recording?.push(name);
     if (!this.sets.has(name)) {
-      this.sets.set(name, { name, type, family: this.fam, members: [...new Set(members())].sort(cmp), about });
-      this.membership.set(name, of);
+      const m = this.memo?.sets.get(name);
+      const spec = m?.spec ?? { name, type, family: this.fam, members: [...new Set(members())].sort(cmp), about };
+      this.sets.set(name, spec);
+      this.membership.set(name, m ? m.of : of);
+      if (!m) this.memo?.sets.set(name, { spec, of });
     }
     return name;
   }
@@ -315,8 +372,45 @@ class FamilyCompiler {
   private policyRules(p: Policy, dir: Direction): ChainSpec {
     const name = policyChain(p, dir);
     let c = this.policies.get(name);
-    if (!c) this.policies.set(name, (c = this.policyChain(p, dir)));
+    if (!c) this.policies.set(name, (c = this.memoPolicyChain(p, dir)));
     return c;
+  }
+
+  /** The policy's chain from the memo, its sets added again; built (and remembered) when the memo has not got it or one of its sets. */
+  private memoPolicyChain(p: Policy, dir: Direction): ChainSpec {
+    const hit = this.memo?.policies.get(p)?.[dir];
+    if (hit && hit.sets.every((n) => this.sets.has(n) || this.memo!.sets.has(n))) {
+      for (const n of hit.sets) {
+        if (this.sets.has(n)) continue;
+        const m = this.memo!.sets.get(n)!;
+        this.sets.set(n, m.spec);
+        this.membership.set(n, m.of);
+      }
+      return hit.chain;
+    }
+    if (!this.memo) return this.policyChain(p, dir);
+    const outer = this.recording;
+    this.recording = [];
+    try {
+      const chain = this.policyChain(p, dir);
+      const entry = this.memo.policies.get(p) ?? {};
+      entry[dir] = { chain, sets: [...new Set(this.recording)] };
+      this.memo.policies.set(p, entry);
+      return chain;
+    } finally {
+      this.recording = outer;
+    }
+  }
+
+  /** The local endpoints a policy selects, in `local`'s order. */
+  private selectedLocal(p: Policy, local: Endpoint[]): Endpoint[] {
+    let eps = this.memo?.selectsLocal.get(p);
+    if (!eps) {
+      const scope = policyScope(p);
+      eps = local.filter((ep) => this.res.scopeSelects(scope, ep));
+      this.memo?.selectsLocal.set(p, eps);
+    }
+    return eps;
   }
 
   private policyChainOnce(c: ChainSpec): string {
@@ -379,9 +473,7 @@ class FamilyCompiler {
     const byTier = orderedTiers(this.input).map((tier) => {
       const selects = new Map<Endpoint, Policy[]>();
       for (const p of tierPolicies(this.input, tier.name, dir)) {
-        const scope = policyScope(p);
-        for (const ep of local) {
-          if (!this.res.scopeSelects(scope, ep)) continue;
+        for (const ep of this.selectedLocal(p, local)) {
           const l = selects.get(ep);
           if (l) l.push(p);
           else selects.set(ep, [p]);
@@ -450,14 +542,18 @@ class FamilyCompiler {
 
   compile(): FamilyRuleset {
     const ep = endpointSetName(this.fam);
-    this.membership.set(ep, (e) => this.ipsOf(e).map((ip) => `${ip}/${this.fam === 4 ? 32 : 128},${e.hostIface}`));
-    this.sets.set(ep, {
+    const gateOf = (e: Endpoint) => this.ipsOf(e).map((ip) => `${ip}/${this.fam === 4 ? 32 : 128},${e.hostIface}`);
+    const memoGate = this.memo?.sets.get(ep);
+    this.membership.set(ep, memoGate?.of ?? gateOf);
+    const gate: IpSetSpec = memoGate?.spec ?? {
       name: ep,
       type: 'hash:net,iface',
       family: this.fam,
-      members: [...new Set(this.input.endpoints.flatMap((e) => this.ipsOf(e).map((ip) => `${ip}/${this.fam === 4 ? 32 : 128},${e.hostIface}`)))].sort(cmp),
+      members: [...new Set(this.input.endpoints.flatMap(gateOf))].sort(cmp),
       about: 'every endpoint address with its host interface',
-    });
+    };
+    this.sets.set(ep, gate);
+    if (!memoGate) this.memo?.sets.set(ep, { spec: gate, of: gateOf });
     const w = `${LINK_PREFIX}+`;
     const est = '-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT';
     const inv = '-m conntrack --ctstate INVALID -j DROP';
@@ -505,7 +601,7 @@ class FamilyCompiler {
         '-j ACCEPT',
       ],
     };
-    const local = this.input.endpoints.filter((e) => this.ipsOf(e).length && (this.node === undefined || e.node === undefined || e.node === this.node));
+    const local = this.input.endpoints.filter((e) => (this.node === undefined || e.node === undefined || e.node === this.node) && this.ipsOf(e).length);
     const to = this.direction('ingress', local);
     const from = this.direction('egress', local);
     const policyAndTier = this.chains.sort((a, b) => cmp(a.name, b.name));
@@ -521,6 +617,8 @@ class FamilyCompiler {
       sets: [...this.sets.values()].sort((a, b) => cmp(a.name, b.name)),
     };
     membership.set(rs, this.membership);
+    // The memo keeps the sets of this compile only: a policy whose sets were dropped is built again when it returns.
+    if (this.memo) for (const name of this.memo.sets.keys()) if (!this.sets.has(name)) this.memo.sets.delete(name);
     return rs;
   }
 }
@@ -547,9 +645,12 @@ function chunkPorts(ports: string[]): string[] {
 export interface CompileOptions {
   /** This node's name: endpoint chains are built only for endpoints on it (and for endpoints with no node recorded). */
   node?: string;
+  /** What the last compile with this memo can lend this one (see CompileMemo). */
+  memo?: CompileMemo;
 }
 
 export function compileRuleset(input: PolicyInput, opts: CompileOptions = {}): CompiledRuleset {
-  const res = new Resolver(input);
-  return { v4: new FamilyCompiler(4, input, res, opts.node).compile(), v6: new FamilyCompiler(6, input, res, opts.node).compile() };
+  const m = opts.memo?.take(input, opts.node);
+  const res = m?.res ?? new Resolver(input);
+  return { v4: new FamilyCompiler(4, input, res, opts.node, m?.fams.get(4)).compile(), v6: new FamilyCompiler(6, input, res, opts.node, m?.fams.get(6)).compile() };
 }

@@ -5,7 +5,7 @@ export { PolicyFileError, formatProblem, type FileProblem } from './errors';
 export { parsePolicyText, type Resource } from './parse';
 export { loadPolicyPaths, policyFiles } from './load';
 export { PolicyState, toInput, type Update } from './state';
-export { compileRuleset, CHAIN, type CompiledRuleset, type FamilyRuleset, type ChainSpec, type IpSetSpec } from './compile';
+export { compileRuleset, CompileMemo, CHAIN, type CompiledRuleset, type FamilyRuleset, type ChainSpec, type IpSetSpec } from './compile';
 export { renderIptables, renderIpsets } from './render';
 export { Applier, detectBackend, type Backend, type ApplyReport } from './applier';
 export { simulate, type SimPacket, type SimResult } from './simulate';

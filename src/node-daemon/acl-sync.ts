@@ -11,7 +11,7 @@ import { messageOf } from '../lib/errors';
 import { ReconcileLoop, type LoopStatus } from '../lib/reconcile-loop';
 import type { Store, WatchEvent, Watcher } from '../datastore/types';
 import { PrefixMirror } from '../datastore/mirror';
-import { ACL_PREFIX, Applier, IncrementalAcl, compileRuleset, kernelHasRules, planPolicyDir, storedResources, toInput, PolicyFileError, formatProblem, type ApplyReport, type CompiledRuleset, type IncrementalPlan, type Resource, type StoredResource } from '../acl';
+import { ACL_PREFIX, Applier, CompileMemo, IncrementalAcl, compileRuleset, kernelHasRules, planPolicyDir, storedResources, toInput, PolicyFileError, formatProblem, type ApplyReport, type CompiledRuleset, type IncrementalPlan, type Resource, type StoredResource } from '../acl';
 import { loadFiles, policyFiles } from '../acl/load';
 import type { Exec } from '../dataplane/exec';
 import type { MemberOp } from '../dataplane/ipset-codec';
@@ -63,6 +63,8 @@ export class AclReconciler {
   /** The last full compile, kept so a pod joining or leaving needs only its set members. */
   private readonly incr: IncrementalAcl;
   private lastFullAt = -Infinity;
+  /** What one full compile lends the next: a policy edit rebuilds that policy's chains and the endpoint chains only. */
+  private readonly memo = new CompileMemo();
   /** The last full compile and the records it was made from: datastore key -> text and parsed resource. */
   private compiled?: { records: Map<string, { value: string; resource: StoredResource }>; rs: CompiledRuleset };
   /** The ACL records as the watch reports them, so an incremental sync reads only what changed instead of listing all. */
@@ -280,7 +282,7 @@ export class AclReconciler {
         const p = prev?.get(key);
         records.set(key, p?.value === value ? p : { value, resource: JSON.parse(value) as StoredResource });
       }
-      this.compiled = { records, rs: compileRuleset(toInput([...records.values()].map((r) => r.resource)), { node: this.deps.node }) };
+      this.compiled = { records, rs: compileRuleset(toInput([...records.values()].map((r) => r.resource)), { node: this.deps.node, memo: this.memo }) };
       this.state.compiles = (this.state.compiles ?? 0) + 1;
     }
     const { records, rs } = this.compiled!;
