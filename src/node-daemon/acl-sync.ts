@@ -78,9 +78,9 @@ export class AclReconciler {
   /** Policy directory -> datastore; also rescans on its own, since fs.watch misses a directory created later and some editors' renames. */
   private readonly dirLoop: ReconcileLoop;
 
-  /** `netnsPath`, `exec` and `memberWriter`: the namespace to program and how tools and member writes reach it (tests); default where the daemon runs. */
-  constructor(private readonly deps: { store: Store; log: Logger; policyDir: string; node?: string; onSync?: (ok: boolean, ms: number) => void; netnsPath?: string; exec?: Exec; memberWriter?: (ops: MemberOp[]) => Promise<void> }) {
-    this.applier = new Applier({ netnsPath: deps.netnsPath, exec: deps.exec, memberWriter: deps.memberWriter }); // no logger: it would log every 60 s resync; this loop logs what changed
+  /** `netnsPath`, `exec`, `memberWriter` and `generation`: the namespace to program and how tools, member writes and nf_tables generation reads reach it (tests); default where the daemon runs. */
+  constructor(private readonly deps: { store: Store; log: Logger; policyDir: string; node?: string; onSync?: (ok: boolean, ms: number) => void; netnsPath?: string; exec?: Exec; memberWriter?: (ops: MemberOp[]) => Promise<void>; generation?: () => Promise<number> }) {
+    this.applier = new Applier({ netnsPath: deps.netnsPath, exec: deps.exec, memberWriter: deps.memberWriter, generation: deps.generation }); // no logger: it would log every 60 s resync; this loop logs what changed
     this.incr = new IncrementalAcl(deps.node);
     this.loop = new ReconcileLoop({ name: 'acl', coalesceMs: 50, run: () => this.syncOnce(), log: deps.log, onRun: deps.onSync });
     this.dirLoop = new ReconcileLoop({ name: 'policy-dir', run: () => this.readDir(), log: deps.log });

@@ -6,6 +6,7 @@ import { SqliteStore } from '../../src/datastore/sqlite-store';
 import { silentLogger } from '../../src/lib/log';
 import { netnsExec, type Exec } from '../../src/dataplane/exec';
 import { applyMemberOps } from '../../src/dataplane/ipset-nl';
+import { nftGeneration } from '../../src/dataplane/nft-gen';
 import type { MemberOp } from '../../src/dataplane/ipset-codec';
 import { Applier, compileRuleset, endpointResource, parsePolicyText, storedResources, toInput, writeResources, type Endpoint } from '../../src/acl';
 import { AclReconciler } from '../../src/node-daemon/acl-sync';
@@ -158,7 +159,8 @@ describe('incremental ACL updates (daemon)', () => {
       }
       return applyMemberOps(ops, node.path);
     };
-    acl = new AclReconciler({ store: spy, log: silentLogger(), policyDir: '', node: 'n0', netnsPath: node.path, exec, memberWriter });
+    // The generation as the daemon reads it: with `exec` given, the applier would read none and always read the rules back.
+    acl = new AclReconciler({ store: spy, log: silentLogger(), policyDir: '', node: 'n0', netnsPath: node.path, exec, memberWriter, generation: () => nftGeneration(node.path) });
     await acl.start();
     expect(acl.state.lastError).toBeUndefined();
     expect(saves().length).toBeGreaterThan(0); // the first sync is a full one
@@ -325,6 +327,13 @@ describe('incremental ACL updates (daemon)', () => {
       expect(kernel().rules.some((l) => l.startsWith('-A tern-tw-tern00000000001 ') && l.includes(`--dports ${port} `))).toBe(true); // pod1's chain
       expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
     }
+    // Someone else's rule between two edits: the generation moved by more than Tern's own commits, so the next edit reads the rules.
+    node.must('iptables', ['-I', 'tern-INPUT', '1', '-j', 'ACCEPT']);
+    await writeResources(other, 'apply', parsePolicyText('apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web-extra, namespace: alpha}\nspec:\n  podSelector: {matchLabels: {app: web}}\n  ingress: [{ports: [{port: 5436}]}]\n', 'web.yaml'));
+    await acl.sync();
+    expect(acl.state.lastError).toBeUndefined();
+    expect(kernel().rules).not.toContain('-A tern-INPUT -j ACCEPT');
+    expect(await fullApplyWrites()).toEqual({ chains: 0, sets: 0, destroyed: 0 });
     const lists = spy.lists;
     await acl.resync(); // the periodic one lists, whatever the watch says
     expect(spy.lists).toBe(lists + 1);
