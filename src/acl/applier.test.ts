@@ -1,6 +1,10 @@
 import { describe, it, expect } from 'vitest';
-import { parseSave, planIptables, planSets, rollbackText, parseIpsetSave } from './applier';
-import type { FamilyRuleset, IpSetSpec } from './compile';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { knownTable, parseSave, planIptables, planSets, rollbackText, parseIpsetSave } from './applier';
+import { compileRuleset, type FamilyRuleset, type IpSetSpec } from './compile';
+import { parsePolicyText } from './parse';
+import { toInput } from './state';
 import { chainLines, hookSpec } from './render';
 
 const desired: FamilyRuleset = {
@@ -104,5 +108,21 @@ describe('planSets: set changes ordered so no intermediate state admits more', (
   it('undo puts members back before reopening the gate, and drops what it created', () => {
     const p = planSets([gate(['10.0.0.1/32,terna']), ip('tern-s4-x', ['10.0.0.1', '10.0.0.2']), ip('tern-new', ['10.0.0.1']), ip('tern-old', [])], have);
     expect(p.undo).toEqual(['del tern-s4-x 10.0.0.2', 'add tern-ep4 10.0.0.2,ternb', 'destroy tern-new']);
+  });
+});
+
+describe('diff against a ruleset known to be in the kernel', () => {
+  // Rulesets to go between: the golden inputs, with and without their endpoints, one chain edited, and nothing.
+  const golden = path.join(__dirname, '__golden__');
+  const inputs = fs.readdirSync(golden).filter((f) => f.endsWith('.yaml')).map((f) => parsePolicyText(fs.readFileSync(path.join(golden, f), 'utf8'), f));
+  const rulesets: FamilyRuleset[] = [{ family: 4, chains: [], hooks: [], sets: [] }];
+  for (const res of inputs) {
+    const full = compileRuleset(toInput(res)).v4;
+    rulesets.push(full, compileRuleset(toInput(res.filter((r) => r.kind !== 'Endpoint'))).v4);
+    const i = full.chains.findIndex((c) => c.rules.length > 1);
+    rulesets.push({ ...full, chains: full.chains.map((c, k) => (k === i ? { ...c, rules: [...c.rules.slice(1), c.rules[0]] } : c)) });
+  }
+  it('plans what the same kernel read back with iptables-save plans, for every pair', () => {
+    for (const was of rulesets) for (const want of rulesets) expect(planIptables(want, knownTable(was))).toBe(planIptables(want, parseSave(saveOf(was))));
   });
 });
