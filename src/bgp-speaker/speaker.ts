@@ -90,9 +90,9 @@ const FIB_RETRY_MS = 5000;
 const NEXT_HOP_RECHECK_MS = 2000;
 const EARLY_FLUSH_ROUTES = 8192;
 /**
- * Most routes handed to the kernel sink per call. A batch's changes, prefix texts and wire
- * routes live across the writer's pipelined sends and end up in the old generation:
- * 2048 gave a peak RSS 4-5 MiB under 8192's at 100k routes, 512 no less (BENCHMARKS.md).
+ * Most routes handed to the kernel sink per call. A batch lives across the writer's pipelined
+ * sends and ends up in the old generation: 2048 gave a peak RSS 4-5 MiB under 8192's at 100k
+ * routes, 512 no less, when a batch still held a change object and prefix text per route (BENCHMARKS.md).
  */
 const FIB_STEP = 2048;
 const NO_HOPS: readonly string[] = Object.freeze([]);
