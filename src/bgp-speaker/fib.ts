@@ -9,12 +9,13 @@ import { TernError } from '../lib/errors';
 import type { Logger } from '../lib/log';
 import { Rtnl } from '../dataplane/rtnl';
 import { RouteWriter, type RouteWrite } from '../dataplane/route-writer';
-import { RT_SCOPE, RT_TABLE_MAIN, RTN } from '../dataplane/route-codec';
-import { addrToBytes, parsePrefix } from './codec';
-import type { FibChange } from './rib';
+import { RT_SCOPE, RT_TABLE_MAIN, RTN, type WireRoute } from '../dataplane/route-codec';
+import { addrToBytes, parsePrefix, v4KeyOctets } from './codec';
+import { fibKey, fibPrefix, type FibBatch } from './rib';
 import type { FibFailure, FibSink } from './speaker';
 
 const RESOLVE_TTL_MS = 5_000;
+const NO_HOPS: readonly string[] = Object.freeze([]);
 
 export interface KernelRoute {
   prefix: string;
@@ -27,7 +28,7 @@ export class KernelFib implements FibSink {
   private readonly rtnl: Rtnl;
   private readonly writer: RouteWriter;
   /** Our routes found at start and not (yet) re-installed, with the mark each carries. */
-  private marked = new Map<string, number>();
+  private marked = new Map<number | string, number>(); // by FibBatch key
   /** Next hop octets: a table has few next hops. */
   private readonly gateways = new Map<string, Buffer>();
 
@@ -42,7 +43,7 @@ export class KernelFib implements FibSink {
   /** Mark: remember the Tern-owned routes that exist now. */
   async start(): Promise<number> {
     const routes = await this.list();
-    this.marked = new Map(routes.map((r) => [r.prefix, r.protocol]));
+    this.marked = new Map(routes.map((r) => [fibKey(r.prefix), r.protocol]));
     return this.marked.size;
   }
 
@@ -64,23 +65,32 @@ export class KernelFib implements FibSink {
   }
 
   /** Returns the routes the kernel refused (the speaker keeps them out of the RIB's installed set and retries). */
-  async apply(changes: FibChange[]): Promise<FibFailure[]> {
+  async apply(batch: FibBatch): Promise<FibFailure[]> {
     const table = this.opts.table ?? RT_TABLE_MAIN;
-    await this.resolveHops(changes);
-    // Wire routes are built as the writer takes them, a batch at a time: a 100k-route
-    // burst then never holds 100k route objects and destination buffers at once.
+    await this.resolveHops(batch.nextHops);
+    // The writer encodes each write as it takes it, so one write object is filled in
+    // for every route: a 100k-route burst makes no wire route, buffer or prefix text per route.
     const marked = this.marked;
     const self = this;
     function* writes(): Generator<RouteWrite> {
-      for (const raw of changes) {
-        const c = self.resolved(raw);
+      const w: RouteWrite = { route: self.wire, del: false, label: '' };
+      const { keys, nextHops } = batch;
+      let list: readonly string[] | undefined;
+      let hops: readonly string[] = NO_HOPS;
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i];
+        if (nextHops[i] !== list) hops = self.resolved((list = nextHops[i])); // routes of one UPDATE share their list
+        const del = hops.length === 0;
         // A route still carrying the old shared mark is deleted by that mark; an install replaces it in place.
-        const protocol = c.nextHops.length === 0 ? (marked.get(c.prefix) ?? RTPROT_BGP) : RTPROT_BGP;
-        marked.delete(c.prefix);
-        yield { route: self.wire(c, protocol, table), del: c.nextHops.length === 0, label: c.prefix };
+        const protocol = del ? (marked.get(key) ?? RTPROT_BGP) : RTPROT_BGP;
+        if (marked.size) marked.delete(key);
+        self.fill(key, hops, protocol, table);
+        w.del = del;
+        w.label = key;
+        yield w;
       }
     }
-    return (await this.writer.write(writes())).map((f) => ({ prefix: f.label, errno: f.errno }));
+    return (await this.writer.write(writes())).map((f) => ({ prefix: fibPrefix(f.label), errno: f.errno }));
   }
 
   /** Next hop -> the gateway the kernel reaches it through (undefined: directly connected), with when it was asked. */
@@ -93,10 +103,15 @@ export class KernelFib implements FibSink {
    * BIRD's `gateway recursive` does. Answers are cached for a few seconds, so
    * a 100k-route burst costs one lookup per distinct next hop.
    */
-  private async resolveHops(changes: FibChange[]): Promise<void> {
+  private async resolveHops(lists: readonly (readonly string[])[]): Promise<void> {
     const now = Date.now();
     const hops = new Set<string>();
-    for (const c of changes) for (const h of c.nextHops) hops.add(h);
+    let last: readonly string[] | undefined;
+    for (const l of lists) {
+      if (l === last) continue; // routes of one UPDATE share their list
+      last = l;
+      for (const h of l) hops.add(h);
+    }
     for (const h of hops) {
       const cached = this.via.get(h);
       if (cached && now - cached.at < RESOLVE_TTL_MS) continue;
@@ -104,13 +119,12 @@ export class KernelFib implements FibSink {
     }
   }
 
-  /** One change with its next hops resolved (after resolveHops); the change itself when none moved. */
-  private resolved(c: FibChange): FibChange {
+  /** Next hops as resolved (after resolveHops); the list itself when none moved. */
+  private resolved(hops: readonly string[]): readonly string[] {
     let moved = false;
-    for (const h of c.nextHops) if ((this.via.get(h)?.gateway ?? h) !== h) moved = true;
-    if (!moved) return c;
-    const map = (h: string) => this.via.get(h)?.gateway ?? h;
-    return { ...c, nextHops: [...new Set(c.nextHops.map(map))] };
+    for (const h of hops) if ((this.via.get(h)?.gateway ?? h) !== h) moved = true;
+    if (!moved) return hops;
+    return [...new Set(hops.map((h) => this.via.get(h)?.gateway ?? h))];
   }
 
   /**
@@ -132,19 +146,24 @@ export class KernelFib implements FibSink {
     return this.rtnl.routeGet(addr);
   }
 
-  private wire(c: FibChange, protocol: number, table: number) {
-    const p = parsePrefix(c.prefix);
-    const gw = (h: string) => ({ gateway: this.gateway(h) });
-    return {
-      v6: p.v6,
-      dst: p.bytes,
-      dstLen: p.len,
-      ...(c.nextHops.length === 1 ? { gateway: this.gateway(c.nextHops[0]) } : c.nextHops.length > 1 ? { hops: c.nextHops.map(gw) } : {}),
-      protocol,
-      table,
-      scope: RT_SCOPE.universe,
-      type: RTN.unicast,
-    };
+  /** The one wire route fill() writes each route into (the writer encodes it before the next). */
+  private readonly wire: WireRoute = { v6: false, dst: Buffer.alloc(16), dstLen: 0, gateway: undefined, hops: undefined, protocol: RTPROT_BGP, table: RT_TABLE_MAIN, scope: RT_SCOPE.universe, type: RTN.unicast };
+
+  private fill(key: number | string, hops: readonly string[], protocol: number, table: number): void {
+    const r = this.wire;
+    if (typeof key === 'number') {
+      r.v6 = false;
+      r.dstLen = v4KeyOctets(key, r.dst);
+    } else {
+      const p = parsePrefix(key);
+      r.v6 = p.v6;
+      r.dstLen = p.len;
+      p.bytes.copy(r.dst);
+    }
+    r.gateway = hops.length === 1 ? this.gateway(hops[0]) : undefined;
+    r.hops = hops.length > 1 ? hops.map((h) => ({ gateway: this.gateway(h) })) : undefined;
+    r.protocol = protocol;
+    r.table = table;
   }
 
   private gateway(addr: string): Buffer {
@@ -160,7 +179,7 @@ export class KernelFib implements FibSink {
   async converged(): Promise<void> {
     const stale = [...this.marked.keys()];
     if (stale.length) this.log.info({ routes: stale.length }, 'sweeping stale kernel routes');
-    await this.apply(stale.map((prefix) => ({ family: 0, prefix, nextHops: [] })));
+    await this.apply({ keys: stale, nextHops: stale.map(() => NO_HOPS) });
   }
 
   close(): void {

@@ -1,7 +1,7 @@
 /** Public surface of the BGP speaker. */
 export * as codec from './codec';
 export { Rib } from './rib';
-export type { FibChange, RibPeer, LocalConfig } from './rib';
+export type { FibBatch, RibPeer, LocalConfig } from './rib';
 export { createFsm, step } from './fsm';
 export { Session } from './session';
 export { Speaker, type FibSink, type PeerView, type RouteView, type SpeakerStats } from './speaker';

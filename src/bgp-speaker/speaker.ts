@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import type { Logger } from '../lib/log';
 import { messageOf } from '../lib/errors';
 import { buildAnnouncements, buildWithdrawals, canonicalPrefix, fitAttrs, isMartianNextHop, NotifyCode, CeaseSubcode, IPV4_UNICAST, IPV6_UNICAST, type CodecOptions, type Nlri, type RouteAttrs, type UpdateChanges } from './codec';
-import { Rib, parsePrefixRule, type FibChange, type PeerOut, LOCAL_PEER_ID } from './rib';
+import { Rib, fibKey, fibPrefix, parsePrefixRule, type FibBatch, type PeerOut, LOCAL_PEER_ID } from './rib';
 import { Session, type BgpSocketOptions } from './session';
 import { TernError } from '../lib/errors';
 import { familiesOf, type PeerSpec, type SpeakerConfig } from './config';
@@ -21,8 +21,8 @@ export interface FibFailure {
 }
 
 export interface FibSink {
-  /** Install (nextHops non-empty) or remove routes; called with one batch at a time. Returns the routes the kernel refused. */
-  apply(changes: FibChange[]): Promise<FibFailure[] | void>;
+  /** Install (next hops non-empty) or remove routes; called with one batch at a time. Returns the routes the kernel refused. */
+  apply(batch: FibBatch): Promise<FibFailure[] | void>;
   /** Initial convergence reached: remove our kernel routes that were not re-learned (mark and sweep). */
   converged?(): Promise<void>;
   /** Next hops that now resolve through another gateway (polled): their routes are written again. */
@@ -90,9 +90,9 @@ const FIB_RETRY_MS = 5000;
 const NEXT_HOP_RECHECK_MS = 2000;
 const EARLY_FLUSH_ROUTES = 8192;
 /**
- * Most routes handed to the kernel sink per call. A batch's changes, prefix texts and wire
- * routes live across the writer's pipelined sends and end up in the old generation:
- * 2048 gave a peak RSS 4-5 MiB under 8192's at 100k routes, 512 no less (BENCHMARKS.md).
+ * Most routes handed to the kernel sink per call. A batch lives across the writer's pipelined
+ * sends and ends up in the old generation: 2048 gave a peak RSS 4-5 MiB under 8192's at 100k
+ * routes, 512 no less, when a batch still held a change object and prefix text per route (BENCHMARKS.md).
  */
 const FIB_STEP = 2048;
 const NO_HOPS: readonly string[] = Object.freeze([]);
@@ -598,32 +598,44 @@ export class Speaker {
     const run = async () => {
       while (this.fibQueue.size || this.rib.fibPending()) {
         // At most FIB_STEP routes per batch, the speaker's own work first (it is older than
-        // any RIB change for the same prefix): the change objects exist only for the batch in flight.
-        let batch: FibChange[] = [];
-        const refused = new Set<FibChange>();
+        // any RIB change for the same prefix): the batch is two lists, no object per route.
+        let batch: FibBatch = { keys: [], nextHops: [] };
+        /** Indexes in the batch of removals after a refusal (their prefixes stay failed). */
+        const refused = new Set<number>();
         for (const [prefix, nextHops] of this.fibQueue) {
-          const c = { family: prefix.includes(':') ? IPV6_UNICAST : IPV4_UNICAST, prefix, nextHops };
-          batch.push(c);
-          if (this.refusedRemovals.delete(prefix)) refused.add(c);
+          if (this.refusedRemovals.delete(prefix)) refused.add(batch.keys.length);
+          batch.keys.push(fibKey(prefix));
+          batch.nextHops.push(nextHops);
           this.fibQueue.delete(prefix);
-          if (batch.length >= FIB_STEP) break;
+          if (batch.keys.length >= FIB_STEP) break;
         }
-        if (batch.length < FIB_STEP) batch.push(...this.rib.takeFib(FIB_STEP - batch.length));
-        if (this.keepRoutes) batch = batch.filter((c) => c.nextHops.length > 0);
-        if (!batch.length) continue;
+        if (batch.keys.length < FIB_STEP) this.rib.takeFib(FIB_STEP - batch.keys.length, batch);
+        if (this.keepRoutes) batch = this.installsOnly(batch);
+        if (!batch.keys.length) continue;
         try {
           const failed = (await sink.apply(batch)) ?? [];
-          this.fibApplied += batch.length - failed.length;
-          for (const c of batch) if (!refused.has(c)) this.fibFailed.delete(c.prefix);
+          this.fibApplied += batch.keys.length - failed.length;
+          if (this.fibFailed.size) batch.keys.forEach((k, i) => refused.has(i) || this.fibFailed.delete(fibPrefix(k)));
           for (const f of failed) this.kernelRefused(f);
         } catch (e) {
           this.fibErrors++;
-          this.deps.log.error({ err: messageOf(e), routes: batch.length }, 'kernel update failed');
+          this.deps.log.error({ err: messageOf(e), routes: batch.keys.length }, 'kernel update failed');
         }
       }
     };
     this.fibRunning = run().finally(() => (this.fibRunning = undefined));
     return this.fibRunning;
+  }
+
+  /** Stopping with graceful restart: the batch without its removals. */
+  private installsOnly(b: FibBatch): FibBatch {
+    const out: FibBatch = { keys: [], nextHops: [] };
+    b.keys.forEach((k, i) => {
+      if (!b.nextHops[i].length) return;
+      out.keys.push(k);
+      out.nextHops.push(b.nextHops[i]);
+    });
+    return out;
   }
 }
 

@@ -7,27 +7,40 @@
  * ACK means the whole batch is done.
  */
 import { RawNetlinkSocket } from 'netlink';
-import { ENOENT, ESRCH, NETLINK_ROUTE, NLMSG_ERROR, routeMessageBound, writeRouteMessage, type WireRoute } from './route-codec';
+import { ENOENT, ESRCH, NETLINK_ROUTE, NLM_F_ACK, NLMSG_ERROR, routeMessageBound, writeRouteMessage, type WireRoute } from './route-codec';
 
 export interface RouteWrite {
   route: WireRoute;
   /** RTM_DELROUTE instead of a create-or-replace. */
   del: boolean;
   /** Names the route in failures. */
-  label: string;
+  label: string | number;
 }
 
 /** A write the kernel refused, with its errno. */
 export interface RouteWriteFailure {
-  label: string;
+  label: string | number;
   errno: number;
 }
 
 interface Batch {
-  writes: RouteWrite[];
+  /** Per message of the batch, from firstSeq on: its label, and whether it was a delete. */
+  labels: (string | number)[];
+  dels: boolean[];
   firstSeq: number;
   failures: RouteWriteFailure[];
   done: () => void;
+}
+
+/** Bytes of one batch being encoded (grown when a message does not fit). */
+interface Pending {
+  buf: Buffer;
+  off: number;
+  /** Offset of the last message, which gets the ACK flag when the batch is closed. */
+  lastOff: number;
+  labels: (string | number)[];
+  dels: boolean[];
+  firstSeq: number;
 }
 
 export class RouteWriter {
@@ -51,44 +64,49 @@ export class RouteWriter {
 
   /**
    * Write all, in order; returns each write the kernel refused (a delete of a
-   * missing route is done). Writes are taken from `writes` one batch at a time,
-   * so a lazy iterable keeps only the batches in flight in memory, not a
-   * whole table's worth of route objects.
+   * missing route is done). Each write is encoded as it is taken from
+   * `writes`, and only its label and the batch's bytes are kept while the
+   * batch is in flight: a lazy iterable may hand out one object over and over,
+   * and no route objects outlive the loop that made them.
    */
   async write(writes: Iterable<RouteWrite>): Promise<RouteWriteFailure[]> {
     const failures: RouteWriteFailure[] = [];
     const running = new Set<Promise<void>>();
-    const start = async (batch: RouteWrite[]) => {
+    const start = async (p: Pending) => {
       while (running.size >= this.window) await Promise.race(running);
-      const p = this.send(batch, failures);
-      running.add(p);
-      void p.finally(() => running.delete(p));
+      const sent = this.send(p, failures);
+      running.add(sent);
+      void sent.finally(() => running.delete(sent));
     };
-    let batch: RouteWrite[] = [];
+    let p: Pending | undefined;
     for (const w of writes) {
-      batch.push(w);
-      if (batch.length < this.batchSize) continue;
-      await start(batch);
-      batch = [];
+      const bound = routeMessageBound(w.route);
+      if (!p) p = { buf: Buffer.allocUnsafe(bound * this.batchSize), off: 0, lastOff: 0, labels: [], dels: [], firstSeq: this.seq };
+      else if (p.off + bound > p.buf.length) {
+        const bigger = Buffer.allocUnsafe(Math.max(p.buf.length * 2, p.off + bound));
+        p.buf.copy(bigger, 0, 0, p.off);
+        p.buf = bigger;
+      }
+      p.lastOff = p.off;
+      p.off = writeRouteMessage(p.buf, p.off, w.route, w.del, this.seq++, false);
+      p.labels.push(w.label);
+      p.dels.push(w.del);
+      if (p.labels.length < this.batchSize) continue;
+      await start(p);
+      p = undefined;
     }
-    if (batch.length) await start(batch);
+    if (p) await start(p);
     await Promise.all(running);
     return failures;
   }
 
-  private send(writes: RouteWrite[], failures: RouteWriteFailure[]): Promise<void> {
+  private send(p: Pending, failures: RouteWriteFailure[]): Promise<void> {
     return new Promise((resolve, reject) => {
-      const firstSeq = this.seq;
-      this.seq += writes.length;
-      const last = firstSeq + writes.length - 1;
-      this.inFlight.set(last, { writes, firstSeq, failures, done: resolve });
-      // The whole batch is written into one buffer: no per-route buffers to allocate and collect.
-      let size = 0;
-      for (const w of writes) size += routeMessageBound(w.route);
-      const b = Buffer.allocUnsafe(size);
-      let off = 0;
-      for (let i = 0; i < writes.length; i++) off = writeRouteMessage(b, off, writes[i].route, writes[i].del, firstSeq + i, firstSeq + i === last);
-      this.raw.send(b.subarray(0, off), {}, (err) => {
+      // Only the last message asks for an ACK (see the top of the file).
+      p.buf.writeUInt16LE(p.buf.readUInt16LE(p.lastOff + 6) | NLM_F_ACK, p.lastOff + 6);
+      const last = p.firstSeq + p.labels.length - 1;
+      this.inFlight.set(last, { labels: p.labels, dels: p.dels, firstSeq: p.firstSeq, failures, done: resolve });
+      this.raw.send(p.buf.subarray(0, p.off), {}, (err) => {
         if (!err) return;
         this.inFlight.delete(last);
         reject(err);
@@ -112,9 +130,9 @@ export class RouteWriter {
         const err = -b.readInt32LE(off + 16);
         const batch = this.batchOf(seq);
         if (batch) {
-          const w = batch.writes[seq - batch.firstSeq];
-          if (err !== 0 && !(w.del && (err === ENOENT || err === ESRCH))) batch.failures.push({ label: w.label, errno: err });
-          if (seq === batch.firstSeq + batch.writes.length - 1) {
+          const i = seq - batch.firstSeq;
+          if (err !== 0 && !(batch.dels[i] && (err === ENOENT || err === ESRCH))) batch.failures.push({ label: batch.labels[i], errno: err });
+          if (i === batch.labels.length - 1) {
             this.inFlight.delete(seq);
             batch.done();
           }

@@ -10,6 +10,7 @@ import { RTPROT_BGP, RTPROT_VXLAN } from '../../src/lib/constants';
 import { silentLogger } from '../../src/lib/log';
 import { NetnsHandle } from '../../src/dataplane';
 import { KernelFib } from '../../src/bgp-speaker/fib';
+import { fibBatch } from '../../src/bgp-speaker/rib';
 import { VxlanReconciler, vtepMacFor, type OverlayDesired } from '../../src/overlay';
 import { Sandbox, type Netns } from '../sandbox';
 
@@ -62,7 +63,7 @@ describe('route owners on one node', () => {
     let fib = fibInNode();
     try {
       await vx.reconcile(desired);
-      await fib.apply([{ family: 1, prefix: '10.50.0.0/24', nextHops: ['198.18.7.2'] }]);
+      await fib.apply(fibBatch([{ prefix: '10.50.0.0/24', nextHops: ['198.18.7.2'] }]));
       const all = ['10.244.0.5 proto 84', 'blackhole 10.244.0.0/26 proto 85', '10.50.0.0/24 via 198.18.7.2 proto 86', '10.244.9.0/26 via 10.96.0.9 proto 87'].sort();
       expect(table()).toEqual(all);
 
@@ -70,7 +71,7 @@ describe('route owners on one node', () => {
       fib.close();
       fib = fibInNode();
       expect(await fib.start()).toBe(1);
-      await fib.apply([{ family: 1, prefix: '10.51.0.0/24', nextHops: ['198.18.7.2'] }]);
+      await fib.apply(fibBatch([{ prefix: '10.51.0.0/24', nextHops: ['198.18.7.2'] }]));
       await fib.converged();
       // The overlay reconciles again: the BGP route on the uplink is not its own.
       const { ops } = await vx.reconcile(desired);
@@ -80,7 +81,7 @@ describe('route owners on one node', () => {
       // A node leaving the overlay takes its VXLAN route, and only that.
       await vx.reconcile({ ...desired, remotes: [] });
       expect(table()).toEqual(['10.244.0.5 proto 84', 'blackhole 10.244.0.0/26 proto 85', '10.51.0.0/24 via 198.18.7.2 proto 86'].sort());
-      await fib.apply([{ family: 1, prefix: '10.51.0.0/24', nextHops: [] }]);
+      await fib.apply(fibBatch([{ prefix: '10.51.0.0/24', nextHops: [] }]));
     } finally {
       fib.close();
       vx.close();
@@ -93,11 +94,11 @@ describe('route owners on one node', () => {
     const fib = fibInNode();
     try {
       expect(await fib.start()).toBe(2);
-      await fib.apply([{ family: 1, prefix: '10.60.0.0/24', nextHops: ['198.18.7.2'] }]);
+      await fib.apply(fibBatch([{ prefix: '10.60.0.0/24', nextHops: ['198.18.7.2'] }]));
       expect(table()).toContain(`10.60.0.0/24 via 198.18.7.2 proto ${RTPROT_BGP}`);
       await fib.converged();
       expect(table()).toEqual(['10.244.0.5 proto 84', 'blackhole 10.244.0.0/26 proto 85', `10.60.0.0/24 via 198.18.7.2 proto ${RTPROT_BGP}`].sort());
-      await fib.apply([{ family: 1, prefix: '10.60.0.0/24', nextHops: [] }]);
+      await fib.apply(fibBatch([{ prefix: '10.60.0.0/24', nextHops: [] }]));
     } finally {
       fib.close();
     }

@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import {
   decodeMessage, encodeMessage, frameLength, isBgpProtocolError, interpretUpdate, buildAnnouncements, buildWithdrawals, mergeAs4Path,
-  negotiate, buildOpen, endOfRib, endOfRibFamily, v4PrefixKey, v4KeyText, v4KeyLength, canonicalPrefix, IPV4_UNICAST, IPV6_UNICAST, AS_TRANS, type UpdateMessage, type CodecOptions, type RouteAttrs,
+  negotiate, buildOpen, endOfRib, endOfRibFamily, v4PrefixKey, v4KeyText, v4KeyLength, v4KeyOctets, parsePrefix, maskBytes, canonicalPrefix, IPV4_UNICAST, IPV6_UNICAST, AS_TRANS, type UpdateMessage, type CodecOptions, type RouteAttrs,
 } from './index';
 
 const AS2: CodecOptions = { as4: false };
@@ -293,6 +293,39 @@ describe('IPv4 prefix keys', () => {
         const key = v4PrefixKey(text)!;
         expect(v4KeyLength(key)).toBe(len);
         expect(v4KeyText(key)).toBe(canonicalPrefix(text));
+      }),
+    );
+  });
+  // The kernel's RTA_DST from a key: the network octets (host bits zero, RFC 4271 §4.3) and the length.
+  const octets: [string, number[], number][] = [
+    ['0.0.0.0/0', [0, 0, 0, 0], 0],
+    ['255.255.255.255/0', [0, 0, 0, 0], 0],
+    ['128.0.0.0/1', [128, 0, 0, 0], 1],
+    ['200.1.2.3/1', [128, 0, 0, 0], 1],
+    ['127.255.255.255/1', [0, 0, 0, 0], 1],
+    ['10.1.2.3/24', [10, 1, 2, 0], 24],
+    ['10.1.2.77/26', [10, 1, 2, 64], 26],
+    ['10.70.4.5/31', [10, 70, 4, 4], 31],
+    ['255.255.255.255/31', [255, 255, 255, 254], 31],
+    ['10.70.5.7/32', [10, 70, 5, 7], 32],
+    ['255.255.255.255/32', [255, 255, 255, 255], 32],
+  ];
+  for (const [text, bytes, len] of octets) {
+    it(`${text}: RTA_DST ${bytes.join('.')}, length ${len}`, () => {
+      const out = new Uint8Array(4).fill(0xaa);
+      expect(v4KeyOctets(v4PrefixKey(text)!, out)).toBe(len);
+      expect([...out]).toEqual(bytes);
+    });
+  }
+  it('writes the same octets as parsing and masking the text', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.integer({ min: 0, max: 32 }), (a, len) => {
+        const text = `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}/${len}`;
+        const p = parsePrefix(text);
+        maskBytes(p.bytes, p.len);
+        const out = new Uint8Array(4);
+        expect(v4KeyOctets(v4PrefixKey(text)!, out)).toBe(p.len);
+        expect(Buffer.from(out)).toEqual(p.bytes);
       }),
     );
   });

@@ -238,14 +238,23 @@ export function v4KeyAddress(key: number): number {
   return (key - 2 ** len) * 2 ** (32 - len);
 }
 
-/** "a.b.c.d/len" of a v4PrefixKey. */
-export function v4KeyText(key: number): string {
+/**
+ * A v4PrefixKey's network address written as 4 octets at `out[0]` (host bits
+ * zero); returns the prefix length. The kernel's RTA_DST straight from the key.
+ */
+export function v4KeyOctets(key: number, out: Uint8Array): number {
   const len = v4KeyLength(key);
   const a = v4KeyAddress(key);
-  keyOctets[0] = a >>> 24;
-  keyOctets[1] = (a >>> 16) & 255;
-  keyOctets[2] = (a >>> 8) & 255;
-  keyOctets[3] = a & 255;
+  out[0] = a >>> 24;
+  out[1] = (a >>> 16) & 255;
+  out[2] = (a >>> 8) & 255;
+  out[3] = a & 255;
+  return len;
+}
+
+/** "a.b.c.d/len" of a v4PrefixKey. */
+export function v4KeyText(key: number): string {
+  const len = v4KeyOctets(key, keyOctets);
   return v4PrefixText(keyOctets, 0, 4, len);
 }
 

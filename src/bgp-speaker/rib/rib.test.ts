@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { Rib, comparePaths, selectBest, PrefixFilter, parsePrefixRule, LOCAL_PEER_ID, type Path, type RibPeer } from './index';
+import { Rib, comparePaths, selectBest, PrefixFilter, parsePrefixRule, LOCAL_PEER_ID, fibPrefix, type FibBatch, type Path, type RibPeer } from './index';
 import fc from 'fast-check';
 import { IPV4_UNICAST, IPV6_UNICAST, v4PrefixKey, type RouteAttrs, type FamilyChanges } from '../codec';
 
@@ -91,7 +91,9 @@ const v4 = (prefixes: string[], a: Partial<RouteAttrs> = {}, withdraw: string[] 
   { family: IPV4_UNICAST, announce: prefixes.map((prefix) => ({ prefix })), withdraw: withdraw.map((prefix) => ({ prefix })), attrs: attrs(a) },
 ];
 /** One flush, and the kernel changes it queued (the speaker takes those a batch at a time). */
-const flushAll = (rib: Rib) => ({ out: rib.flush().out, fib: rib.takeFib() });
+const flushAll = (rib: Rib) => ({ out: rib.flush().out, fib: changes(rib.takeFib()) });
+/** A kernel batch as (prefix, next hops) pairs. */
+const changes = (b: FibBatch) => b.keys.map((k, i) => ({ prefix: fibPrefix(k), nextHops: b.nextHops[i] }));
 const sentTo = (out: ReturnType<Rib['flush']>['out'], id: string) => out.get(id)?.announce.flatMap((g) => g.prefixes.map((p) => ({ p, a: g.attrs }))) ?? [];
 
 describe('RIB', () => {
@@ -101,8 +103,8 @@ describe('RIB', () => {
     expect(r).toMatchObject({ accepted: 2, filtered: 1 });
     const { fib, out } = flushAll(rib);
     expect(fib).toEqual([
-      { family: IPV4_UNICAST, prefix: '10.1.0.0/26', nextHops: ['192.0.2.1'] },
-      { family: IPV4_UNICAST, prefix: '10.1.0.64/26', nextHops: ['192.0.2.1'] },
+      { prefix: '10.1.0.0/26', nextHops: ['192.0.2.1'] },
+      { prefix: '10.1.0.64/26', nextHops: ['192.0.2.1'] },
     ]);
     // eBGP-learned goes to iBGP with LOCAL_PREF; next hop kept unless next-hop-self.
     const i1 = sentTo(out, '198.51.100.1');
@@ -171,11 +173,11 @@ describe('RIB', () => {
     const rib = topo({ maxPaths: 4 });
     rib.applyUpdate('198.51.100.1', v4(['10.8.0.0/24'], { asPath: [{ type: 2, asns: [65010] }], nextHop: '198.51.100.1' }));
     rib.applyUpdate('198.51.100.2', v4(['10.8.0.0/24'], { asPath: [{ type: 2, asns: [65010] }], nextHop: '198.51.100.2' }));
-    expect(flushAll(rib).fib).toEqual([{ family: IPV4_UNICAST, prefix: '10.8.0.0/24', nextHops: ['198.51.100.1', '198.51.100.2'] }]);
+    expect(flushAll(rib).fib).toEqual([{ prefix: '10.8.0.0/24', nextHops: ['198.51.100.1', '198.51.100.2'] }]);
     rib.applyUpdate('198.51.100.1', v4([], {}, ['10.8.0.0/24']));
-    expect(flushAll(rib).fib).toEqual([{ family: IPV4_UNICAST, prefix: '10.8.0.0/24', nextHops: ['198.51.100.2'] }]);
+    expect(flushAll(rib).fib).toEqual([{ prefix: '10.8.0.0/24', nextHops: ['198.51.100.2'] }]);
     rib.applyUpdate('198.51.100.2', v4([], {}, ['10.8.0.0/24']));
-    expect(flushAll(rib).fib).toEqual([{ family: IPV4_UNICAST, prefix: '10.8.0.0/24', nextHops: [] }]);
+    expect(flushAll(rib).fib).toEqual([{ prefix: '10.8.0.0/24', nextHops: [] }]);
     expect(rib.destination('10.8.0.0/24')).toBeUndefined();
   });
 
@@ -196,7 +198,7 @@ describe('RIB', () => {
     rib.applyUpdate('192.0.2.1', v4(['10.1.0.0/24']));
     expect(rib.sweepStale('192.0.2.1', IPV4_UNICAST)).toBe(1);
     const { fib } = flushAll(rib);
-    expect(fib).toEqual([{ family: IPV4_UNICAST, prefix: '10.2.0.0/24', nextHops: [] }]);
+    expect(fib).toEqual([{ prefix: '10.2.0.0/24', nextHops: [] }]);
     expect(rib.destination('10.1.0.0/24')!.best!.stale).toBeUndefined();
   });
 
@@ -207,7 +209,7 @@ describe('RIB', () => {
     rib.peerDown('198.51.100.1');
     rib.peerDown('192.0.2.1');
     const { fib, out } = flushAll(rib);
-    expect(fib).toEqual([{ family: IPV4_UNICAST, prefix: '10.1.0.0/24', nextHops: [] }]);
+    expect(fib).toEqual([{ prefix: '10.1.0.0/24', nextHops: [] }]);
     expect(out.has('198.51.100.1')).toBe(false);
     expect(sentTo(out, '198.51.100.2')).toEqual([]);
     expect(out.get('198.51.100.2')!.withdraw).toEqual([{ family: IPV4_UNICAST, prefixes: ['10.1.0.0/24'] }]);
@@ -297,11 +299,11 @@ describe('RIB kernel queue', () => {
     rib.flush();
     expect(rib.fibPending()).toBe(3);
     expect(rib.isFibPending('10.8.0.0/24')).toBe(true);
-    expect(rib.takeFib(2)).toEqual([
-      { family: IPV4_UNICAST, prefix: '10.8.0.0/24', nextHops: ['198.51.100.1', '198.51.100.2'] },
-      { family: IPV4_UNICAST, prefix: '10.8.1.0/24', nextHops: ['198.51.100.1'] },
+    expect(changes(rib.takeFib(2))).toEqual([
+      { prefix: '10.8.0.0/24', nextHops: ['198.51.100.1', '198.51.100.2'] },
+      { prefix: '10.8.1.0/24', nextHops: ['198.51.100.1'] },
     ]);
-    expect(rib.takeFib()).toEqual([{ family: IPV4_UNICAST, prefix: '10.8.2.0/24', nextHops: ['198.51.100.1'] }]);
+    expect(changes(rib.takeFib())).toEqual([{ prefix: '10.8.2.0/24', nextHops: ['198.51.100.1'] }]);
     expect(rib.fibPending()).toBe(0);
   });
 
@@ -313,9 +315,9 @@ describe('RIB kernel queue', () => {
     rib.flush();
     rib.applyUpdate('192.0.2.1', v4(['10.1.0.0/24'], { nextHop: '192.0.2.2' }));
     rib.flush();
-    expect(rib.takeFib()).toEqual([
-      { family: IPV4_UNICAST, prefix: '10.1.0.0/24', nextHops: [] },
-      { family: IPV4_UNICAST, prefix: '10.1.0.0/24', nextHops: ['192.0.2.2'] },
+    expect(changes(rib.takeFib())).toEqual([
+      { prefix: '10.1.0.0/24', nextHops: [] },
+      { prefix: '10.1.0.0/24', nextHops: ['192.0.2.2'] },
     ]);
   });
 });

@@ -8,7 +8,7 @@ import { IPV4_UNICAST, IPV6_UNICAST, v4KeyText, v4PrefixKey, type FamilyChanges,
 import { selectBest, type Selection } from './decision';
 import { exportAttrs } from './export';
 import { PrefixFilter } from './policy';
-import { LOCAL_PEER_ID, type Destination, type FibChange, type LocalConfig, type Path, type RibPeer } from './types';
+import { LOCAL_PEER_ID, type Destination, type FibBatch, type LocalConfig, type Path, type RibPeer } from './types';
 import { TernError } from '../../lib/errors';
 
 interface PeerState {
@@ -69,22 +69,81 @@ const familyOf = (prefix: string) => (prefix.includes(':') ? IPV6_UNICAST : IPV4
 type DestKey = number | string;
 const keyOf = (prefix: string): DestKey => v4PrefixKey(prefix) ?? prefix;
 
+/** A FibBatch key for a prefix given as text. */
+export const fibKey = (prefix: string): number | string => keyOf(prefix);
+
+/** A FibBatch key's prefix as text. */
+export const fibPrefix = (key: number | string): string => (typeof key === 'number' ? v4KeyText(key) : key);
+
+/** A batch from (prefix, next hops) pairs: for tests and the rare paths that start from text. */
+export function fibBatch(changes: Iterable<{ prefix: string; nextHops: readonly string[] }>): FibBatch {
+  const b: FibBatch = { keys: [], nextHops: [] };
+  for (const c of changes) {
+    b.keys.push(keyOf(c.prefix));
+    b.nextHops.push(c.nextHops);
+  }
+  return b;
+}
+
+/**
+ * A FIFO kept in chunks: it grows without copying (an array of 100k entries
+ * grows by copies that become large-object garbage at the burst's peak) and
+ * its drained chunks go.
+ */
+class Fifo<T> {
+  private static readonly CHUNK = 4096;
+  private chunks: (T | undefined)[][] = [];
+  private head = 0;
+  private n = 0;
+
+  get size(): number {
+    return this.n;
+  }
+
+  push(x: T): void {
+    let last = this.chunks[this.chunks.length - 1];
+    if (!last || last.length === Fifo.CHUNK) this.chunks.push((last = []));
+    last.push(x);
+    this.n++;
+  }
+
+  shift(): T | undefined {
+    if (!this.n) return undefined;
+    const c = this.chunks[0];
+    const x = c[this.head];
+    c[this.head++] = undefined;
+    if (this.head === c.length) {
+      this.chunks.shift();
+      this.head = 0;
+    }
+    this.n--;
+    return x;
+  }
+}
+
 /** Dest.state bits: waiting for the decision process; waiting for the kernel (in the RIB's kernel queue). */
 const DIRTY = 1;
 const FIB_PENDING = 2;
 
 /**
+ * The decision of each entry that had more than one path to decide between.
+ * Not a field of Dest: most entries have a single path, and a field is 8
+ * octets in every one of them.
+ */
+const selections = new WeakMap<Dest, Selection>();
+
+/**
  * One Loc-RIB entry. There is one per prefix, so it is kept small: every field
- * set in the constructor (one fixed shape), a decision stored only when there
- * was more than one path to decide between, and `paths` never changed in
- * place, so that the usual single path is an array shared by all routes of its UPDATE.
+ * set in the constructor (one fixed shape), a decision kept (in `selections`)
+ * only when there was more than one path to decide between, and `paths` never
+ * changed in place, so that the usual single path is an array shared by all
+ * routes of its UPDATE.
  */
 class Dest implements Destination {
   /** Next hops the kernel should have, joined ('' for none). */
   installed = '';
   /** DIRTY | FIB_PENDING. */
   state = 0;
-  private sel?: Selection = undefined;
 
   constructor(
     readonly key: DestKey,
@@ -99,36 +158,43 @@ class Dest implements Destination {
     return typeof this.key === 'number' ? IPV4_UNICAST : familyOf(this.key);
   }
 
+  private get sel(): Selection | undefined {
+    return this.paths.length > 1 ? selections.get(this) : undefined;
+  }
+
   get best(): Path | undefined {
-    return this.sel ? this.sel.best : this.paths[0];
+    const sel = this.sel;
+    return sel ? sel.best : this.paths[0];
   }
 
   get reason(): string {
-    return this.sel ? this.sel.reason : this.paths.length ? 'only-path' : 'no-path';
+    const sel = this.sel;
+    return sel ? sel.reason : this.paths.length ? 'only-path' : 'no-path';
   }
 
   get multipath(): Path[] {
-    return this.sel ? this.sel.multipath : this.paths.slice(0, 1);
+    const sel = this.sel;
+    return sel ? sel.multipath : this.paths.slice(0, 1);
   }
 
   /** Run the decision process; a single path wins without one. */
   decide(maxPaths: number): void {
-    this.sel = this.paths.length > 1 ? selectBest(this.paths, maxPaths) : undefined;
+    if (this.paths.length > 1) selections.set(this, selectBest(this.paths, maxPaths));
+    else selections.delete(this);
   }
 }
 
 export class Rib {
   private readonly peers = new Map<string, PeerState>();
   private readonly dests = new Map<DestKey, Dest>();
-  private dirty: Dest[] = [];
+  private readonly dirty = new Fifo<Dest>();
   /**
-   * Entries whose kernel state changed, oldest first, from `fibHead` on. The
-   * queue holds the entries, not changes: `takeFib()` reads their state when it
-   * takes them, so repeated changes to one prefix coalesce. An entry whose last
-   * path went stays here (out of the Map) until its removal is taken.
+   * Entries whose kernel state changed, oldest first. The queue holds the
+   * entries, not changes: `takeFib()` reads their state when it takes them, so
+   * repeated changes to one prefix coalesce. An entry whose last path went
+   * stays here (out of the Map) until its removal is taken.
    */
-  private fibQueue: Dest[] = [];
-  private fibHead = 0;
+  private readonly fibQueue = new Fifo<Dest>();
   /** The one-element path array of each path, shared by every prefix that has only that path. */
   private readonly solo = new WeakMap<Path, readonly Path[]>();
   /** The one-element next-hop list of each attribute set, shared by its kernel changes. */
@@ -343,9 +409,7 @@ export class Rib {
     };
     const full = upPeers.filter((p) => p.needsFullTable);
     const incremental = upPeers.filter((p) => !p.needsFullTable);
-    const dirty = this.dirty;
-    this.dirty = [];
-    for (const d of dirty) {
+    for (let d = this.dirty.shift(); d; d = this.dirty.shift()) {
       d.state &= ~DIRTY;
       d.decide(this.local.maxPaths ?? 1);
       // Locally originated routes are not installed. The single next hop is the common case: compared without building arrays.
@@ -383,36 +447,27 @@ export class Rib {
 
   /**
    * Up to `max` kernel changes, oldest first, each with the next hops the
-   * Loc-RIB wants now (empty: remove); taken changes leave the queue.
+   * Loc-RIB wants now (empty: remove), appended to `into`; taken changes leave the queue.
    */
-  takeFib(max = Infinity): FibChange[] {
-    const out: FibChange[] = [];
-    const q = this.fibQueue;
-    while (this.fibHead < q.length && out.length < max) {
-      const d = q[this.fibHead++];
+  takeFib(max = Infinity, into: FibBatch = { keys: [], nextHops: [] }): FibBatch {
+    for (let n = 0; n < max; n++) {
+      const d = this.fibQueue.shift();
+      if (!d) break;
       d.state &= ~FIB_PENDING;
-      out.push({ family: d.family, prefix: d.prefix, nextHops: this.hopsOf(d) });
+      into.keys.push(d.key);
+      into.nextHops.push(this.hopsOf(d));
     }
-    if (this.fibHead === q.length) {
-      this.fibQueue = [];
-      this.fibHead = 0;
-    } else if (this.fibHead > 4096 && this.fibHead * 2 > q.length) {
-      this.fibQueue = q.slice(this.fibHead);
-      this.fibHead = 0;
-    }
-    return out;
+    return into;
   }
 
   /** Forget the kernel changes waiting (a speaker without a kernel). */
   dropFib(): void {
-    for (let i = this.fibHead; i < this.fibQueue.length; i++) this.fibQueue[i].state &= ~FIB_PENDING;
-    this.fibQueue = [];
-    this.fibHead = 0;
+    for (let d = this.fibQueue.shift(); d; d = this.fibQueue.shift()) d.state &= ~FIB_PENDING;
   }
 
   /** Kernel changes waiting for takeFib. */
   fibPending(): number {
-    return this.fibQueue.length - this.fibHead;
+    return this.fibQueue.size;
   }
 
   /** Whether a kernel change for the prefix waits for takeFib. */

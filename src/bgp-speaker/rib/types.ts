@@ -62,9 +62,18 @@ export interface Destination {
   multipath: Path[];
 }
 
-export interface FibChange {
-  family: number;
-  prefix: string;
-  /** Next hops to install; empty means remove. Shared between changes: do not modify. */
-  nextHops: readonly string[];
+/**
+ * Kernel changes, one batch, as parallel lists: no object per route, since a
+ * batch lives across the kernel's round trips, long enough for V8 to promote
+ * what it holds (BENCHMARKS.md, "BGP").
+ */
+export interface FibBatch {
+  /**
+   * Per route, its prefix: an IPv4 one as its v4PrefixKey number (the
+   * Loc-RIB's key, so the kernel side neither formats nor parses prefix text),
+   * anything else as text. fibPrefix() gives the text.
+   */
+  keys: (number | string)[];
+  /** Per route, the next hops to install; empty means remove. Shared between routes: do not modify. */
+  nextHops: (readonly string[])[];
 }
