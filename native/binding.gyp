@@ -9,7 +9,8 @@
       "target_name": "tern-cni-shim",
       "type": "executable",
       "sources": ["cni-shim.c"],
-      "cflags": ["-Wall", "-Wextra", "-O2"]
+      "cflags": ["-Wall", "-Wextra", "-O2"],
+      "ldflags": ["-static"]
     }
   ]
 }

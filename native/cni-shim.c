@@ -55,9 +55,9 @@ static int read_all(int fd, void *buf, size_t n) {
   return 0;
 }
 
-static int put_u32(int fd, uint32_t v) {
-  unsigned char b[4] = {v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >> 24) & 0xff};
-  return write_all(fd, b, 4);
+static char *put_u32(char *p, uint32_t v) {
+  p[0] = (char)(v & 0xff); p[1] = (char)((v >> 8) & 0xff); p[2] = (char)((v >> 16) & 0xff); p[3] = (char)((v >> 24) & 0xff);
+  return p + 4;
 }
 
 static int get_u32(int fd, uint32_t *v) {
@@ -142,15 +142,27 @@ int main(int argc, char **argv) {
 
   const char *phase = "sending the request to";
   errno = 0;
+  /* The whole request in one buffer and one write: one wakeup of the daemon, not two per variable. */
   uint32_t nenv = 0;
-  for (char **e = environ; *e; e++) if (strncmp(*e, "CNI_", 4) == 0) nenv++;
-  if (write_all(s, "TCNI", 4) || put_u32(s, nenv)) goto io_error;
+  size_t total = 4 + 4 + 4 + n;
+  for (char **e = environ; *e; e++) {
+    if (strncmp(*e, "CNI_", 4) != 0) continue;
+    nenv++;
+    total += 4 + strlen(*e);
+  }
+  char *req = malloc(total), *w = req;
+  if (!req) goto io_error;
+  memcpy(w, "TCNI", 4); w += 4;
+  w = put_u32(w, nenv);
   for (char **e = environ; *e; e++) {
     if (strncmp(*e, "CNI_", 4) != 0) continue;
     uint32_t l = (uint32_t)strlen(*e);
-    if (put_u32(s, l) || write_all(s, *e, l)) goto io_error;
+    w = put_u32(w, l);
+    memcpy(w, *e, l); w += l;
   }
-  if (put_u32(s, (uint32_t)n) || write_all(s, in, n)) goto io_error;
+  w = put_u32(w, (uint32_t)n);
+  memcpy(w, in, n);
+  if (write_all(s, req, total)) goto io_error;
   shutdown(s, SHUT_WR);
 
   phase = "waiting for the answer of";

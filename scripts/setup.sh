@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 PKGS=(iproute2 iptables ipset iputils-ping jq python3 procps util-linux conntrack ethtool tcpdump iperf3
       containernetworking-plugins bird2 gobgpd frr etcd-server etcd-client
       golang-go golang-github-appc-cni-dev podman runc busybox-static
-      prometheus)  # promtool: test/cli checks /metrics
+      prometheus libc6-dev)  # promtool: test/cli checks /metrics; libc.a: the CNI shim is linked statically
 # The VLAN VM (scripts/vlan-vm.sh) installs what its backend needs (UML or QEMU) itself.
 
 missing=()

@@ -9,7 +9,7 @@ import { parsePrefix } from '../lib/cidr';
 import type { TxnOp } from '../datastore/types';
 import type { AllocatedIp } from '../ipam/types';
 import type { IPPool } from '../ipam/model';
-import { openDatastore, openIpam } from './ipam';
+import { openIpam, useDatastore } from './ipam';
 import { endpointFor, endpointRecordOps, syncRules } from './acl';
 import { buildResult, type CniResult } from './result';
 import { allocationKey, requestedIps, type Ctx } from './context';
@@ -66,61 +66,67 @@ export async function cmdAdd(ctx: Ctx): Promise<CniResult> {
     const cont = Rtnl.open(ns);
     try {
       if (await cont.linkByName(env.ifname)) throw new TernError('ALREADY_EXISTS', `interface ${env.ifname} already exists in ${env.netns}`);
+      return await addChecked(ctx, ns, cont);
     } finally {
       cont.close();
     }
-    const mtu = conf.mtu || (await detectUplinkMtu());
-    const key = allocationKey(ctx);
-    const store = openDatastore(conf);
-    const ipam = openIpam(conf, log, store);
-    // A routed pod's endpoint record (VLAN pods have none) is written in the
-    // allocation's own transaction: one datastore round trip, and an ADD cut
-    // short anywhere leaves both or neither. The undo goes with the release.
-    const vlanPoolOf = (ips: AllocatedIp[]) => ips.map((i) => ipam.poolRecord(i.pool)).find((p) => p?.mode === 'vlan');
-    const endpointRecord = (ips: AllocatedIp[]) => endpointRecordOps(endpointFor(ctx, hostVethName(env.containerId, env.ifname), ips.map((i) => i.address), ipam.node));
-    let undo: TxnOp[] = [];
-    try {
-      const { ips, created } = await ipam.allocateNew({
-        key,
-        pools: conf.ipam.pools,
-        requested: requestedIps(ctx),
-        attrs: { namespace: env.args.get('K8S_POD_NAMESPACE'), pod: env.args.get('K8S_POD_NAME'), node: conf.nodename },
-        alongside: (ips) => (vlanPoolOf(ips) ? [] : [endpointRecord(ips).put]),
-      });
-      log.debug({ ips, created }, 'allocated');
-      try {
-        const vlanPool = vlanPoolOf(ips);
-        if (vlanPool) return await attachVlan(ctx, vlanPool, ips, ns.path);
-        const record = endpointRecord(ips);
-        undo = [record.undo];
-        // An allocation this ADD found already made was written without the record.
-        if (!created && !(await store.txn([record.put])).ok) throw new TernError('CONFLICT', 'datastore transaction failed');
-        const plan = planEndpoint({ network: conf.name, containerId: env.containerId, ifname: env.ifname, ips, mtu });
-        const applied = await applyEndpoint(plan, ns);
-        try {
-          await syncRules(store, ctx);
-        } catch (e) {
-          await (ctx.deleteLink ?? removeEndpoint)(plan.hostIfName);
-          throw e;
-        }
-        log.info({ host: plan.hostIfName, ips: ips.map((i) => i.address) }, 'attached');
-        return buildResult({
-          version: conf.cniVersion,
-          host: { name: plan.hostIfName, mac: applied.host.mac, mtu },
-          container: { name: env.ifname, mac: applied.container.mac, mtu, sandbox: env.netns },
-          ips,
-          dns: conf.dns,
-        });
-      } catch (e) {
-        await ipam.release(key, undo);
-        throw e;
-      }
-    } finally {
-      await ipam.close();
-      await store.close();
-    }
   } finally {
     ns.close();
+  }
+}
+
+/** ADD once the container interface is known to be absent (`cont`: a socket in the container namespace, kept for the veth). */
+async function addChecked(ctx: Ctx, ns: NetnsHandle, cont: Rtnl): Promise<CniResult> {
+  const { env, conf, log } = ctx;
+  const mtu = conf.mtu || (await detectUplinkMtu());
+  const key = allocationKey(ctx);
+  const { store, done } = useDatastore(ctx);
+  const ipam = openIpam(conf, log, store);
+  // A routed pod's endpoint record (VLAN pods have none) is written in the
+  // allocation's own transaction: one datastore round trip, and an ADD cut
+  // short anywhere leaves both or neither. The undo goes with the release.
+  const vlanPoolOf = (ips: AllocatedIp[]) => ips.map((i) => ipam.poolRecord(i.pool)).find((p) => p?.mode === 'vlan');
+  const endpointRecord = (ips: AllocatedIp[]) => endpointRecordOps(endpointFor(ctx, hostVethName(env.containerId, env.ifname), ips.map((i) => i.address), ipam.node));
+  let undo: TxnOp[] = [];
+  try {
+    const { ips, created } = await ipam.allocateNew({
+      key,
+      pools: conf.ipam.pools,
+      requested: requestedIps(ctx),
+      attrs: { namespace: env.args.get('K8S_POD_NAMESPACE'), pod: env.args.get('K8S_POD_NAME'), node: conf.nodename },
+      alongside: (ips) => (vlanPoolOf(ips) ? [] : [endpointRecord(ips).put]),
+    });
+    log.debug({ ips, created }, 'allocated');
+    try {
+      const vlanPool = vlanPoolOf(ips);
+      if (vlanPool) return await attachVlan(ctx, vlanPool, ips, ns.path);
+      const record = endpointRecord(ips);
+      undo = [record.undo];
+      // An allocation this ADD found already made was written without the record.
+      if (!created && !(await store.txn([record.put])).ok) throw new TernError('CONFLICT', 'datastore transaction failed');
+      const plan = planEndpoint({ network: conf.name, containerId: env.containerId, ifname: env.ifname, ips, mtu });
+      const applied = await applyEndpoint(plan, ns, { cont });
+      try {
+        await syncRules(store, ctx);
+      } catch (e) {
+        await (ctx.deleteLink ?? removeEndpoint)(plan.hostIfName);
+        throw e;
+      }
+      log.info({ host: plan.hostIfName, ips: ips.map((i) => i.address) }, 'attached');
+      return buildResult({
+        version: conf.cniVersion,
+        host: { name: plan.hostIfName, mac: applied.host.mac, mtu },
+        container: { name: env.ifname, mac: applied.container.mac, mtu, sandbox: env.netns },
+        ips,
+        dns: conf.dns,
+      });
+    } catch (e) {
+      await ipam.release(key, undo);
+      throw e;
+    }
+  } finally {
+    await ipam.close();
+    await done();
   }
 }
 

@@ -6,7 +6,7 @@ import { Rtnl } from '../dataplane/rtnl';
 import { hostVethName } from '../dataplane/endpoint-plan';
 import { vlanNames } from '../overlay/vlan-plan';
 import type { IPPool } from '../ipam/model';
-import { openDatastore, openIpam } from './ipam';
+import { openIpam, useDatastore } from './ipam';
 import { prevResultIps } from './result';
 import { openContainerNs } from './add';
 import { poolOfAllocation } from './vlan';
@@ -22,7 +22,7 @@ export async function cmdCheck(ctx: Ctx): Promise<void> {
 
   // What ADD planned depends on the pool's mode, and the allocation says which pool. The
   // kernel is checked first (its mismatches are the specific ones), the allocation last.
-  const store = openDatastore(conf);
+  const { store, done } = useDatastore(ctx);
   const ipam = openIpam(conf, undefined, store);
   let allocated: string[];
   let vlanPool: IPPool | undefined;
@@ -32,7 +32,7 @@ export async function cmdCheck(ctx: Ctx): Promise<void> {
     vlanPool = alloc ? await poolOfAllocation(store, alloc.ips, 'vlan') : undefined;
   } finally {
     await ipam.close();
-    await store.close();
+    await done();
   }
   if (vlanPool?.vlan) await checkVlan(ctx, vlanPool, expected);
   else await checkRouted(ctx, expected);

@@ -3,6 +3,7 @@ import type { Logger } from '../lib/log';
 import type { NetConf } from './config';
 import type { CniEnv } from './env';
 import type { AllocationKey } from '../ipam/types';
+import type { StorePool } from '../datastore/store-pool';
 
 export interface Ctx {
   env: CniEnv;
@@ -14,6 +15,8 @@ export interface Ctx {
   aclSync?: () => Promise<void>;
   /** Set by the node daemon: delete a host veth off its event loop (LinkDeleter); false if it was gone. */
   deleteLink?: (name: string) => Promise<boolean>;
+  /** Set by the node daemon: datastore handles kept open across requests. */
+  stores?: StorePool;
 }
 
 export function allocationKey(ctx: Ctx): AllocationKey {

@@ -1,7 +1,7 @@
 /** DEL: idempotent. Missing netns, interface or prevResult, or a repeat, are all success. */
 import { hostVethName } from '../dataplane/endpoint-plan';
 import { removeEndpoint } from '../dataplane/endpoint';
-import { openDatastore, openIpam } from './ipam';
+import { openIpam, useDatastore } from './ipam';
 import { forgetEndpoints } from './acl';
 import { poolOfAllocation } from './vlan';
 import { allocationKey, type Ctx } from './context';
@@ -10,7 +10,7 @@ export async function cmdDel(ctx: Ctx): Promise<void> {
   const { env, conf, log } = ctx;
   const host = hostVethName(env.containerId, env.ifname);
   const removed = await (ctx.deleteLink ?? removeEndpoint)(host);
-  const store = openDatastore(conf);
+  const { store, done } = useDatastore(ctx);
   const ipam = openIpam(conf, log, store);
   try {
     // A VLAN pod hangs off its VLAN's bridge; the VLAN goes with its last pod.
@@ -26,7 +26,7 @@ export async function cmdDel(ctx: Ctx): Promise<void> {
     await forgetEndpoints(store, ctx, [host]);
   } finally {
     await ipam.close();
-    await store.close();
+    await done();
   }
   log.info({ host, removed }, 'detached');
 }

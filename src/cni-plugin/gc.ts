@@ -10,7 +10,7 @@ import { TernError } from '../lib/errors';
 import { Rtnl, hostVethName, parseEndpointAlias, removeEndpoint } from '../dataplane';
 import { gcNetwork } from '../ipam/gc';
 import { resolveNodeName } from '../ipam/nodename';
-import { openDatastore, openIpam } from './ipam';
+import { openIpam, useDatastore } from './ipam';
 import { forgetEndpoints } from './acl';
 import type { Ctx } from './context';
 
@@ -18,7 +18,7 @@ export async function cmdGc(ctx: Ctx): Promise<void> {
   const { conf, log } = ctx;
   if (!conf.validAttachments) throw new TernError('INVALID_CONFIG', 'invalid field "cni.dev/valid-attachments": GC needs the list of valid attachments');
   const valid = new Set(conf.validAttachments.map((a) => `${a.containerID}\u0000${a.ifname}`));
-  const store = openDatastore(conf);
+  const { store, done } = useDatastore(ctx);
   const ipam = openIpam(conf, log, store);
   const removed: string[] = [];
   try {
@@ -49,6 +49,6 @@ export async function cmdGc(ctx: Ctx): Promise<void> {
     await forgetEndpoints(store, ctx, removed, (a) => a.network === conf.name && a.node === node && !valid.has(`${a.containerId}\u0000${a.ifname}`));
   } finally {
     await ipam.close();
-    await store.close();
+    await done();
   }
 }

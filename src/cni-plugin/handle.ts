@@ -16,7 +16,7 @@ import { withAttachmentLock } from './attach-lock';
 export { cniErrorCode, type Outcome } from '../lib/errors-cni';
 
 /** Run one CNI invocation; pure of process-level side effects so the daemon can reuse it. */
-export async function handle(envVars: NodeJS.ProcessEnv, stdin: string, logOverride?: Logger, hooks: Pick<Ctx, 'aclProgrammed' | 'aclSync' | 'deleteLink'> = {}): Promise<Outcome> {
+export async function handle(envVars: NodeJS.ProcessEnv, stdin: string, logOverride?: Logger, hooks: Pick<Ctx, 'aclProgrammed' | 'aclSync' | 'deleteLink' | 'stores'> = {}): Promise<Outcome> {
   let version = LATEST;
   let log: Logger = logOverride ?? silentLogger();
   let env: CniEnv | undefined;

@@ -5,7 +5,7 @@
  */
 // The rtnetlink part of the package only: its index loads genetlink, nl80211 and WireGuard too.
 import { createRtNetlink, type RtNetlinkSocket } from 'netlink/dist/rt/rt';
-import { FlagsNew } from 'netlink/dist/constants';
+import { Flags, FlagsNew } from 'netlink/dist/constants';
 import type { MessageType } from 'netlink/dist/rt/structs';
 import { AttrStream, type StreamData } from 'netlink/dist/structs';
 import * as ifla from 'netlink/dist/rt/ifla';
@@ -145,8 +145,14 @@ export class Rtnl {
     }
   }
 
-  /** Create a veth whose peer is born directly inside another namespace (no move, no rename). */
-  async createVeth(spec: { name: string; mac?: string; mtu?: number; alias?: string; group?: number; peer: { name: string; mac?: string; mtu?: number; netns: NetnsHandle } }): Promise<void> {
+  /**
+   * Create a veth whose peer is born directly inside another namespace (no
+   * move, no rename). Returns both interface indexes when the kernel echoes
+   * the new link (NLM_F_ECHO, Linux 6.3 and later: the host end's message
+   * carries its index and, in IFLA_LINK, the peer's index in the peer's
+   * namespace); {} when it does not, and the caller looks them up.
+   */
+  async createVeth(spec: { name: string; mac?: string; mtu?: number; alias?: string; group?: number; up?: boolean; peer: { name: string; mac?: string; mtu?: number; netns: NetnsHandle } }): Promise<{ index?: number; peerIndex?: number }> {
     const peerAttrs: ifla.LinkAttrs = { ifname: spec.peer.name, netNsFd: spec.peer.netns.fd };
     if (spec.peer.mac) peerAttrs.address = macToBytes(spec.peer.mac);
     if (spec.peer.mtu) peerAttrs.mtu = spec.peer.mtu;
@@ -156,12 +162,18 @@ export class Rtnl {
     if (spec.mac) attrs.address = macToBytes(spec.mac);
     if (spec.mtu) attrs.mtu = spec.mtu;
     if (spec.group !== undefined) attrs.group = spec.group;
+    // IFF_UP in the ifinfomsg (and its change mask) creates the host end up; the kernel refuses (ENOTCONN) the same for a peer in another namespace.
+    const data: rts.Link = spec.up ? { flags: { up: true }, change: { up: true } } : {};
+    let echoed: { data: rts.Link; attrs: ifla.LinkAttrs } | undefined;
     try {
-      await this.sock.newLink({}, attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL });
+      // The echo is sent once both ends exist and are configured (nothing that can still fail follows it for a veth without a master).
+      [echoed] = await this.sock.newLink(data, attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL | Flags.ECHO });
     } catch (e) {
       throw kernelError(`create veth ${spec.name}/${spec.peer.name}`, e);
     }
     if (spec.alias) await this.setLink(spec.name, { alias: spec.alias });
+    const peerIndex = echoed?.attrs.link?.length === 4 ? echoed.attrs.link.readUInt32LE(0) : undefined;
+    return echoed?.attrs.ifname === spec.name && echoed.data.index && peerIndex ? { index: echoed.data.index, peerIndex } : {};
   }
 
   async setLink(name: string, change: { up?: boolean; mtu?: number; mac?: string; alias?: string; group?: number }): Promise<void> {

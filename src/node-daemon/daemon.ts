@@ -23,6 +23,8 @@ import { serveControl } from '../bgp-speaker/control';
 import { AclReconciler } from './acl-sync';
 import { alignVethGroups } from '../dataplane';
 import { LinkDeleter } from '../dataplane/link-deleter';
+import { StorePool } from '../datastore/store-pool';
+import { openDatastoreConfig } from '../cni-plugin/ipam';
 import { notReady, type DaemonStatus } from './health';
 import { loadIpamState, reclaimEmptyBlocks, utilisation } from '../ipam/gc';
 import { TernError } from '../lib/errors';
@@ -36,6 +38,8 @@ export class NodeDaemon {
   private cni?: CniServer;
   /** Pod veths are deleted on a worker thread, in batches: a deletion blocks its thread ~20 ms in the kernel. */
   private readonly links = new LinkDeleter();
+  /** The CNI requests' datastore handles, kept open between requests. */
+  private readonly stores = new StorePool(openDatastoreConfig);
   private http?: http.Server;
   private ready = false;
   private store?: Store;
@@ -109,11 +113,12 @@ export class NodeDaemon {
     await this.acl.start();
     const acl = this.acl;
     const links = this.links;
+    const stores = this.stores;
     const cniLog = this.log.child({ component: 'cni' });
     this.cni = new CniServer({
       socketPath: this.config.cniSocket,
       log: cniLog,
-      handle: (env, stdin) => handle(env, stdin, cniLog, { aclProgrammed: () => acl.programmed, aclSync: () => acl.syncOrThrow(), deleteLink: (name) => links.delete(name) }),
+      handle: (env, stdin) => handle(env, stdin, cniLog, { aclProgrammed: () => acl.programmed, aclSync: () => acl.syncOrThrow(), deleteLink: (name) => links.delete(name), stores }),
       observe: (command, ms, outcome) => this.metrics.cni(command, ms / 1000, outcome),
       malformed: (why) => this.metrics.malformed(why),
     });
@@ -232,6 +237,7 @@ export class NodeDaemon {
     await this.reclaiming;
     await this.cni?.stop();
     await this.links.close();
+    await this.stores.close();
     await this.blocks?.stop();
     await this.acl?.stop();
     await this.vxlan?.stop();
