@@ -2,6 +2,7 @@
 // dist/bin (CNI_PATH can point there). Each binary is a tiny launcher that
 // calls the entry module's exported run().
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,19 +31,63 @@ fs.writeFileSync(path.join(root, 'dist/build-info.json'), JSON.stringify({ versi
 // (--optimize-for-size did the same at twice the CPU). BENCHMARKS.md, "BGP".
 // The CNI binaries live for milliseconds: no flags.
 const bins = {
-  'tern-standalone': ['bin/tern-standalone.js', ''],
-  'tern-ipam': ['bin/tern-ipam.js', ''],
-  ternctl: ['bin/ternctl.js', '--max-semi-space-size=2 --heap-growing-percent=25'],
+  'tern-standalone': ['bin/tern-standalone.js', '', true],
+  'tern-ipam': ['bin/tern-ipam.js', '', true],
+  ternctl: ['bin/ternctl.js', '--max-semi-space-size=2 --heap-growing-percent=25', false],
 };
+
+// The CNI binaries start once per ADD or DEL and exit, and Node 20 spends more
+// on finding, reading and wrapping a few hundred module files than on the work
+// (~60 ms here, BENCHMARKS.md "Standalone ADD"): they load one bundled file.
+// Left outside it, loaded from node_modules when used: modules that find files
+// beside themselves at run time (native bindings, pino's worker threads) and
+// etcd3 (its gRPC stack is needed only on an etcd datastore). better-sqlite3 is
+// inside: the datastore names its addon by path (datastore/sqlite-store.ts).
+const EXTERNAL = [/^etcd3(\/|$)/, /^pino(\/|$)/, /\.node$/];
+const keepNetlinkBinding = {
+  name: 'keep-netlink-binding',
+  // netlink/dist/raw.js loads its addon from its own __dirname, which a bundle would move.
+  resolveId(id, importer) {
+    if (id === './raw' && importer && /node_modules[\\/]netlink[\\/]dist[\\/][^\\/]+\.js$/.test(importer)) return { id: 'netlink/dist/raw', external: true };
+    return null;
+  },
+};
+const bundleDir = path.join(root, 'dist/bundle');
+fs.rmSync(bundleDir, { recursive: true, force: true });
+const { build } = await import('rolldown');
+for (const [name, [entry, , bundled]] of Object.entries(bins)) {
+  if (!bundled || !fs.existsSync(path.join(root, 'dist/src', entry))) continue;
+  await build({
+    input: path.join(root, 'dist/src', entry),
+    platform: 'node',
+    external: EXTERNAL,
+    plugins: [keepNetlinkBinding],
+    output: { file: path.join(bundleDir, `${name}.cjs`), format: 'cjs', codeSplitting: false },
+    logLevel: 'warn',
+  });
+}
+
 const binDir = path.join(root, 'dist/bin');
 fs.mkdirSync(binDir, { recursive: true });
-for (const [name, [entry, flags]] of Object.entries(bins)) {
+for (const [name, [entry, flags, bundled]] of Object.entries(bins)) {
   if (!fs.existsSync(path.join(root, 'dist/src', entry))) continue;
   const file = path.join(binDir, name);
   const shebang = flags ? `#!/usr/bin/env -S node ${flags}` : '#!/usr/bin/env node';
-  // Node 22+ keeps compiled code across runs with enableCompileCache (a one-shot CNI process compiles
-  // every module it loads on each run); Node 20 has no such call, and the line does nothing there.
-  fs.writeFileSync(file, `${shebang}\nrequire('node:module').enableCompileCache?.();\nrequire('../src/${entry}').run();\n`);
+  let body;
+  if (bundled) {
+    // Node 22+ keeps compiled code across runs itself (enableCompileCache); on Node 20
+    // lib/code-cache.ts does it for the bundle, keyed by the bundle's content.
+    const bundle = `../bundle/${name}.cjs`;
+    const hash = createHash('sha256').update(fs.readFileSync(path.join(bundleDir, `${name}.cjs`))).digest('hex').slice(0, 16);
+    body = [
+      "const m = require('node:module');",
+      `if (m.enableCompileCache) { m.enableCompileCache(); require('${bundle}').run(); }`,
+      `else require('../src/lib/code-cache.js').runBundle(require('node:path').join(__dirname, '${bundle}'), '${hash}');`,
+    ].join('\n');
+  } else {
+    body = `require('node:module').enableCompileCache?.();\nrequire('../src/${entry}').run();`;
+  }
+  fs.writeFileSync(file, `${shebang}\n${body}\n`);
   fs.chmodSync(file, 0o755);
 }
 

@@ -15,6 +15,23 @@ import { DEFAULT_SQLITE_PATH } from './config';
 import { TxnStore } from './txn-store';
 import type { KeyValue, Snapshot, TxnOp, TxnResult, WatchEvent, Watcher } from './types';
 
+let binding: string | undefined | false;
+/**
+ * better-sqlite3's addon, named by path: otherwise the package finds it from
+ * the caller's stack (the `bindings` package), which a bundled CNI binary
+ * (scripts/build.mjs) moves away from node_modules. undefined: let it search.
+ */
+function sqliteBinding(): string | undefined {
+  if (binding === undefined) {
+    try {
+      binding = require.resolve('better-sqlite3/build/Release/better_sqlite3.node');
+    } catch {
+      binding = false;
+    }
+  }
+  return binding || undefined;
+}
+
 export interface SqliteStoreOptions {
   path?: string;
   /** How long a writer waits for the lock before TRY_AGAIN_LATER (ms). */
@@ -124,7 +141,7 @@ export class SqliteStore extends TxnStore {
     if (opts.mustExist && !fs.existsSync(this.path)) throw new TernError('TRY_AGAIN_LATER', `datastore ${this.path} does not exist (nothing was created; check --datastore)`);
     try {
       fs.mkdirSync(path.dirname(this.path), { recursive: true });
-      this.db = new Database(this.path, { timeout: opts.busyTimeoutMs ?? 15_000 });
+      this.db = new Database(this.path, { timeout: opts.busyTimeoutMs ?? 15_000, nativeBinding: sqliteBinding() });
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = FULL');
       // Schema creation races between first-time processes; IMMEDIATE serialises it.
