@@ -1,5 +1,6 @@
 /** ADD: config -> IPAM -> container netns -> veth -> routes -> result (ptp.go's order). */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { TernError } from '../lib/errors';
 import { NetnsHandle } from '../dataplane/netns';
 import { Rtnl } from '../dataplane/rtnl';
@@ -19,35 +20,82 @@ import { allocationKey, requestedIps, type Ctx } from './context';
  * routing table, which on a node that learns a fabric's routes over BGP holds
  * thousands: 33-82 ms per ADD with 10,000 routes. The daemon serves many ADDs
  * from one process, so it looks again at most this often (Calico's CNI reads
- * an MTU its node agent detected at start).
+ * an MTU its node agent detected at start). One-shot plugin processes share
+ * the finding through a file in UPLINK_STATE_DIR.
  */
 export const UPLINK_MTU_TTL_MS = 10_000;
+export const UPLINK_STATE_DIR = '/run/tern';
 let uplinkMtu: { mtu: number; at: number; netns: number } | undefined;
 
-/** MTU of the device behind the node's default route (the uplink), else 1500; looked up again after UPLINK_MTU_TTL_MS. */
-export async function detectUplinkMtu(now = Date.now()): Promise<number> {
-  const netns = fs.statSync('/proc/self/ns/net').ino; // one entry per node namespace, should a process serve several
-  if (uplinkMtu && uplinkMtu.netns === netns && now - uplinkMtu.at < UPLINK_MTU_TTL_MS && now >= uplinkMtu.at) return uplinkMtu.mtu;
-  const mtu = await readUplinkMtu();
-  uplinkMtu = { mtu, at: now, netns };
-  return mtu;
+/** What a process remembers of the uplink for the next ones: which device (0: no default route), and when it was found. */
+interface UplinkNote {
+  index: number;
+  name: string;
+  at: number;
 }
 
-async function readUplinkMtu(): Promise<number> {
+/** MTU of the device behind the node's default route (the uplink), else 1500; looked up again after UPLINK_MTU_TTL_MS. */
+export async function detectUplinkMtu(now = Date.now(), stateDir = UPLINK_STATE_DIR): Promise<number> {
+  const netns = fs.statSync('/proc/self/ns/net').ino; // one entry per node namespace, should a process serve several
+  if (uplinkMtu && uplinkMtu.netns === netns && now - uplinkMtu.at < UPLINK_MTU_TTL_MS && now >= uplinkMtu.at) return uplinkMtu.mtu;
+  const file = path.join(stateDir, `uplink-${netns}.json`);
   const rt = Rtnl.open();
   try {
-    for (const family of [4, 6] as const) {
-      const def = (await rt.listRoutes({ family, table: 254 })).find((r) => r.dst === (family === 4 ? '0.0.0.0/0' : '::/0'));
-      const dev = def?.dev ?? def?.multipath?.[0]?.dev;
-      if (dev) {
-        const link = (await rt.listLinks()).find((l) => l.index === dev);
-        if (link?.mtu) return link.mtu;
+    // Another process found the uplink lately: ask the kernel for that one device (its MTU now, and that it is
+    // still there under its name, since a namespace's inode number is reused once it is gone), not the whole table.
+    const note = readNote(file, now);
+    let mtu: number | undefined;
+    if (note) {
+      if (note.index === 0) mtu = 1500;
+      else {
+        const link = await rt.linkByIndex(note.index);
+        if (link?.name === note.name && link.mtu) mtu = link.mtu;
       }
     }
-    return 1500;
+    if (mtu === undefined) {
+      const found = await readUplink(rt);
+      mtu = found?.mtu ?? 1500;
+      writeNote(file, { index: found?.index ?? 0, name: found?.name ?? '', at: now });
+    }
+    uplinkMtu = { mtu, at: note?.at ?? now, netns };
+    return mtu;
   } finally {
     rt.close();
   }
+}
+
+function readNote(file: string, now: number): UplinkNote | undefined {
+  try {
+    const n = JSON.parse(fs.readFileSync(file, 'utf8')) as UplinkNote;
+    if (!Number.isInteger(n.index) || typeof n.name !== 'string' || typeof n.at !== 'number') return undefined;
+    return now - n.at < UPLINK_MTU_TTL_MS && now >= n.at ? n : undefined;
+  } catch {
+    return undefined; // none yet, or unreadable: look it up
+  }
+}
+
+/** Best effort: a note that cannot be written only costs the next process the lookup. */
+function writeNote(file: string, note: UplinkNote): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
+    fs.writeFileSync(tmp, JSON.stringify(note));
+    fs.renameSync(tmp, file);
+  } catch {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
+async function readUplink(rt: Rtnl): Promise<{ index: number; name: string; mtu: number } | undefined> {
+  for (const family of [4, 6] as const) {
+    const def = (await rt.listRoutes({ family, table: 254 })).find((r) => r.dst === (family === 4 ? '0.0.0.0/0' : '::/0'));
+    const dev = def?.dev ?? def?.multipath?.[0]?.dev;
+    if (dev) {
+      const link = await rt.linkByIndex(dev);
+      if (link?.mtu) return { index: dev, name: link.name, mtu: link.mtu };
+    }
+  }
+  return undefined;
 }
 
 export function openContainerNs(path: string): NetnsHandle {

@@ -136,10 +136,20 @@ export class Rtnl {
     try {
       const msgs = await this.sock.getLink({}, { ifname: name });
       if (!msgs.length) return undefined;
-      const m = msgs[0];
-      return { index: m.data.index ?? 0, name: m.attrs.ifname ?? name, mac: bytesToMac(m.attrs.address), mtu: m.attrs.mtu, up: Boolean(m.data.flags?.up), alias: m.attrs.ifalias };
+      return briefLink(msgs[0], name);
     } catch (e) {
       const err = kernelError(`get link ${name}`, e);
+      if (err.code === 'NOT_FOUND') return undefined;
+      throw err;
+    }
+  }
+
+  async linkByIndex(index: number): Promise<LinkInfo | undefined> {
+    try {
+      const [m] = await this.sock.getLink({ index }, {});
+      return m ? briefLink(m, '') : undefined;
+    } catch (e) {
+      const err = kernelError(`get link ${index}`, e);
       if (err.code === 'NOT_FOUND') return undefined;
       throw err;
     }
@@ -311,6 +321,10 @@ export class Rtnl {
       return undefined;
     }
   }
+}
+
+function briefLink(m: Awaited<ReturnType<RtNetlinkSocket['getLink']>>[number], name: string): LinkInfo {
+  return { index: m.data.index ?? 0, name: m.attrs.ifname ?? name, mac: bytesToMac(m.attrs.address), mtu: m.attrs.mtu, up: Boolean(m.data.flags?.up), alias: m.attrs.ifalias };
 }
 
 /** A route spec in the encoder's binary form. */
