@@ -12,13 +12,19 @@ import { REPO, Sandbox } from '../sandbox';
 const sb = new Sandbox('umtu');
 afterAll(() => sb.cleanup());
 
+/** A node whose default route leaves through up0, MTU 1450. */
+function uplinkNode(name: string) {
+  const node = sb.netns(name);
+  node.ip('link', 'add', 'up0', 'mtu', '1450', 'type', 'veth', 'peer', 'name', 'up1');
+  node.ip('link', 'set', 'up0', 'up');
+  node.ip('addr', 'add', '192.0.2.2/24', 'dev', 'up0');
+  node.ip('route', 'add', 'default', 'via', '192.0.2.1', 'dev', 'up0', 'onlink');
+  return node;
+}
+
 describe('uplink MTU detection', () => {
   it('is reused within the TTL and looked up again after it', async () => {
-    const node = sb.netns('node');
-    node.ip('link', 'add', 'up0', 'mtu', '1450', 'type', 'veth', 'peer', 'name', 'up1');
-    node.ip('link', 'set', 'up0', 'up');
-    node.ip('addr', 'add', '192.0.2.2/24', 'dev', 'up0');
-    node.ip('route', 'add', 'default', 'via', '192.0.2.1', 'dev', 'up0', 'onlink');
+    const node = uplinkNode('node');
     // A fabric's worth of routes: the lookup is the cost the TTL saves.
     node.must('ip', ['-batch', '-'], { input: Array.from({ length: 10_000 }, (_, i) => `route add 10.${i >> 8}.${i & 255}.0/26 via 192.0.2.1 proto 86\n`).join('') });
     const script = `
@@ -44,11 +50,7 @@ describe('uplink MTU detection', () => {
   });
 
   it('a later process asks only for the device an earlier one found, and looks again when it is gone or renamed', async () => {
-    const node = sb.netns('node2');
-    node.ip('link', 'add', 'up0', 'mtu', '1450', 'type', 'veth', 'peer', 'name', 'up1');
-    node.ip('link', 'set', 'up0', 'up');
-    node.ip('addr', 'add', '192.0.2.2/24', 'dev', 'up0');
-    node.ip('route', 'add', 'default', 'via', '192.0.2.1', 'dev', 'up0', 'onlink');
+    const node = uplinkNode('node2');
     const dir = sb.tmpdir();
     const t0 = Date.now();
     // Each call is a process of its own, as each standalone ADD is.
