@@ -38,32 +38,55 @@ export async function acquireLockAsync(file: string, timeoutMs = 60_000): Promis
   }
 }
 
+/**
+ * This process's owner file in a lock directory, holding its pid: each lock
+ * it takes is a hard link to it (link(2) makes the lock appear with its owner
+ * already in it, so no one reads it empty). Made once per directory and
+ * removed at exit, not made and removed around every lock: where /run is on
+ * disk, those were two of the four file operations of every lock, and the
+ * daemon takes two locks per ADD.
+ */
+const owners = new Map<string, string>();
+let removeAtExit = false;
+function ownerFile(dir: string): string {
+  let f = owners.get(dir);
+  if (f) return f;
+  fs.mkdirSync(dir, { recursive: true });
+  f = path.join(dir, `.owner-${process.pid}`);
+  fs.writeFileSync(f, String(process.pid));
+  owners.set(dir, f);
+  if (!removeAtExit) process.once('exit', () => owners.forEach((o) => fs.rmSync(o, { force: true })));
+  removeAtExit = true;
+  return f;
+}
+
 /** One attempt: the release when taken, undefined while a live owner holds it (throws past the deadline). */
 function tryLock(file: string, deadline: number): (() => void) | undefined {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  // The lock appears with its owner's pid already in it (link(2) of a written file), so no one reads it empty.
-  const mine = `${file}.${process.pid}`;
-  fs.writeFileSync(mine, String(process.pid));
-  try {
-    for (;;) {
-      try {
-        fs.linkSync(mine, file);
-        return () => fs.rmSync(file, { force: true });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      }
-      const owner = readOwner(file);
-      if (owner === undefined) continue; // released meanwhile
-      if (!alive(owner)) {
-        // Take over a dead owner's lock, unless someone already did.
-        if (readOwner(file) === owner) fs.rmSync(file, { force: true });
+  const dir = path.dirname(file);
+  for (let remade = false; ; ) {
+    try {
+      fs.linkSync(ownerFile(dir), file);
+      return () => fs.rmSync(file, { force: true });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // The owner file or its directory was removed under us (an operator cleaning /run/tern): make it again, once.
+      if (code === 'ENOENT' && !remade) {
+        owners.delete(dir);
+        remade = true;
         continue;
       }
-      if (Date.now() > deadline) throw new TernError('TRY_AGAIN_LATER', `lock ${file} held by pid ${owner}`);
-      return undefined;
+      if (code !== 'EEXIST') throw e;
     }
-  } finally {
-    fs.rmSync(mine, { force: true });
+    const owner = readOwner(file);
+    if (owner === undefined) continue; // released meanwhile
+    if (!alive(owner)) {
+      // Take over a dead owner's lock, unless someone already did, and drop the owner file it left.
+      if (readOwner(file) === owner) fs.rmSync(file, { force: true });
+      if (owner !== process.pid) fs.rmSync(path.join(dir, `.owner-${owner}`), { force: true });
+      continue;
+    }
+    if (Date.now() > deadline) throw new TernError('TRY_AGAIN_LATER', `lock ${file} held by pid ${owner}`);
+    return undefined;
   }
 }
 
