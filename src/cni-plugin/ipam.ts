@@ -14,10 +14,15 @@ export function openDatastore(conf: NetConf): Store {
   return openDatastoreConfig(conf.datastore);
 }
 
-/** Open a network config's datastore; errors become CNI's (TRY_AGAIN_LATER kept, anything else IO_FAILURE). */
+/**
+ * Open a network config's datastore; errors become CNI's (TRY_AGAIN_LATER
+ * kept, anything else IO_FAILURE). Commits on the embedded store survive the
+ * plugin being killed, not a power loss, which ends the node's pods too
+ * (datastore/sqlite-store.ts).
+ */
 export function openDatastoreConfig(c: DatastoreConfig): Store {
   try {
-    return openStore(c);
+    return openStore(c, { durability: 'process-crash' });
   } catch (e) {
     if (e instanceof TernError && e.code === 'TRY_AGAIN_LATER') throw e;
     throw new TernError('IO_FAILURE', `cannot open the datastore: ${(e as Error).message}`, { cause: e });

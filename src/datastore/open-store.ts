@@ -5,10 +5,14 @@
  */
 import type { DatastoreConfig } from './config';
 import { EtcdStore } from './etcd-store';
-import { SqliteStore } from './sqlite-store';
+import { SqliteStore, type Durability } from './sqlite-store';
 import type { Store } from './types';
 
-/** `create: false` opens an existing SQLite datastore only (a mistyped path is an error, not a new empty cluster). */
-export function openStore(c: DatastoreConfig, opts: { create?: boolean } = {}): Store {
-  return c.type === 'sqlite' ? new SqliteStore({ path: c.path, mustExist: opts.create === false }) : new EtcdStore(c);
+/**
+ * `create: false` opens an existing SQLite datastore only (a mistyped path is
+ * an error, not a new empty cluster). `durability`: SQLite's, see
+ * sqlite-store.ts (etcd always fsyncs its log).
+ */
+export function openStore(c: DatastoreConfig, opts: { create?: boolean; durability?: Durability } = {}): Store {
+  return c.type === 'sqlite' ? new SqliteStore({ path: c.path, mustExist: opts.create === false, durability: opts.durability }) : new EtcdStore(c);
 }
