@@ -10,6 +10,7 @@
  */
 import { TernError } from '../lib/errors';
 import { addrToBytes, familyOf } from '../lib/cidr';
+import { v4ToString, v6ToString } from '../bgp-speaker/codec/ip';
 
 const NFNL_SUBSYS_IPSET = 6;
 const AF_INET = 2;
@@ -131,3 +132,117 @@ export function explainIpsetErrno(errno: string): string {
   return known[errno] ? `${errno} (${known[errno]})` : errno;
 }
 
+
+// Listing (IPSET_CMD_LIST, a dump): the sets as `ipset save` prints them.
+const CMD_LIST = 7;
+const ATTR_TYPENAME = 3;
+const ATTR_FAMILY = 5;
+const ATTR_ADT = 8;
+const ATTR_CADT_FLAGS = 8;
+const ATTR_INITVAL = 17;
+const AF_INET6 = 10;
+const PROTO_NAME: Record<number, string> = { 6: 'tcp', 17: 'udp', 132: 'sctp' };
+
+/** One set of a listing: members in `ipset save`'s form ("10.0.0.1,veth0", "fd00::1,tcp:80", host prefixes without /32). */
+export interface ListedSet {
+  type: string;
+  family: 4 | 6;
+  /** The set's hash seed, chosen at random when the set is created: tells a re-created set from the one seen before. */
+  initval?: number;
+  members: Set<string>;
+}
+
+/** The request for a dump of every set with its members (nfgenmsg and PROTOCOL). */
+export function encodeListRequest(): Buffer {
+  return Buffer.concat([Buffer.from([AF_INET, 0, 0, 0]), attr(ATTR_PROTOCOL, u8(IPSET_PROTOCOL))]);
+}
+
+export function listMessageType(): number {
+  return (NFNL_SUBSYS_IPSET << 8) | CMD_LIST;
+}
+
+function* attrs(b: Buffer, off = 0): Generator<[number, Buffer]> {
+  while (off + 4 <= b.length) {
+    const len = b.readUInt16LE(off);
+    if (len < 4 || off + len > b.length) throw new TernError('IO_FAILURE', 'ipset list: truncated attribute');
+    yield [b.readUInt16LE(off + 2) & 0x3fff, b.subarray(off + 4, off + len)];
+    off += (len + 3) & ~3;
+  }
+}
+
+/**
+ * An address as inet_ntop prints it (what `ipset save` shows): IPv6 as RFC
+ * 5952 text, except the IPv4-mapped and -compatible forms, which it dots.
+ * A listing holds thousands of addresses, so not through a general library.
+ */
+export function ntop(b: Buffer): string {
+  if (b.length === 4) return v4ToString(b, 0);
+  const zeros = (from: number, to: number) => b.subarray(from, to).every((x) => x === 0);
+  if (zeros(0, 10) && ((b[10] === 0xff && b[11] === 0xff) || (zeros(10, 12) && (b[12] | b[13]) !== 0))) return `::${b[10] ? 'ffff:' : ''}${v4ToString(b, 12)}`;
+  return v6ToString(b, 0);
+}
+
+/** One member's DATA attribute, printed as `ipset save` does; throws on what Tern never writes (flags, extensions, other protocols). */
+function memberText(type: string, data: Buffer): string {
+  let ip: string | undefined;
+  let cidr: number | undefined;
+  let port: number | undefined;
+  let proto: number | undefined;
+  let iface: string | undefined;
+  for (const [t, v] of attrs(data)) {
+    if (t === ATTR_IP) for (const [, a] of attrs(v)) ip = ntop(a);
+    else if (t === ATTR_CIDR) cidr = v[0];
+    else if (t === ATTR_PORT) port = v.readUInt16BE(0);
+    else if (t === ATTR_PROTO) proto = v[0];
+    else if (t === ATTR_IFACE) iface = v.subarray(0, Math.max(0, v.indexOf(0))).toString('utf8');
+    else if (t === ATTR_CADT_FLAGS) {
+      if (v.readUInt32BE(0) !== 0) throw new TernError('IO_FAILURE', `ipset list: ${type} member with flags`);
+    } else throw new TernError('IO_FAILURE', `ipset list: ${type} member attribute ${t}`);
+  }
+  if (ip === undefined) throw new TernError('IO_FAILURE', `ipset list: ${type} member without an address`);
+  const host = cidr === undefined || cidr === (ip.includes(':') ? 128 : 32);
+  const addr = host ? ip : `${ip}/${cidr}`;
+  switch (type) {
+    case 'hash:ip':
+    case 'hash:net':
+      return addr;
+    case 'hash:ip,port':
+      if (port === undefined || proto === undefined || !PROTO_NAME[proto]) throw new TernError('IO_FAILURE', `ipset list: ${type} member protocol ${proto}`);
+      return `${addr},${PROTO_NAME[proto]}:${port}`;
+    case 'hash:net,iface':
+      if (iface === undefined) throw new TernError('IO_FAILURE', `ipset list: ${type} member without an interface`);
+      return `${addr},${iface}`;
+    default:
+      throw new TernError('IO_FAILURE', `ipset list: set type ${type}`);
+  }
+}
+
+/**
+ * Add one message of a listing (pure) to `into`. A set whose members do not
+ * fit one message continues in the next ones under the same name. Sets whose
+ * name does not match `want` are skipped whole (their members are never
+ * decoded); a member Tern could not have written throws, and the caller reads
+ * `ipset save` instead.
+ */
+export function decodeListMessage(data: Buffer, into: Map<string, ListedSet>, want: (name: string) => boolean): void {
+  let name: string | undefined;
+  let type: string | undefined;
+  let family: 4 | 6 = 4;
+  let initval: number | undefined;
+  let adt: Buffer | undefined;
+  for (const [t, v] of attrs(data, 4)) {
+    if (t === ATTR_SETNAME) name = v.subarray(0, Math.max(0, v.indexOf(0))).toString('utf8');
+    else if (t === ATTR_TYPENAME) type = v.subarray(0, Math.max(0, v.indexOf(0))).toString('utf8');
+    else if (t === ATTR_FAMILY) family = v[0] === AF_INET6 ? 6 : 4;
+    else if (t === ATTR_DATA) {
+      for (const [h, hv] of attrs(v)) if (h === ATTR_INITVAL) initval = hv.readUInt32BE(0);
+    } else if (t === ATTR_ADT) adt = v;
+  }
+  if (name === undefined || !want(name)) return;
+  let set = into.get(name);
+  if (!set) {
+    if (type === undefined) throw new TernError('IO_FAILURE', `ipset list: ${name} continues a set not seen`);
+    into.set(name, (set = { type, family, initval, members: new Set() }));
+  }
+  if (adt) for (const [t, v] of attrs(adt)) if (t === ATTR_DATA) set.members.add(memberText(set.type, v));
+}

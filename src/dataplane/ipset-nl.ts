@@ -7,10 +7,11 @@
  */
 import { createNetlink } from 'netlink/dist/netlink';
 import { TernError } from '../lib/errors';
-import { encodeMemberOp, explainIpsetErrno, messageType, type MemberOp } from './ipset-codec';
+import { decodeListMessage, encodeListRequest, encodeMemberOp, explainIpsetErrno, listMessageType, messageType, type ListedSet, type MemberOp } from './ipset-codec';
 import { createIn } from './netns';
 
 const NETLINK_NETFILTER = 12;
+const NLM_F_DUMP = 0x300;
 
 /**
  * Apply the operations in order, each acknowledged before the next is sent:
@@ -33,6 +34,25 @@ export async function applyMemberOps(ops: MemberOp[], netnsPath?: string): Promi
         throw new TernError('IO_FAILURE', `ipset ${ops[i].op} ${ops[i].set} ${ops[i].member}: ${explainIpsetErrno(errno)}`, { cause: e, details: errno });
       }
     }
+  } finally {
+    sock.socket.close();
+  }
+}
+
+/**
+ * Every set whose name `want` accepts, with its members as `ipset save` prints
+ * them, from one netlink dump (no process). Throws if the kernel's answer
+ * holds anything Tern does not write; callers then read `ipset save`.
+ */
+export async function listSets(want: (name: string) => boolean, netnsPath?: string): Promise<Map<string, ListedSet>> {
+  const sock = createIn(netnsPath, () => createNetlink(NETLINK_NETFILTER));
+  try {
+    const [msgs] = await sock.request(listMessageType(), encodeListRequest(), { flags: NLM_F_DUMP, timeout: 5_000 });
+    const out = new Map<string, ListedSet>();
+    for (const m of msgs) decodeListMessage(Buffer.from(m.data), out, want);
+    return out;
+  } catch (e) {
+    throw e instanceof TernError ? e : new TernError('IO_FAILURE', `ipset list: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   } finally {
     sock.socket.close();
   }

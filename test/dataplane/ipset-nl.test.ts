@@ -6,7 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Sandbox, type Netns } from '../sandbox';
-import { applyMemberOps } from '../../src/dataplane/ipset-nl';
+import { applyMemberOps, listSets } from '../../src/dataplane/ipset-nl';
+import { parseIpsetSave } from '../../src/acl/applier';
 import type { MemberOp } from '../../src/dataplane/ipset-codec';
 
 const SETS = ['create x-ni4 hash:net,iface family inet', 'create x-ni6 hash:net,iface family inet6', 'create x-ip6 hash:ip family inet6', 'create x-ipp hash:ip,port family inet', 'create x-net hash:net family inet'];
@@ -66,5 +67,22 @@ describe('ipset members over netlink', () => {
     const before = members(viaNetlink);
     await expect(applyMemberOps([{ op: 'add', set: 'x-ip6', type: 'hash:ip', member: 'fd00:77::3' }, { op: 'add', set: 'x-ipp', type: 'hash:ip,port', member: '10.0.0.1,icmp:8' }], viaNetlink.path)).rejects.toThrow(/PROTO:PORT/);
     expect(members(viaNetlink)).toEqual(before);
+  });
+
+  it('a listing over netlink reads every set as ipset save prints it, a set of thousands of members (many messages) included', async () => {
+    const big = ['create x-big hash:net,iface family inet hashsize 1024 maxelem 1048576'];
+    for (let i = 0; i < 4000; i++) big.push(`add x-big 10.${80 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32,tern${String(i).padStart(11, '0')}`);
+    big.push('add x-big 10.99.0.0/24,eth0', 'add x-ni6 fd00::/64,eth1');
+    for (const a of ['fd00:0:0:0::5', '::ffff:10.0.0.1', '::10.0.0.1', '2001:db8:0:0:1:0:0:1', 'fd00:0:0:1::', '2001:db8:1:2:3:4:5:6']) big.push(`add x-ip6 ${a}`);
+    viaNetlink.must('ipset', ['restore', '-exist'], { input: big.join('\n') + '\n' });
+    const listed = await listSets((n) => n.startsWith('x-'), viaNetlink.path);
+    const saved = parseIpsetSave(viaNetlink.must('ipset', ['save']).replace(/ x-/g, ' tern-x-'));
+    expect([...listed.keys()].sort()).toEqual([...saved.keys()].map((k) => k.slice('tern-'.length)).sort());
+    for (const [name, set] of listed) {
+      expect(set.type).toBe(saved.get(`tern-${name}`)!.type);
+      expect([...set.members].sort()).toEqual([...saved.get(`tern-${name}`)!.members].sort());
+      expect(set.initval).toEqual(expect.any(Number));
+    }
+    expect(listed.get('x-big')!.members.size).toBe(4001);
   });
 });
