@@ -3,7 +3,7 @@
  * namespace under this run's prefix and kill every tracked PID still alive.
  */
 import * as fs from 'node:fs';
-import { killTracked, killNetnsPids, listNetns, pidDir, runPrefix, sh } from './sandbox';
+import { aclKnownDir, killTracked, killNetnsPids, listNetns, pidDir, runPrefix, sh } from './sandbox';
 
 export function setup(): void {
   runPrefix();
@@ -23,4 +23,5 @@ export function teardown(): void {
     sh('ip', ['netns', 'del', ns]);
   }
   fs.rmSync(pidDir(), { recursive: true, force: true });
+  fs.rmSync(aclKnownDir(prefix), { recursive: true, force: true });
 }

@@ -14,10 +14,11 @@ import { CHAIN_PREFIX } from '../lib/constants';
 import type { Logger } from '../lib/log';
 import { withNodeLock } from '../lib/lock';
 import { mustExec, netnsExec, type Exec } from '../dataplane/exec';
-import type { MemberOp } from '../dataplane/ipset-codec';
+import type { MemberOp, MemberSetType } from '../dataplane/ipset-codec';
 import { nftGeneration } from '../dataplane/nft-gen';
 import { endpointSetName, type CompiledRuleset, type FamilyRuleset, type IpSetSpec } from './compile';
 import { chainLines, createLine, hookSpec, HOOK_COMMENT, isTernChain } from './render';
+import type { KnownRules, RulesMemory } from './known-rules';
 
 export type Backend = 'nft' | 'legacy';
 export { netnsExec, type Exec } from '../dataplane/exec';
@@ -181,7 +182,8 @@ export interface SetPlan {
   setsWritten: number;
 }
 
-type KernelSets = Map<string, { type: string; members: Set<string> }>;
+/** Tern's sets as read; `initval` (the set's random hash seed) when read over netlink. */
+type KernelSets = Map<string, { type: string; members: Set<string>; initval?: number }>;
 
 /** The address a member is about (hash:ip, hash:ip,port and hash:net,iface members). */
 function memberAddr(m: string): string {
@@ -260,6 +262,18 @@ export interface ApplyOptions {
    * NFT_MSG_GETGEN over netlink, or none when `exec` is given (tests' own tools).
    */
   generation?: () => Promise<number>;
+  /**
+   * Read Tern's sets and write set members over netlink, and read the
+   * generation that way, rather than through `exec` (no process); default:
+   * when no `exec` is given.
+   */
+  netlink?: boolean;
+  /**
+   * Knowledge of the rules kept between processes (known-rules.ts): loaded
+   * before an apply, so a process that finds Tern's own last generation reads
+   * neither the backend nor the rules, and rewritten (or dropped) after it.
+   */
+  memory?: RulesMemory;
 }
 
 export interface ApplyReport {
@@ -282,6 +296,9 @@ function fingerprint(rs: CompiledRuleset): string {
   return f;
 }
 
+/** Set types whose members ipset-codec.ts encodes (all the compiler creates). */
+const NETLINK_WRITABLE = new Set<string>(['hash:ip', 'hash:net', 'hash:ip,port', 'hash:net,iface'] satisfies MemberSetType[]);
+
 export class Applier {
   private readonly exec: Exec;
   private detected?: Backend;
@@ -293,10 +310,64 @@ export class Applier {
    */
   private verified?: { gen: number; rules: string; rs: CompiledRuleset };
 
+  private readonly netlink: boolean;
+
   constructor(private readonly opts: ApplyOptions = {}) {
     this.exec = opts.exec ?? netnsExec(opts.netnsPath);
     this.detected = opts.backend;
-    this.generation = opts.generation ?? (opts.exec ? undefined : () => nftGeneration(opts.netnsPath));
+    this.netlink = opts.netlink ?? !opts.exec;
+    this.generation = opts.generation ?? (this.netlink ? () => nftGeneration(opts.netnsPath) : undefined);
+  }
+
+  /**
+   * Tern's sets as the kernel has them: one netlink dump, or `ipset save`
+   * when netlink is off or the dump holds something Tern does not write.
+   * Always read, never remembered: ipset has no generation to tell whether
+   * someone else changed a set since.
+   */
+  private async readSets(): Promise<KernelSets> {
+    if (this.netlink) {
+      try {
+        const { listSets } = await import('../dataplane/ipset-nl');
+        return await listSets(isTernChain, this.opts.netnsPath);
+      } catch {
+        /* read them the way ipset prints them */
+      }
+    }
+    return parseIpsetSave(await this.must('ipset', ['save']));
+  }
+
+  /** Member lines of a set plan ("add|del SET MEMBER"): over netlink when on, else one `ipset restore`. */
+  private async setMembers(lines: string[], types: Map<string, string>, step: ApplyStep): Promise<void> {
+    if (!lines.length) return;
+    const ops = lines.map((l) => {
+      const [op, set, ...m] = l.split(' ');
+      return { op: op as MemberOp['op'], set, type: types.get(set) as MemberSetType, member: m.join(' ') };
+    });
+    if (!this.netlink || !ops.every((o) => NETLINK_WRITABLE.has(o.type))) return this.ipset(lines, step);
+    await this.applyMembersHoldingLock(ops);
+    await this.opts.afterStep?.(step);
+  }
+
+  /** The remembered rules, if the kernel provably still holds them: the nf_tables generation and the gate sets are the ones recorded. */
+  private async recall(k: KnownRules, sets: KernelSets): Promise<{ gen: number; rs: CompiledRuleset } | undefined> {
+    if (!Object.entries(k.gates).every(([name, initval]) => sets.get(name)?.initval === initval)) return undefined;
+    const gen = await this.generation?.().catch(() => undefined);
+    return gen === k.gen ? { gen, rs: k.rs } : undefined;
+  }
+
+  /** Keep what this apply proved (`verified`) for the next process, or forget what no longer holds. */
+  private async remember(sets: KernelSets, reread: boolean): Promise<void> {
+    const memory = this.opts.memory;
+    if (!memory) return;
+    const v = this.verified;
+    if (v && reread) sets = await this.readSets().catch(() => new Map());
+    const gates: Record<string, number> = {};
+    for (const name of [endpointSetName(4), endpointSetName(6)]) {
+      const initval = sets.get(name)?.initval;
+      if (initval !== undefined) gates[name] = initval;
+    }
+    memory.save(v && Object.keys(gates).length ? { gen: v.gen, rs: v.rs, gates } : undefined);
   }
 
   /** The generation now, on the nft backend when it can be read; undefined otherwise (then every apply reads the rules). */
@@ -353,15 +424,23 @@ export class Applier {
 
   /** Apply when the caller already holds `lockFile` (it read its input under the lock too). */
   async applyHoldingLock(rs: CompiledRuleset): Promise<ApplyReport> {
-    const [backend, ipsetSaved] = await Promise.all([this.resolveBackend(), this.must('ipset', ['save'])]);
+    // Another process's record of its own last write, if any: while the kernel proves it, the backend is nft and the rules
+    // are known, nothing to detect or read. Without one, the backend is detected while the sets are read.
+    const record = this.detected === 'legacy' || !this.generation ? undefined : this.opts.memory?.load();
+    const [current] = await Promise.all([this.readSets(), record ? undefined : this.resolveBackend()]);
+    const recalled = record && (await this.recall(record, current));
+    if (recalled) {
+      this.detected = 'nft';
+      this.verified = { gen: recalled.gen, rules: fingerprint(recalled.rs), rs: recalled.rs };
+    }
+    const backend = await this.resolveBackend();
     const rules = fingerprint(rs);
-    const gen = await this.currentGeneration(backend);
+    const gen = recalled?.gen ?? (await this.currentGeneration(backend));
     // No nf_tables commit since the rules were known: the kernel holds `known`, nothing to read. The same rules: nothing to write
     // either (sets are still read, ipset has no generation); other rules: the difference from `known`.
     const known = gen !== undefined && this.verified?.gen === gen ? this.verified.rs : undefined;
     const unchanged = known !== undefined && this.verified!.rules === rules;
     this.verified = undefined;
-    const current = parseIpsetSave(ipsetSaved);
     const sets = planSets([...rs.v4.sets, ...rs.v6.sets], current);
     const report: ApplyReport = { backend, chainsWritten: 0, setsWritten: sets.setsWritten, setsDestroyed: 0, restoreText: { v4: '', v6: '' } };
     const written: { fam: 4 | 6; before: () => Promise<string> }[] = [];
@@ -386,8 +465,9 @@ export class Applier {
       // change between the check and it, the restore is its own check: refused, it commits nothing either.
       const restores = plans.filter((p) => p.plan).length;
       if (restores > 1 || sets.close.length || sets.members.length) for (const p of plans) if (p.plan) await this.must(tool(backend, p.fam, 'restore'), ['--noflush', '--wait', '--test'], p.plan);
-      await this.ipset(sets.close, 'close');
-      await this.ipset(sets.members, 'members');
+      const types = new Map([...rs.v4.sets, ...rs.v6.sets].map((s) => [s.name, s.type as string]));
+      await this.setMembers(sets.close, types, 'close');
+      await this.setMembers(sets.members, types, 'members');
       for (const p of plans) {
         if (!p.plan) continue;
         report.chainsWritten += (p.plan.match(/^:/gm) ?? []).length;
@@ -395,7 +475,7 @@ export class Applier {
         written.push({ fam: p.fam, before: p.before });
       }
       if (written.length) await this.opts.afterStep?.('rules');
-      await this.ipset(sets.open, 'open');
+      await this.setMembers(sets.open, types, 'open');
       // The generation moved by exactly our own commits (one per restore; none when nothing was written): nobody else
       // committed since it was read before the save, so the kernel now holds `rs`, and the next apply may trust that.
       // Any other move (another writer, a commit racing ours) leaves it unknown: the next apply reads the rules.
@@ -409,9 +489,11 @@ export class Applier {
         if (back) await this.exec(tool(backend, w.fam, 'restore'), ['--noflush', '--wait'], back);
       }
       if (setsTouched && sets.undo.length) await this.exec('ipset', ['restore', '-exist'], sets.undo.join('\n') + '\n');
+      this.opts.memory?.save(undefined);
       this.opts.log?.warn({ err: e }, 'ACL apply failed; previous ruleset kept');
       throw e;
     }
+    await this.remember(current, sets.create.length > 0);
     // Sets no rule references any more. One batch; should a set still be in use (someone else's rule), one at a time.
     if (sets.destroy.length && (await this.exec('ipset', ['restore'], sets.destroy.join('\n') + '\n')).code === 0) report.setsDestroyed += sets.destroy.length;
     else for (const d of sets.destroy) if ((await this.exec('ipset', d.split(' '))).code === 0) report.setsDestroyed++;
@@ -424,6 +506,7 @@ export class Applier {
     const empty: CompiledRuleset = { v4: { family: 4, chains: [], hooks: [], sets: [] }, v6: { family: 6, chains: [], hooks: [], sets: [] } };
     const backend = await this.resolveBackend();
     await withNodeLock(this.lockFile, async () => {
+      this.opts.memory?.save(undefined);
       for (const fam of [4, 6] as const) {
         const cur = parseSave(await this.save(fam));
         const del = [...cur.hooks].flatMap(([chain, h]) => h.specs.map((s) => `-D ${chain} ${s}`));

@@ -10,6 +10,16 @@ import { execSync } from '../dataplane/exec';
 import { compileRuleset, endpointSetName } from './compile';
 import { toInput } from './state';
 import { storedResources, type StoredResource } from './store';
+import { fileMemory, knownRulesFile } from './known-rules';
+
+/**
+ * Where a sync leaves its record of the rules for the next process
+ * (known-rules.ts): /run/tern, root-only; TERN_ACL_STATE_DIR moves it
+ * (tests and benches, which must not share state with the host's).
+ */
+export function knownRulesDir(): string {
+  return process.env.TERN_ACL_STATE_DIR || '/run/tern';
+}
 
 /**
  * Read the datastore and program one namespace, both under the namespace's
@@ -19,12 +29,12 @@ import { storedResources, type StoredResource } from './store';
  * rules are only touched if it approves of what was read. `node`: this node's
  * name, so endpoint chains are built for its own endpoints only.
  */
-export async function syncFromStore(store: Store, opts: { netnsPath?: string; node?: string; when?: (all: StoredResource[]) => boolean } = {}): Promise<{ resources: StoredResource[]; report?: ApplyReport }> {
+export async function syncFromStore(store: Store, opts: { netnsPath?: string; node?: string; when?: (all: StoredResource[]) => boolean | Promise<boolean> } = {}): Promise<{ resources: StoredResource[]; report?: ApplyReport }> {
   return withNodeLock(defaultLock(opts.netnsPath), async () => {
     const resources = await storedResources(store);
-    if (opts.when && !opts.when(resources)) return { resources };
-    // Only now: choosing the backend runs four iptables-save processes.
-    const applier = new Applier({ netnsPath: opts.netnsPath });
+    if (opts.when && !(await opts.when(resources))) return { resources };
+    // Only now: choosing the backend runs four iptables-save processes, unless the last sync's record still holds.
+    const applier = new Applier({ netnsPath: opts.netnsPath, memory: fileMemory(knownRulesFile(knownRulesDir(), opts.netnsPath)) });
     return { resources, report: await applier.applyHoldingLock(compileRuleset(toInput(resources), { node: opts.node })) };
   });
 }
@@ -36,4 +46,15 @@ export async function syncFromStore(store: Store, opts: { netnsPath?: string; no
  */
 export function kernelHasRules(netnsPath?: string): boolean {
   return execSync(netnsPath, 'ipset', ['list', '-n', endpointSetName(4)]).code === 0;
+}
+
+/** kernelHasRules over netlink (no process); through `ipset` should the dump fail. */
+export async function kernelHasRulesAsync(netnsPath?: string): Promise<boolean> {
+  const name = endpointSetName(4);
+  try {
+    const { listSets } = await import('../dataplane/ipset-nl');
+    return (await listSets((n) => n === name, netnsPath)).has(name);
+  } catch {
+    return kernelHasRules(netnsPath);
+  }
 }

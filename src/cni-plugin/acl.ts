@@ -49,11 +49,11 @@ export function endpointRecordOps(ep: Endpoint): { put: TxnOp; undo: TxnOp } {
 export async function syncRules(store: Store, ctx: Ctx): Promise<void> {
   if (ctx.aclSync) return ctx.aclSync(); // the daemon's loop (incremental where it can be)
   // The kernel side (compiler, applier) is loaded only when rules are to be touched.
-  const { kernelHasRules, syncFromStore } = await import('../acl/kernel-sync');
+  const { kernelHasRulesAsync, syncFromStore } = await import('../acl/kernel-sync');
   // Nothing in use and nothing programmed: no iptables round trip. The daemon knows the second part without asking the kernel.
-  const programmed = () => (ctx.aclProgrammed ? ctx.aclProgrammed() : kernelHasRules());
-  if (!aclInUse(await storedResources(store)) && !programmed()) return;
-  const { report: r } = await syncFromStore(store, { node: resolveNodeName({ nodename: ctx.conf.nodename }), when: (all) => aclInUse(all) || programmed() });
+  const programmed = async () => (ctx.aclProgrammed ? ctx.aclProgrammed() : kernelHasRulesAsync());
+  if (!aclInUse(await storedResources(store)) && !(await programmed())) return;
+  const { report: r } = await syncFromStore(store, { node: resolveNodeName({ nodename: ctx.conf.nodename }), when: async (all) => aclInUse(all) || (await programmed()) });
   if (r) ctx.log.debug({ backend: r.backend, chains: r.chainsWritten, sets: r.setsWritten }, 'acl in sync');
 }
 

@@ -63,7 +63,7 @@ describe('a cancelled ADD that the daemon finishes after its DEL', () => {
     for (let i = 0; i < TRIES; i++) {
       const pod = sb.netns(`c${i}`);
       pods.push(pod);
-      const env = { PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_CONTAINERID: `c${i}`, CNI_NETNS: pod.path, CNI_IFNAME: 'eth0', CNI_PATH: DIST_BIN };
+      const env = { PATH: process.env.PATH, TERN_ACL_STATE_DIR: process.env.TERN_ACL_STATE_DIR, CNI_COMMAND: 'ADD', CNI_CONTAINERID: `c${i}`, CNI_NETNS: pod.path, CNI_IFNAME: 'eth0', CNI_PATH: DIST_BIN };
       // nsenter execs the shim in place, so this PID is the shim itself.
       const shim = spawn('nsenter', [`--net=${node.path}`, '--', path.join(DIST_BIN, 'tern')], { env, stdio: ['pipe', 'ignore', 'ignore'] });
       const exited = new Promise((r) => shim.once('exit', r));

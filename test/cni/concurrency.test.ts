@@ -40,7 +40,7 @@ describe('tern CNI plugin under concurrency and crashes', () => {
     const pods = delays.map((_, i) => sb.netns(`k${i}`));
     for (const [i, delay] of delays.entries()) {
       const child = spawn('nsenter', [`--net=${node.path}`, '--', path.join(DIST_BIN, 'tern')], {
-        env: { PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_CONTAINERID: `ctr-kill-${i}`, CNI_NETNS: pods[i].path, CNI_IFNAME: 'eth0', CNI_PATH: DIST_BIN },
+        env: { PATH: process.env.PATH, TERN_ACL_STATE_DIR: process.env.TERN_ACL_STATE_DIR, CNI_COMMAND: 'ADD', CNI_CONTAINERID: `ctr-kill-${i}`, CNI_NETNS: pods[i].path, CNI_IFNAME: 'eth0', CNI_PATH: DIST_BIN },
         stdio: ['pipe', 'ignore', 'ignore'],
       });
       const exited = new Promise((r) => child.once('exit', r));

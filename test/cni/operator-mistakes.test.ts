@@ -84,7 +84,7 @@ describe('operator mistakes', () => {
       const pod = sb.netns('pdie');
       const r = await node.execAsync(path.join(DIST_BIN, 'tern'), [], {
         input: JSON.stringify(conf),
-        env: { PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'cdie', CNI_NETNS: pod.path, CNI_IFNAME: 'eth0', CNI_PATH: DIST_BIN },
+        env: { PATH: process.env.PATH, TERN_ACL_STATE_DIR: process.env.TERN_ACL_STATE_DIR, CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'cdie', CNI_NETNS: pod.path, CNI_IFNAME: 'eth0', CNI_PATH: DIST_BIN },
       });
       expect(r.code).toBe(1);
       const j = JSON.parse(r.stdout);

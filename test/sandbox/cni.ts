@@ -32,6 +32,7 @@ export async function runCni(node: Netns, call: CniCall): Promise<CniOutcome> {
   const cniPath = call.path ?? `${DIST_BIN}:/usr/lib/cni`;
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
+    TERN_ACL_STATE_DIR: process.env.TERN_ACL_STATE_DIR,
     CNI_COMMAND: call.command,
     ...(call.containerId !== undefined ? { CNI_CONTAINERID: call.containerId } : {}),
     ...(call.netns !== undefined ? { CNI_NETNS: call.netns } : {}),

@@ -18,9 +18,15 @@ export function pidDir(): string {
 }
 export const DIST_BIN = path.join(REPO, 'dist', 'bin');
 
+export function aclKnownDir(prefix: string): string {
+  return path.join(STATE_DIR, 'acl-known', prefix);
+}
+
 /** Run-wide prefix, set by the global setup; a fallback keeps ad-hoc runs unique too. */
 export function runPrefix(): string {
   if (!process.env.TERN_TEST_PREFIX) process.env.TERN_TEST_PREFIX = 'tt' + crypto.randomBytes(2).toString('hex');
+  // The ACL record standalone syncs leave for the next process (acl/known-rules.ts): the run's own, never the host's /run/tern.
+  process.env.TERN_ACL_STATE_DIR ??= aclKnownDir(process.env.TERN_TEST_PREFIX);
   return process.env.TERN_TEST_PREFIX;
 }
 
