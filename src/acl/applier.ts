@@ -296,6 +296,13 @@ function fingerprint(rs: CompiledRuleset): string {
   return f;
 }
 
+/**
+ * Up to this many member changes go over netlink, one acknowledged request
+ * each; a bigger batch (a label change moving many addresses) goes to one
+ * `ipset restore`, whose process start is then the smaller cost (measured at
+ * load 6: 64 changes 4.0 ms against 5.5 ms, 256 changes 11.3 against 8.6 ms).
+ */
+const NETLINK_MAX_OPS = 128;
 /** Set types whose members ipset-codec.ts encodes (all the compiler creates). */
 const NETLINK_WRITABLE = new Set<string>(['hash:ip', 'hash:net', 'hash:ip,port', 'hash:net,iface'] satisfies MemberSetType[]);
 
@@ -344,7 +351,7 @@ export class Applier {
       const [op, set, ...m] = l.split(' ');
       return { op: op as MemberOp['op'], set, type: types.get(set) as MemberSetType, member: m.join(' ') };
     });
-    if (!this.netlink || !ops.every((o) => NETLINK_WRITABLE.has(o.type))) return this.ipset(lines, step);
+    if (!this.netlink || lines.length > NETLINK_MAX_OPS || !ops.every((o) => NETLINK_WRITABLE.has(o.type))) return this.ipset(lines, step);
     await this.applyMembersHoldingLock(ops);
     await this.opts.afterStep?.(step);
   }

@@ -161,14 +161,20 @@ export function listMessageType(): number {
   return (NFNL_SUBSYS_IPSET << 8) | CMD_LIST;
 }
 
-function* attrs(b: Buffer, off = 0): Generator<[number, Buffer]> {
-  while (off + 4 <= b.length) {
+/** Calls `fn` with each attribute's type (flags masked) and the offsets of its value in `b` (a callback, not an iterator: a listing has thousands). */
+function eachAttr(b: Buffer, from: number, to: number, fn: (type: number, start: number, end: number) => void): void {
+  for (let off = from; off + 4 <= to; ) {
     const len = b.readUInt16LE(off);
-    if (len < 4 || off + len > b.length) throw new TernError('IO_FAILURE', 'ipset list: truncated attribute');
-    yield [b.readUInt16LE(off + 2) & 0x3fff, b.subarray(off + 4, off + len)];
+    if (len < 4 || off + len > to) throw new TernError('IO_FAILURE', 'ipset list: truncated attribute');
+    fn(b.readUInt16LE(off + 2) & 0x3fff, off + 4, off + len);
     off += (len + 3) & ~3;
   }
 }
+
+const cstrAt = (b: Buffer, start: number, end: number) => {
+  const nul = b.indexOf(0, start);
+  return b.toString('utf8', start, nul >= start && nul < end ? nul : end);
+};
 
 /**
  * An address as inet_ntop prints it (what `ipset save` shows): IPv6 as RFC
@@ -183,22 +189,22 @@ export function ntop(b: Buffer): string {
 }
 
 /** One member's DATA attribute, printed as `ipset save` does; throws on what Tern never writes (flags, extensions, other protocols). */
-function memberText(type: string, data: Buffer): string {
+function memberText(type: string, b: Buffer, from: number, to: number): string {
   let ip: string | undefined;
   let cidr: number | undefined;
   let port: number | undefined;
   let proto: number | undefined;
   let iface: string | undefined;
-  for (const [t, v] of attrs(data)) {
-    if (t === ATTR_IP) for (const [, a] of attrs(v)) ip = ntop(a);
-    else if (t === ATTR_CIDR) cidr = v[0];
-    else if (t === ATTR_PORT) port = v.readUInt16BE(0);
-    else if (t === ATTR_PROTO) proto = v[0];
-    else if (t === ATTR_IFACE) iface = v.subarray(0, Math.max(0, v.indexOf(0))).toString('utf8');
+  eachAttr(b, from, to, (t, start, end) => {
+    if (t === ATTR_IP) eachAttr(b, start, end, (_, s, e) => (ip = ntop(b.subarray(s, e))));
+    else if (t === ATTR_CIDR) cidr = b[start];
+    else if (t === ATTR_PORT) port = b.readUInt16BE(start);
+    else if (t === ATTR_PROTO) proto = b[start];
+    else if (t === ATTR_IFACE) iface = cstrAt(b, start, end);
     else if (t === ATTR_CADT_FLAGS) {
-      if (v.readUInt32BE(0) !== 0) throw new TernError('IO_FAILURE', `ipset list: ${type} member with flags`);
+      if (b.readUInt32BE(start) !== 0) throw new TernError('IO_FAILURE', `ipset list: ${type} member with flags`);
     } else throw new TernError('IO_FAILURE', `ipset list: ${type} member attribute ${t}`);
-  }
+  });
   if (ip === undefined) throw new TernError('IO_FAILURE', `ipset list: ${type} member without an address`);
   const host = cidr === undefined || cidr === (ip.includes(':') ? 128 : 32);
   const addr = host ? ip : `${ip}/${cidr}`;
@@ -229,20 +235,21 @@ export function decodeListMessage(data: Buffer, into: Map<string, ListedSet>, wa
   let type: string | undefined;
   let family: 4 | 6 = 4;
   let initval: number | undefined;
-  let adt: Buffer | undefined;
-  for (const [t, v] of attrs(data, 4)) {
-    if (t === ATTR_SETNAME) name = v.subarray(0, Math.max(0, v.indexOf(0))).toString('utf8');
-    else if (t === ATTR_TYPENAME) type = v.subarray(0, Math.max(0, v.indexOf(0))).toString('utf8');
-    else if (t === ATTR_FAMILY) family = v[0] === AF_INET6 ? 6 : 4;
-    else if (t === ATTR_DATA) {
-      for (const [h, hv] of attrs(v)) if (h === ATTR_INITVAL) initval = hv.readUInt32BE(0);
-    } else if (t === ATTR_ADT) adt = v;
-  }
+  let adt: [number, number] | undefined;
+  eachAttr(data, 4, data.length, (t, start, end) => {
+    if (t === ATTR_SETNAME) name = cstrAt(data, start, end);
+    else if (t === ATTR_TYPENAME) type = cstrAt(data, start, end);
+    else if (t === ATTR_FAMILY) family = data[start] === AF_INET6 ? 6 : 4;
+    else if (t === ATTR_DATA) eachAttr(data, start, end, (h, s) => h === ATTR_INITVAL && (initval = data.readUInt32BE(s)));
+    else if (t === ATTR_ADT) adt = [start, end];
+  });
   if (name === undefined || !want(name)) return;
   let set = into.get(name);
   if (!set) {
     if (type === undefined) throw new TernError('IO_FAILURE', `ipset list: ${name} continues a set not seen`);
     into.set(name, (set = { type, family, initval, members: new Set() }));
   }
-  if (adt) for (const [t, v] of attrs(adt)) if (t === ATTR_DATA) set.members.add(memberText(set.type, v));
+  const members = set.members;
+  const setType = set.type;
+  if (adt) eachAttr(data, adt[0], adt[1], (t, start, end) => t === ATTR_DATA && members.add(memberText(setType, data, start, end)));
 }

@@ -74,6 +74,17 @@ describe('the record of the last apply, across processes', () => {
     expect(gate(node)).not.toContain('10.71.0.4');
   });
 
+  it('a batch of many member changes goes to one ipset restore, still with no save', async () => {
+    const up = run();
+    await up.applier.apply(plain(203));
+    expect(up.calls).toEqual(['ipset']);
+    expect(gate(node)).toContain('add tern-ep4 10.71.0.203,tern00000000202');
+    const down = run();
+    await down.applier.apply(plain(3));
+    expect(down.calls).toEqual(['ipset']);
+    expect(gate(node)).not.toContain('10.71.0.203');
+  });
+
   it('a rule change at Tern\'s own generation diffs in memory: restores only, no save', async () => {
     const p = run();
     const r = await p.applier.apply(withPolicy(3));
