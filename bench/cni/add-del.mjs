@@ -48,7 +48,7 @@ impls['ptp+host-local'] = {
 };
 
 function invoke(impl, node, command, pod, id) {
-  const env = { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: `/run/netns/${pod}`, CNI_IFNAME: 'eth0', CNI_PATH: impl.cniPath };
+  const env = { PATH: process.env.PATH, TERN_ACL_STATE_DIR: path.join(work, 'acl-known'), CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: `/run/netns/${pod}`, CNI_IFNAME: 'eth0', CNI_PATH: impl.cniPath };
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
     const c = spawn('nsenter', [`--net=/run/netns/${node}`, '--', impl.bin], { env, stdio: ['pipe', 'pipe', 'pipe'] });
