@@ -1,8 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { compileRuleset } from './compile';
 import { toInput } from './state';
 import type { Resource } from './parse';
-import { decodeKnown, encodeKnown, type KnownRules } from './known-rules';
+import { decodeKnown, encodeKnown, fileMemory, type KnownRules } from './known-rules';
 
 const ep = (i: number): Resource => ({ kind: 'Endpoint', key: `ns/p${i}`, value: { name: `p${i}`, namespace: 'ns', labels: {}, ips: [`10.0.0.${i}`], hostIface: `tern${i}`, namedPorts: [] } });
 const known: KnownRules = { gen: 42, rs: compileRuleset(toInput([ep(1), ep(2)])), gates: { 'tern-ep4': 7, 'tern-ep6': 8 } };
@@ -41,5 +44,26 @@ describe('the record of the last apply', () => {
     ['a digest of another build', edit((j) => (j.digest = '0'.repeat(64)))],
   ])('is ignored when %s', (_what, text) => {
     expect(decodeKnown(text)).toBeUndefined();
+  });
+});
+
+describe('the record file', () => {
+  it('round-trips, is root-only, and a record that cannot be written fails nothing', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'known-'));
+    try {
+      const m = fileMemory(path.join(dir, 'sub', 'k.json'));
+      expect(m.load()).toBeUndefined();
+      m.save(known);
+      expect(m.load()?.gen).toBe(42);
+      expect(fs.statSync(path.join(dir, 'sub', 'k.json')).mode & 0o777).toBe(0o600);
+      m.save(undefined);
+      expect(m.load()).toBeUndefined();
+      fs.writeFileSync(path.join(dir, 'file'), '');
+      const blocked = fileMemory(path.join(dir, 'file', 'k.json')); // a parent that is a file: nothing can be written
+      expect(() => blocked.save(known)).not.toThrow();
+      expect(blocked.load()).toBeUndefined();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -95,9 +95,18 @@ export function knownRulesFile(dir: string, netnsPath?: string): string {
 /**
  * A record in a root-only file. Written under the namespace's ACL lock (the
  * applier's caller holds it), atomically: a new file renamed over the old, so
- * a reader sees a whole record or none.
+ * a reader sees a whole record or none. Only a shortcut: a record that cannot
+ * be written never fails the apply (the rules are in the kernel by then), it
+ * is removed instead, and at worst the next process reads the rules.
  */
 export function fileMemory(file: string): RulesMemory {
+  const forget = () => {
+    try {
+      fs.rmSync(file, { force: true });
+    } catch {
+      /* nothing there to mislead, or nothing we can do */
+    }
+  };
   return {
     load() {
       try {
@@ -107,11 +116,20 @@ export function fileMemory(file: string): RulesMemory {
       }
     },
     save(k) {
-      if (!k) return fs.rmSync(file, { force: true });
-      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      if (!k) return forget();
       const tmp = `${file}.${process.pid}.tmp`;
-      fs.writeFileSync(tmp, encodeKnown(k), { mode: 0o600 });
-      fs.renameSync(tmp, file);
+      try {
+        fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+        fs.writeFileSync(tmp, encodeKnown(k), { mode: 0o600 });
+        fs.renameSync(tmp, file);
+      } catch {
+        forget();
+        try {
+          fs.rmSync(tmp, { force: true });
+        } catch {
+          /* as above */
+        }
+      }
     },
   };
 }
