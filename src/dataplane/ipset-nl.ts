@@ -2,8 +2,8 @@
  * ipset members over netlink (NETLINK_NETFILTER, subsystem IPSET), without
  * spawning `ipset`: a process start costs ~10 ms on these machines, which was
  * most of a CNI ADD's ACL step, and one netlink request costs microseconds.
- * Only member changes go this way (the incremental ACL path); sets are
- * created, swapped and destroyed by `ipset restore`.
+ * Member changes and the listing of sets go this way (the ACL applier);
+ * sets are created, swapped and destroyed by `ipset restore`.
  */
 import { createNetlink } from 'netlink/dist/netlink';
 import { TernError } from '../lib/errors';
@@ -49,7 +49,7 @@ export async function listSets(want: (name: string) => boolean, netnsPath?: stri
   try {
     const [msgs] = await sock.request(listMessageType(), encodeListRequest(), { flags: NLM_F_DUMP, timeout: 5_000 });
     const out = new Map<string, ListedSet>();
-    for (const m of msgs) decodeListMessage(Buffer.from(m.data), out, want);
+    for (const m of msgs) decodeListMessage(m.data, out, want);
     return out;
   } catch (e) {
     throw e instanceof TernError ? e : new TernError('IO_FAILURE', `ipset list: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
