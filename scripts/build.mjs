@@ -72,7 +72,9 @@ fs.mkdirSync(binDir, { recursive: true });
 for (const [name, [entry, flags, bundled]] of Object.entries(bins)) {
   if (!fs.existsSync(path.join(root, 'dist/src', entry))) continue;
   const file = path.join(binDir, name);
-  const shebang = flags ? `#!/usr/bin/env -S node ${flags}` : '#!/usr/bin/env node';
+  // The CNI binaries start once per request: name the Node that built them (and their native addons) instead
+  // of an env(1) exec and a PATH search first. ternctl keeps env, for its V8 flags.
+  const shebang = flags ? `#!/usr/bin/env -S node ${flags}` : bundled ? `#!${process.execPath}` : '#!/usr/bin/env node';
   let body;
   if (bundled) {
     // Node 22+ keeps compiled code across runs itself (enableCompileCache); on Node 20

@@ -1,6 +1,6 @@
 // CNI ADD/DEL latency: tern (standalone binary) against Debian's Go ptp+host-local,
 // on identical namespaces, interleaved in one run so both see the same machine load.
-// Usage (as root, after npm run build): node bench/cni/add-del.mjs [--pods 50] [--concurrent 20] [--only daemon|standalone]
+// Usage (as root, after npm run build): node bench/cni/add-del.mjs [--pods 50] [--concurrent 20] [--only daemon|standalone] [--rounds 3]
 // REF=<another built checkout>: that build's tern runs too, interleaved, as "(ref)" rows (a change measured against
 // its base in the same run). Each sequential round also times a bare `node -e 0` in the node namespace, the floor of
 // the standalone path.
@@ -109,18 +109,27 @@ for (let i = 0; i < PODS; i++) {
   const order = keys.map((_, j) => keys[(i + j) % keys.length]);
   for (const name of order) results[name].del.push(await invoke(impls[name], nodes[name], 'DEL', pods[name][i], `c${i}`));
 }
-for (const name of Object.keys(impls)) {
-  const cp = Array.from({ length: CONC }, (_, i) => pods[name][i]);
-  const t0 = process.hrtime.bigint();
-  await Promise.all(cp.map((p, i) => invoke(impls[name], nodes[name], 'ADD', p, `k${i}`)));
-  results[name].conc = Number(process.hrtime.bigint() - t0) / 1e6;
-  const t1 = process.hrtime.bigint();
-  await Promise.all(cp.map((p, i) => invoke(impls[name], nodes[name], 'DEL', p, `k${i}`)));
-  results[name].concDel = Number(process.hrtime.bigint() - t1) / 1e6;
+// The concurrent burst is one wall-clock sample per round, so it is repeated (--rounds, default 3), the
+// implementations taking turns first, and the median is reported.
+const ROUNDS = arg('--rounds', 3);
+const concAdd = Object.fromEntries(Object.keys(impls).map((n) => [n, []]));
+const concDel = Object.fromEntries(Object.keys(impls).map((n) => [n, []]));
+for (let r = 0; r < ROUNDS; r++) {
+  const keys = Object.keys(impls);
+  for (const name of keys.map((_, j) => keys[(r + j) % keys.length])) {
+    const cp = Array.from({ length: CONC }, (_, i) => pods[name][i]);
+    const t0 = process.hrtime.bigint();
+    await Promise.all(cp.map((p, i) => invoke(impls[name], nodes[name], 'ADD', p, `k${r}-${i}`)));
+    concAdd[name].push(Number(process.hrtime.bigint() - t0) / 1e6);
+    const t1 = process.hrtime.bigint();
+    await Promise.all(cp.map((p, i) => invoke(impls[name], nodes[name], 'DEL', p, `k${r}-${i}`)));
+    concDel[name].push(Number(process.hrtime.bigint() - t1) / 1e6);
+  }
 }
+for (const name of Object.keys(impls)) Object.assign(results[name], { conc: pct(concAdd[name], 50), concDel: pct(concDel[name], 50) });
 
 const ref = results['ptp+host-local'];
-console.log(`\nCNI ADD/DEL, ${PODS} sequential pods and ${CONC} concurrent ADDs then DELs, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(2)}\n`);
+console.log(`\nCNI ADD/DEL, ${PODS} sequential pods and ${CONC} concurrent ADDs then DELs (median of ${ROUNDS} rounds), ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(2)}\n`);
 console.log(`| plugin | ADD p50 | ADD p90 | DEL p50 | DEL p90 | ${CONC} concurrent ADDs (wall) | ${CONC} concurrent DELs (wall) |`);
 console.log('|---|---|---|---|---|---|---|');
 for (const [name, r] of Object.entries(results)) {
