@@ -90,11 +90,12 @@ const FIB_RETRY_MS = 5000;
 const NEXT_HOP_RECHECK_MS = 2000;
 const EARLY_FLUSH_ROUTES = 8192;
 /**
- * Most routes handed to the kernel sink per call. A batch lives across the writer's pipelined
- * sends and ends up in the old generation: 2048 gave a peak RSS 4-5 MiB under 8192's at 100k
- * routes, 512 no less, when a batch still held a change object and prefix text per route (BENCHMARKS.md).
+ * Most routes handed to the kernel sink per call: the route writer's whole window (8 sends of
+ * 512), since the next batch waits for this one's ACKs. A batch is two lists (keys, next-hop
+ * lists); when it still held a change object and prefix text per route, 2048 gave a peak RSS
+ * 4-5 MiB under 8192's at 100k routes (BENCHMARKS.md).
  */
-const FIB_STEP = 2048;
+const FIB_STEP = 4096;
 const NO_HOPS: readonly string[] = Object.freeze([]);
 const LOCAL_ADDRS_TTL_MS = 2000;
 
