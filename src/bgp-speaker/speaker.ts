@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import type { Logger } from '../lib/log';
 import { messageOf } from '../lib/errors';
 import { buildAnnouncements, buildWithdrawals, canonicalPrefix, fitAttrs, isMartianNextHop, NotifyCode, CeaseSubcode, IPV4_UNICAST, IPV6_UNICAST, type CodecOptions, type Nlri, type RouteAttrs, type UpdateChanges } from './codec';
-import { Rib, fibKey, fibPrefix, parsePrefixRule, type FibBatch, type PeerOut, LOCAL_PEER_ID } from './rib';
+import { Rib, fibKey, fibPrefix, parsePrefixRule, type FibBatch, type PeerOut, type RibPeer, LOCAL_PEER_ID } from './rib';
 import { Session, type BgpSocketOptions } from './session';
 import { TernError } from '../lib/errors';
 import { familiesOf, type PeerSpec, type SpeakerConfig } from './config';
@@ -79,6 +79,22 @@ export function ttlFor(p: Pick<PeerSpec, 'asn' | 'multihop' | 'ttlSecurity'>, lo
   }
   if (p.multihop) return { ttl: p.multihop, minTtl: 0 };
   return p.asn !== localAsn ? { ttl: 1, minTtl: 0 } : undefined;
+}
+
+/** A configured peer as the RIB sees it. */
+export function ribPeer(p: PeerSpec): RibPeer {
+  return {
+    id: p.address,
+    address: p.address,
+    asn: p.asn,
+    rrClient: p.routeReflectorClient,
+    nextHopSelf: p.nextHopSelf,
+    keepNextHop: p.keepNextHop,
+    selfNextHop: p.nextHop ?? {},
+    importPrefixes: p.importPrefixes?.map(parsePrefixRule),
+    exportPrefixes: p.exportPrefixes?.map(parsePrefixRule),
+    maxPrefix: p.maxPrefix,
+  };
 }
 
 /** Prefixes encoded per step (about ten full UPDATEs of IPv4 /26s), so a full table is encoded as the socket takes it. */
@@ -175,18 +191,7 @@ export class Speaker {
   addPeer(p: PeerSpec): void {
     if (this.sessions.has(p.address)) return;
     if ((p.password || p.multihop || p.ttlSecurity) && !this.deps.sockopts) throw new TernError('INVALID_CONFIG', `bgp config: peer ${p.address}: password, multihop and ttlSecurity need the native addon`);
-    this.rib.addPeer({
-      id: p.address,
-      address: p.address,
-      asn: p.asn,
-      rrClient: p.routeReflectorClient,
-      nextHopSelf: p.nextHopSelf,
-      keepNextHop: p.keepNextHop,
-      selfNextHop: p.nextHop ?? {},
-      importPrefixes: p.importPrefixes?.map(parsePrefixRule),
-      exportPrefixes: p.exportPrefixes?.map(parsePrefixRule),
-      maxPrefix: p.maxPrefix,
-    });
+    this.rib.addPeer(ribPeer(p));
     const log = this.deps.log.child({ peer: p.address });
     const s = new Session(
       {
