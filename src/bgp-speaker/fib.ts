@@ -9,7 +9,7 @@ import { TernError } from '../lib/errors';
 import type { Logger } from '../lib/log';
 import { Rtnl } from '../dataplane/rtnl';
 import { RouteWriter, type RouteWrite } from '../dataplane/route-writer';
-import { RT_SCOPE, RT_TABLE_MAIN, RTN, type WireRoute } from '../dataplane/route-codec';
+import { RT_SCOPE, RT_TABLE_MAIN, RTN, routeMessageBound, writeRouteMessage, type WireRoute } from '../dataplane/route-codec';
 import { addrToBytes, parsePrefix, v4KeyOctets } from './codec';
 import { fibKey, fibPrefix, type FibBatch } from './rib';
 import type { FibFailure, FibSink } from './speaker';
@@ -68,30 +68,46 @@ export class KernelFib implements FibSink {
   async apply(batch: FibBatch): Promise<FibFailure[]> {
     const table = this.opts.table ?? RT_TABLE_MAIN;
     await this.resolveHops(batch.nextHops);
-    // The writer encodes each write as it takes it, so one write object is filled in
-    // for every route: a 100k-route burst makes no wire route, buffer or prefix text per route.
-    const marked = this.marked;
-    const self = this;
-    function* writes(): Generator<RouteWrite> {
-      const w: RouteWrite = { route: self.wire, del: false, label: '' };
-      const { keys, nextHops } = batch;
-      let list: readonly string[] | undefined;
-      let hops: readonly string[] = NO_HOPS;
-      for (let i = 0; i < keys.length; i++) {
-        const key = keys[i];
-        if (nextHops[i] !== list) hops = self.resolved((list = nextHops[i])); // routes of one UPDATE share their list
-        const del = hops.length === 0;
-        // A route still carrying the old shared mark is deleted by that mark; an install replaces it in place.
-        const protocol = del ? (marked.get(key) ?? RTPROT_BGP) : RTPROT_BGP;
-        if (marked.size) marked.delete(key);
-        self.fill(key, hops, protocol, table);
-        w.del = del;
-        w.label = key;
-        yield w;
-      }
-    }
-    return (await this.writer.write(writes())).map((f) => ({ prefix: fibPrefix(f.label), errno: f.errno }));
+    return (await this.writer.write(this.writes(batch, table, true))).map((f) => ({ prefix: fibPrefix(f.label), errno: f.errno }));
   }
+
+  /**
+   * The batch's writes. The writer encodes each write as it takes it, so one write object is
+   * filled in for every route: a 100k-route burst makes no wire route, buffer or prefix text per
+   * route. `sweep`: the routes written are no longer stale (not so for a warm-up).
+   */
+  private *writes(batch: FibBatch, table: number, sweep: boolean): Generator<RouteWrite> {
+    const marked = this.marked;
+    const w: RouteWrite = { route: this.wire, del: false, label: '' };
+    const { keys, nextHops } = batch;
+    let list: readonly string[] | undefined;
+    let hops: readonly string[] = NO_HOPS;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i];
+      if (nextHops[i] !== list) hops = this.resolved((list = nextHops[i])); // routes of one UPDATE share their list
+      const del = hops.length === 0;
+      // A route still carrying the old shared mark is deleted by that mark; an install replaces it in place.
+      const protocol = del ? (marked.get(key) ?? RTPROT_BGP) : RTPROT_BGP;
+      if (sweep && marked.size) marked.delete(key);
+      this.fill(key, hops, protocol, table);
+      w.del = del;
+      w.label = key;
+      yield w;
+    }
+  }
+
+  /** Encode a batch as apply() does, into a scratch buffer, sending nothing (the speaker's JIT warm-up). */
+  encodeOnly(batch: FibBatch): number {
+    let octets = 0;
+    for (const w of this.writes(batch, this.opts.table ?? RT_TABLE_MAIN, false)) {
+      const bound = routeMessageBound(w.route);
+      if (this.scratch.length < bound) this.scratch = Buffer.alloc(bound);
+      octets += writeRouteMessage(this.scratch, 0, w.route, w.del, 0, false);
+    }
+    return octets;
+  }
+
+  private scratch = Buffer.alloc(0);
 
   /** Next hop -> the gateway the kernel reaches it through (undefined: directly connected), with when it was asked. */
   private readonly via = new Map<string, { gateway?: string; at: number }>();

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import type { Logger } from '../lib/log';
 import { messageOf } from '../lib/errors';
 import { buildAnnouncements, buildWithdrawals, canonicalPrefix, fitAttrs, isMartianNextHop, NotifyCode, CeaseSubcode, IPV4_UNICAST, IPV6_UNICAST, type CodecOptions, type Nlri, type RouteAttrs, type UpdateChanges } from './codec';
-import { Rib, fibKey, fibPrefix, parsePrefixRule, type FibBatch, type PeerOut, LOCAL_PEER_ID } from './rib';
+import { Rib, fibKey, fibPrefix, parsePrefixRule, type FibBatch, type PeerOut, type RibPeer, LOCAL_PEER_ID } from './rib';
 import { Session, type BgpSocketOptions } from './session';
 import { TernError } from '../lib/errors';
 import { familiesOf, type PeerSpec, type SpeakerConfig } from './config';
@@ -81,6 +81,22 @@ export function ttlFor(p: Pick<PeerSpec, 'asn' | 'multihop' | 'ttlSecurity'>, lo
   return p.asn !== localAsn ? { ttl: 1, minTtl: 0 } : undefined;
 }
 
+/** A configured peer as the RIB sees it. */
+export function ribPeer(p: PeerSpec): RibPeer {
+  return {
+    id: p.address,
+    address: p.address,
+    asn: p.asn,
+    rrClient: p.routeReflectorClient,
+    nextHopSelf: p.nextHopSelf,
+    keepNextHop: p.keepNextHop,
+    selfNextHop: p.nextHop ?? {},
+    importPrefixes: p.importPrefixes?.map(parsePrefixRule),
+    exportPrefixes: p.exportPrefixes?.map(parsePrefixRule),
+    maxPrefix: p.maxPrefix,
+  };
+}
+
 /** Prefixes encoded per step (about ten full UPDATEs of IPv4 /26s), so a full table is encoded as the socket takes it. */
 const ENCODE_STEP = 8192;
 
@@ -90,11 +106,12 @@ const FIB_RETRY_MS = 5000;
 const NEXT_HOP_RECHECK_MS = 2000;
 const EARLY_FLUSH_ROUTES = 8192;
 /**
- * Most routes handed to the kernel sink per call. A batch lives across the writer's pipelined
- * sends and ends up in the old generation: 2048 gave a peak RSS 4-5 MiB under 8192's at 100k
- * routes, 512 no less, when a batch still held a change object and prefix text per route (BENCHMARKS.md).
+ * Most routes handed to the kernel sink per call: the route writer's whole window (8 sends of
+ * 512), since the next batch waits for this one's ACKs. A batch is two lists (keys, next-hop
+ * lists); when it still held a change object and prefix text per route, 2048 gave a peak RSS
+ * 4-5 MiB under 8192's at 100k routes (BENCHMARKS.md).
  */
-const FIB_STEP = 2048;
+const FIB_STEP = 4096;
 const NO_HOPS: readonly string[] = Object.freeze([]);
 const LOCAL_ADDRS_TTL_MS = 2000;
 
@@ -174,18 +191,7 @@ export class Speaker {
   addPeer(p: PeerSpec): void {
     if (this.sessions.has(p.address)) return;
     if ((p.password || p.multihop || p.ttlSecurity) && !this.deps.sockopts) throw new TernError('INVALID_CONFIG', `bgp config: peer ${p.address}: password, multihop and ttlSecurity need the native addon`);
-    this.rib.addPeer({
-      id: p.address,
-      address: p.address,
-      asn: p.asn,
-      rrClient: p.routeReflectorClient,
-      nextHopSelf: p.nextHopSelf,
-      keepNextHop: p.keepNextHop,
-      selfNextHop: p.nextHop ?? {},
-      importPrefixes: p.importPrefixes?.map(parsePrefixRule),
-      exportPrefixes: p.exportPrefixes?.map(parsePrefixRule),
-      maxPrefix: p.maxPrefix,
-    });
+    this.rib.addPeer(ribPeer(p));
     const log = this.deps.log.child({ peer: p.address });
     const s = new Session(
       {

@@ -11,6 +11,7 @@ import type { Command } from 'commander';
 import { createLogger } from '../lib/log';
 import { Speaker, loadConfig, serveControl } from '../bgp-speaker';
 import { KernelFib } from '../bgp-speaker/fib';
+import { warmUp } from '../bgp-speaker/warmup';
 import { bgpSocketOptions } from '../dataplane/netns';
 import { example, mustExist } from './output';
 import { newProgram } from './run-program';
@@ -35,6 +36,8 @@ export function registerServe(bgp: Command): void {
         const marked = await fib.start();
         log.info({ marked }, 'kernel routes owned by Tern at start');
       }
+      // Before any session: the first burst then runs compiled code (see warmup.ts).
+      warmUp(fib && ((b) => fib!.encodeOnly(b)));
       const speaker = new Speaker(cfg, { log: log.child({ component: 'bgp' }), fib, restarting: o.restarting, holdEndOfRib: Number(o.readyTimeout), sockopts: bgpSocketOptions() });
       await speaker.start();
       fs.mkdirSync(path.dirname(o.socket), { recursive: true });

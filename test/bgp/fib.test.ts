@@ -1,6 +1,7 @@
 /**
  * KernelFib in a real namespace: install, ECMP (RTA_MULTIPATH), replace,
- * delete, and mark-and-sweep that touches only Tern-owned routes. The
+ * delete, mark-and-sweep that touches only Tern-owned routes, and the
+ * warm-up's encoding that writes nothing. The
  * adapter runs in a child process inside the namespace, since a netlink
  * socket belongs to the namespace it was opened in.
  */
@@ -113,5 +114,16 @@ describe('KernelFib', () => {
     expect(routes().map((x) => x.dst)).toEqual(['10.7.2.0/24']);
     expect(routes('-6')).toEqual([]);
     expect(ns.ipJson('route', 'show', '10.50.0.0/24').length).toBe(1); // not ours: untouched
+  });
+
+  it('encodeOnly (the warm-up) writes nothing and leaves the marks: a stale route is still swept', () => {
+    const r = inNs<{ marked: number; octets: number }>(`
+      const marked = await fib.start();
+      const octets = fib.encodeOnly(fibBatch([{ prefix: '10.7.2.0/24', nextHops: ['198.18.5.2'] }, { prefix: '10.9.0.0/24', nextHops: ['198.18.5.2'] }]));
+      await fib.converged();
+      return { marked, octets };`);
+    expect(r.marked).toBe(1);
+    expect(r.octets).toBeGreaterThan(0);
+    expect(routes()).toEqual([]);
   });
 });
