@@ -9,6 +9,7 @@ import type { Logger } from '../lib/log';
 import type { Store, Watcher } from '../datastore/types';
 import { Speaker, type PeerSpec } from '../bgp-speaker';
 import { KernelFib } from '../bgp-speaker/fib';
+import { warmUp } from '../bgp-speaker/warmup';
 import { bgpSocketOptions } from '../dataplane';
 import { NODES, listNodes, type NodeRecord } from './registry';
 import { POOLS, poolCommunities, type IPPool } from '../ipam/model';
@@ -179,6 +180,8 @@ export class BgpMesh {
 
   async start(): Promise<void> {
     await this.fib.start();
+    // As `ternctl bgp serve` does: a fabric's first full table then meets compiled code (bgp-speaker/warmup.ts).
+    warmUp((b) => this.fib.encodeOnly(b));
     const [{ revision }, res] = await Promise.all([this.deps.store.list(NODES), listBgpResources(this.deps.store)]);
     // Start with the AS and port the datastore says, so a node does not come up once with the wrong AS.
     const me = (await listNodes(this.deps.store)).find((n) => n.name === this.deps.node);
