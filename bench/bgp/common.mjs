@@ -1,6 +1,6 @@
 // What the BGP benches share: running commands, waiting, the source BIRD's table and
 // the three daemons' configurations, and counting a namespace's kernel routes.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -86,4 +86,14 @@ export function prefixCount(pid) {
   } catch {
     return 0;
   }
+}
+
+/** A daemon started in namespace `netns` (full name), its stderr's tail kept for errors; `track` gets it for cleanup. */
+export function daemonIn(netns, cmd, args, track) {
+  const c = spawn('nsenter', [`--net=/run/netns/${netns}`, '--', cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  c.stderr.on('data', (d) => (err = (err + d).slice(-5000)));
+  c.errText = () => err;
+  track(c);
+  return c;
 }

@@ -14,12 +14,11 @@
 // and waited for one (schedstat), and the CPU of the whole process: Tern's
 // V8 threads compile and collect garbage beside the main thread.
 // Everything runs in network namespaces created (and removed) here.
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { established as srcEstablished, prefixCount, sh, until, writeConfigs } from './common.mjs';
+import { established as srcEstablished, prefixCount, sh, until, writeConfigs, daemonIn } from './common.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 // Run as installed: its shebang carries the launcher's V8 flags, which `node ternctl` would drop.
@@ -34,14 +33,7 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${P}-`));
 const children = new Set();
 
 const ns = (name) => `${P}-${name}`;
-function daemon(name, cmd, args) {
-  const c = spawn('nsenter', [`--net=/run/netns/${ns(name)}`, '--', cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  c.stderr.on('data', (d) => (err = (err + d).slice(-5000)));
-  c.errText = () => err;
-  children.add(c);
-  return c;
-}
+const daemon = (name, cmd, args) => daemonIn(ns(name), cmd, args, (c) => children.add(c));
 async function stop(c) {
   if (c.exitCode === null && c.signalCode === null) {
     const gone = new Promise((r) => c.once('exit', r));

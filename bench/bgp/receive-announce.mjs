@@ -16,13 +16,12 @@
 //
 // Everything runs in network namespaces created (and removed) here; nothing
 // touches the root namespace. Prints one JSON object with the numbers.
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BASE_OUT, established as srcEstablished, prefix, prefixCount, sh, until, writeConfigs } from './common.mjs';
+import { BASE_OUT, established as srcEstablished, prefix, prefixCount, sh, until, writeConfigs, daemonIn } from './common.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 // Run as installed: its shebang carries the launcher's V8 flags, which `node ternctl` would drop.
@@ -34,14 +33,7 @@ const children = [];
 
 const ns = (name) => `${P}-${name}`;
 const inNs = (name, cmd, args, opts) => sh('nsenter', [`--net=/run/netns/${ns(name)}`, '--', cmd, ...args], opts);
-function daemon(name, cmd, args) {
-  const c = spawn('nsenter', [`--net=/run/netns/${ns(name)}`, '--', cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  c.stderr.on('data', (d) => (err = (err + d).slice(-5000)));
-  c.errText = () => err;
-  children.push(c);
-  return c;
-}
+const daemon = (name, cmd, args) => daemonIn(ns(name), cmd, args, (c) => children.push(c));
 const hwmKb = (pid) => Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 function cleanup() {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
