@@ -225,7 +225,12 @@ export function v4PrefixKey(p: string): number | undefined {
   const r = scanV4Prefix(p);
   if (r < 0) return undefined;
   const len = r % 64;
-  return 2 ** len + Math.floor(Math.floor(r / 64) / 2 ** (32 - len));
+  const addr = (r - len) / 64;
+  // Up to /30 in integer operations: the key is then a small integer (a Smi) in every V8 tier.
+  // In floating point the interpreter boxes it and optimised code does not, and the mix of the
+  // two deoptimises the RIB's compiled code in the middle of a burst (BENCHMARKS.md).
+  if (len <= 30) return len === 0 ? 1 : (1 << len) + (addr >>> (32 - len));
+  return 2 ** len + Math.floor(addr / 2 ** (32 - len));
 }
 
 /** The length and network address (as an unsigned 32-bit number) of a v4PrefixKey. */
