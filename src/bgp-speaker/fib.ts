@@ -9,9 +9,9 @@ import { TernError } from '../lib/errors';
 import type { Logger } from '../lib/log';
 import { Rtnl } from '../dataplane/rtnl';
 import { RouteWriter, type RouteWrite } from '../dataplane/route-writer';
-import { RT_SCOPE, RT_TABLE_MAIN, RTN, routeMessageBound, writeRouteMessage, type WireRoute } from '../dataplane/route-codec';
+import { RT_SCOPE, RT_TABLE_MAIN, RTN, type WireRoute } from '../dataplane/route-codec';
 import { addrToBytes, parsePrefix, v4KeyOctets } from './codec';
-import { fibKey, fibPrefix, type FibBatch } from './rib';
+import { fibKey, fibPrefix, newFibBatch, type FibBatch } from './rib';
 import type { FibFailure, FibSink } from './speaker';
 
 const RESOLVE_TTL_MS = 5_000;
@@ -68,16 +68,16 @@ export class KernelFib implements FibSink {
   async apply(batch: FibBatch): Promise<FibFailure[]> {
     const table = this.opts.table ?? RT_TABLE_MAIN;
     await this.resolveHops(batch.nextHops);
-    return (await this.writer.write(this.writes(batch, table, true))).map((f) => ({ prefix: fibPrefix(f.label), errno: f.errno }));
+    return (await this.writer.write(this.writes(batch, table, this.marked))).map((f) => ({ prefix: fibPrefix(f.label), errno: f.errno }));
   }
 
   /**
    * The batch's writes. The writer encodes each write as it takes it, so one write object is
    * filled in for every route: a 100k-route burst makes no wire route, buffer or prefix text per
-   * route. `sweep`: the routes written are no longer stale (not so for a warm-up).
+   * route. `marked`: the start-up marks, which the routes written are taken out of (a rehearsal
+   * passes its own empty map, so that the compiled code has met this path too).
    */
-  private *writes(batch: FibBatch, table: number, sweep: boolean): Generator<RouteWrite> {
-    const marked = this.marked;
+  private *writes(batch: FibBatch, table: number, marked: Map<number | string, number>): Generator<RouteWrite> {
     const w: RouteWrite = { route: this.wire, del: false, label: '' };
     const { keys, nextHops } = batch;
     let list: readonly string[] | undefined;
@@ -88,7 +88,7 @@ export class KernelFib implements FibSink {
       const del = hops.length === 0;
       // A route still carrying the old shared mark is deleted by that mark; an install replaces it in place.
       const protocol = del ? (marked.get(key) ?? RTPROT_BGP) : RTPROT_BGP;
-      if (sweep && marked.size) marked.delete(key);
+      if (marked.size) marked.delete(key);
       this.fill(key, hops, protocol, table);
       w.del = del;
       w.label = key;
@@ -96,18 +96,26 @@ export class KernelFib implements FibSink {
     }
   }
 
-  /** Encode a batch as apply() does, into a scratch buffer, sending nothing (the speaker's JIT warm-up). */
-  encodeOnly(batch: FibBatch): number {
-    let octets = 0;
-    for (const w of this.writes(batch, this.opts.table ?? RT_TABLE_MAIN, false)) {
-      const bound = routeMessageBound(w.route);
-      if (this.scratch.length < bound) this.scratch = Buffer.alloc(bound);
-      octets += writeRouteMessage(this.scratch, 0, w.route, w.del, 0, false);
+  /**
+   * Take a batch through apply()'s code, the route writer's encoding included, writing nothing
+   * (the speaker's JIT warm-up): its next hops are looked up (a read), and they and their gateway
+   * octets are forgotten after it, so every rehearsal meets a new next hop as the first real
+   * batch does. The start-up marks stay.
+   */
+  async rehearse(batch: FibBatch): Promise<void> {
+    const added: string[] = [];
+    for (const l of batch.nextHops) for (const h of l) if (!this.via.has(h) && !added.includes(h)) added.push(h);
+    try {
+      await this.resolveHops(batch.nextHops); // new next hops, looked up as in the first real batch,
+      await this.resolveHops(batch.nextHops); // then found cached as in every later one
+      await this.writer.write(this.writes(batch, this.opts.table ?? RT_TABLE_MAIN, new Map()), { dryRun: true });
+    } finally {
+      for (const h of added) {
+        this.via.delete(h);
+        this.gateways.delete(h);
+      }
     }
-    return octets;
   }
-
-  private scratch = Buffer.alloc(0);
 
   /** Next hop -> the gateway the kernel reaches it through (undefined: directly connected), with when it was asked. */
   private readonly via = new Map<string, { gateway?: string; at: number }>();
@@ -193,9 +201,14 @@ export class KernelFib implements FibSink {
 
   /** Sweep: remove marked routes that were not installed again. */
   async converged(): Promise<void> {
-    const stale = [...this.marked.keys()];
-    if (stale.length) this.log.info({ routes: stale.length }, 'sweeping stale kernel routes');
-    await this.apply({ keys: stale, nextHops: stale.map(() => NO_HOPS) });
+    if (this.marked.size) this.log.info({ routes: this.marked.size }, 'sweeping stale kernel routes');
+    // Made where every batch is made (newFibBatch): a list of another kind deoptimises writes().
+    const batch = newFibBatch();
+    for (const key of this.marked.keys()) {
+      batch.keys.push(key);
+      batch.nextHops.push(NO_HOPS);
+    }
+    await this.apply(batch);
   }
 
   close(): void {

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import type { Logger } from '../lib/log';
 import { messageOf } from '../lib/errors';
 import { buildAnnouncements, buildWithdrawals, canonicalPrefix, fitAttrs, isMartianNextHop, NotifyCode, CeaseSubcode, IPV4_UNICAST, IPV6_UNICAST, type CodecOptions, type Nlri, type RouteAttrs, type UpdateChanges } from './codec';
-import { Rib, fibKey, fibPrefix, parsePrefixRule, type FibBatch, type PeerOut, type RibPeer, LOCAL_PEER_ID } from './rib';
+import { Rib, fibKey, fibPrefix, newFibBatch, parsePrefixRule, type FibBatch, type PeerOut, type RibPeer, LOCAL_PEER_ID } from './rib';
 import { Session, type BgpSocketOptions } from './session';
 import { TernError } from '../lib/errors';
 import { familiesOf, type PeerSpec, type SpeakerConfig } from './config';
@@ -81,6 +81,11 @@ export function ttlFor(p: Pick<PeerSpec, 'asn' | 'multihop' | 'ttlSecurity'>, lo
   return p.asn !== localAsn ? { ttl: 1, minTtl: 0 } : undefined;
 }
 
+/** The RIB of a speaker with this configuration (the warm-up builds its scratch RIBs here too). */
+export function newRib(cfg: Pick<SpeakerConfig, 'asn' | 'routerId' | 'clusterId' | 'maxPaths'>): Rib {
+  return new Rib({ asn: cfg.asn, routerId: cfg.routerId, clusterId: cfg.clusterId, maxPaths: cfg.maxPaths });
+}
+
 /** A configured peer as the RIB sees it. */
 export function ribPeer(p: PeerSpec): RibPeer {
   return {
@@ -111,7 +116,7 @@ const EARLY_FLUSH_ROUTES = 8192;
  * lists); when it still held a change object and prefix text per route, 2048 gave a peak RSS
  * 4-5 MiB under 8192's at 100k routes (BENCHMARKS.md).
  */
-const FIB_STEP = 4096;
+export const FIB_STEP = 4096;
 const NO_HOPS: readonly string[] = Object.freeze([]);
 const LOCAL_ADDRS_TTL_MS = 2000;
 
@@ -169,7 +174,7 @@ export class Speaker {
     },
   ) {
     this.localReady = !(deps.restarting && deps.holdEndOfRib);
-    this.rib = new Rib({ asn: cfg.asn, routerId: cfg.routerId, clusterId: cfg.clusterId, maxPaths: cfg.maxPaths });
+    this.rib = newRib(cfg);
   }
 
   private started = false;
@@ -605,7 +610,7 @@ export class Speaker {
       while (this.fibQueue.size || this.rib.fibPending()) {
         // At most FIB_STEP routes per batch, the speaker's own work first (it is older than
         // any RIB change for the same prefix): the batch is two lists, no object per route.
-        let batch: FibBatch = { keys: [], nextHops: [] };
+        let batch = newFibBatch();
         /** Indexes in the batch of removals after a refusal (their prefixes stay failed). */
         const refused = new Set<number>();
         for (const [prefix, nextHops] of this.fibQueue) {
@@ -635,7 +640,7 @@ export class Speaker {
 
   /** Stopping with graceful restart: the batch without its removals. */
   private installsOnly(b: FibBatch): FibBatch {
-    const out: FibBatch = { keys: [], nextHops: [] };
+    const out = newFibBatch();
     b.keys.forEach((k, i) => {
       if (!b.nextHops[i].length) return;
       out.keys.push(k);

@@ -3,10 +3,10 @@ import { warmUp } from './warmup';
 import { fibPrefix, type FibBatch } from './rib';
 
 describe('warmUp', () => {
-  it('runs a synthetic table through decode, import and decision into kernel batches', () => {
+  it('runs a synthetic table through decode, import and decision into kernel batches', async () => {
     const batches: FibBatch[] = [];
     // The batches are lists the RIB reuses nowhere else: copy what the test looks at.
-    const n = warmUp((b) => batches.push({ keys: [...b.keys], nextHops: [...b.nextHops] }), 1000, 3);
+    const n = await warmUp({ kernel: (b) => batches.push({ keys: [...b.keys], nextHops: [...b.nextHops] }), routes: 1000, rounds: 3 });
     expect(n).toBe(3000);
     expect(batches.reduce((k, b) => k + b.keys.length, 0)).toBe(3000);
     const prefixes = batches.flatMap((b) => b.keys.map(fibPrefix));
@@ -15,7 +15,7 @@ describe('warmUp', () => {
     expect(new Set(batches.flatMap((b) => b.nextHops.map((h) => h.join(','))))).toEqual(new Set(['192.0.2.1']));
   });
 
-  it('runs without a kernel sink', () => {
-    expect(warmUp(undefined, 10, 1)).toBe(10);
+  it('runs without a kernel sink', async () => {
+    expect(await warmUp({ routes: 10, rounds: 1 })).toBe(10);
   });
 });

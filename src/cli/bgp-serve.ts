@@ -37,7 +37,7 @@ export function registerServe(bgp: Command): void {
         log.info({ marked }, 'kernel routes owned by Tern at start');
       }
       // Before any session: the first burst then runs compiled code (see warmup.ts).
-      warmUp(fib && ((b) => fib!.encodeOnly(b)));
+      await warmUp({ config: cfg, kernel: fib && ((b) => fib!.rehearse(b)) });
       const speaker = new Speaker(cfg, { log: log.child({ component: 'bgp' }), fib, restarting: o.restarting, holdEndOfRib: Number(o.readyTimeout), sockopts: bgpSocketOptions() });
       await speaker.start();
       fs.mkdirSync(path.dirname(o.socket), { recursive: true });

@@ -67,12 +67,14 @@ export class RouteWriter {
    * missing route is done). Each write is encoded as it is taken from
    * `writes`, and only its label and the batch's bytes are kept while the
    * batch is in flight: a lazy iterable may hand out one object over and over,
-   * and no route objects outlive the loop that made them.
+   * and no route objects outlive the loop that made them. `dryRun`: encode, send nothing.
    */
-  async write(writes: Iterable<RouteWrite>): Promise<RouteWriteFailure[]> {
+  async write(writes: Iterable<RouteWrite>, opts: { dryRun?: boolean } = {}): Promise<RouteWriteFailure[]> {
     const failures: RouteWriteFailure[] = [];
     const running = new Set<Promise<void>>();
     const start = async (p: Pending) => {
+      // A rehearsal (the BGP speaker's JIT warm-up): encoded like any batch, never sent.
+      if (opts.dryRun) return;
       while (running.size >= this.window) await Promise.race(running);
       const sent = this.send(p, failures);
       running.add(sent);

@@ -181,7 +181,7 @@ export class BgpMesh {
   async start(): Promise<void> {
     await this.fib.start();
     // As `ternctl bgp serve` does: a fabric's first full table then meets compiled code (bgp-speaker/warmup.ts).
-    warmUp((b) => this.fib.encodeOnly(b));
+    await warmUp({ config: this.speaker.cfg, kernel: (b) => this.fib.rehearse(b) });
     const [{ revision }, res] = await Promise.all([this.deps.store.list(NODES), listBgpResources(this.deps.store)]);
     // Start with the AS and port the datastore says, so a node does not come up once with the wrong AS.
     const me = (await listNodes(this.deps.store)).find((n) => n.name === this.deps.node);

@@ -75,9 +75,18 @@ export const fibKey = (prefix: string): number | string => keyOf(prefix);
 /** A FibBatch key's prefix as text. */
 export const fibPrefix = (key: number | string): string => (typeof key === 'number' ? v4KeyText(key) : key);
 
+/**
+ * An empty batch. Every batch is made here: V8 tracks the element kinds of an array literal per
+ * place in the code, so batches made in one place give the compiled takeFib and kernel writer
+ * one kind of list to expect, and the warm-up's batches stand for the speaker's.
+ */
+export function newFibBatch(): FibBatch {
+  return { keys: [], nextHops: [] };
+}
+
 /** A batch from (prefix, next hops) pairs: for tests and the rare paths that start from text. */
 export function fibBatch(changes: Iterable<{ prefix: string; nextHops: readonly string[] }>): FibBatch {
-  const b: FibBatch = { keys: [], nextHops: [] };
+  const b = newFibBatch();
   for (const c of changes) {
     b.keys.push(keyOf(c.prefix));
     b.nextHops.push(c.nextHops);
@@ -230,8 +239,10 @@ export class Rib {
 
   peerUp(id: string, opts: { routerId: string; families: Iterable<number>; selfNextHop?: RibPeer['selfNextHop'] }): void {
     const p = this.peer(id);
-    // Configured next hops win over the session's local address.
-    p.cfg = { ...p.cfg, selfNextHop: { ...opts.selfNextHop, ...p.configuredSelf } };
+    // Configured next hops win over the session's local address. Set in place: a copy of cfg made by
+    // spreading gets a map that depends on the spread's feedback, and code compiled for one peer's
+    // map (the warm-up's) was thrown away on the next one's.
+    p.cfg.selfNextHop = { ...opts.selfNextHop, ...p.configuredSelf };
     p.exportCache = new WeakMap();
     p.up = true;
     p.routerId = opts.routerId;
@@ -449,7 +460,7 @@ export class Rib {
    * Up to `max` kernel changes, oldest first, each with the next hops the
    * Loc-RIB wants now (empty: remove), appended to `into`; taken changes leave the queue.
    */
-  takeFib(max = Infinity, into: FibBatch = { keys: [], nextHops: [] }): FibBatch {
+  takeFib(max = Infinity, into: FibBatch = newFibBatch()): FibBatch {
     for (let n = 0; n < max; n++) {
       const d = this.fibQueue.shift();
       if (!d) break;
