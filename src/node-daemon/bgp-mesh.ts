@@ -180,14 +180,19 @@ export class BgpMesh {
 
   async start(): Promise<void> {
     await this.fib.start();
-    // As `ternctl bgp serve` does: a fabric's first full table then meets compiled code (bgp-speaker/warmup.ts).
-    await warmUp({ config: this.speaker.cfg, kernel: (b) => this.fib.rehearse(b) });
     const [{ revision }, res] = await Promise.all([this.deps.store.list(NODES), listBgpResources(this.deps.store)]);
     // Start with the AS and port the datastore says, so a node does not come up once with the wrong AS.
-    const me = (await listNodes(this.deps.store)).find((n) => n.name === this.deps.node);
+    const nodes = await listNodes(this.deps.store);
+    const me = nodes.find((n) => n.name === this.deps.node);
     const asn = asOf(me ?? { labels: this.deps.labels }, this.deps.settings, res);
     const port = res.config?.listenPort ?? this.deps.settings.port;
     if (asn !== this.speaker.cfg.asn || port !== this.deps.settings.port) this.speaker = this.makeSpeaker(asn, port);
+    // As `ternctl bgp serve` does: a first full table then meets compiled code (bgp-speaker/warmup.ts).
+    // Warmed for the peer that sends one, as the datastore describes it now: an eBGP peer (the
+    // fabric's routers) before a mesh peer, which only sends blocks.
+    const peers = desiredPeers(this.deps.node, nodes, this.deps.settings, res);
+    const sample = peers.find((p) => p.asn !== asn) ?? peers[0];
+    await warmUp({ config: { ...this.speaker.cfg, peers: sample ? [sample] : [] }, kernel: (b) => this.fib.rehearse(b) });
     await this.speaker.start();
     await this.syncPeers();
     const sync = () => void this.syncPeers();
