@@ -14,7 +14,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Sandbox, waitFor, type Netns } from '../sandbox';
+import { DIST_BIN, Sandbox, sh, waitFor, type Netns } from '../sandbox';
 import { kernelRoutes, startBird, TERNCTL, type BirdNode } from './harness';
 
 const sb = new Sandbox('bgpw');
@@ -87,4 +87,18 @@ describe('the warm-up and the first real table', () => {
     const during = tern.output().slice(before);
     expect(perRouteDeopts(during)).toEqual([]);
   }, 180_000);
+
+  it('IPv4 prefix keys up to /30 are small integers (Smis) in the interpreter as in optimised code', () => {
+    // Unoptimised only (--no-opt, no baseline compilers): where a boxed key came from before.
+    const ip = path.join(DIST_BIN, '..', 'src', 'bgp-speaker', 'codec', 'ip.js');
+    const script = `const { v4PrefixKey } = require(${JSON.stringify(ip)});
+      const out = [];
+      for (let len = 0; len <= 32; len++) out.push(%IsSmi(v4PrefixKey('198.18.255.255/' + len)));
+      process.stdout.write(JSON.stringify(out));`;
+    const r = sh(process.execPath, ['--allow-natives-syntax', '--no-opt', '--no-sparkplug', '--no-maglev', '-e', script]);
+    expect(r.code, r.stderr).toBe(0);
+    const smi = JSON.parse(r.stdout) as boolean[];
+    expect(smi.length).toBe(33);
+    expect(smi.slice(0, 31)).toEqual(Array(31).fill(true));
+  });
 });
